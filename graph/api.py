@@ -1,0 +1,117 @@
+"""The small public Python API: `run`, `stream`, `resume`. Each compiles the graph with a SQLite
+checkpointer in the run's data folder; the run id is the checkpoint thread id."""
+
+from __future__ import annotations
+
+import dataclasses
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from graph.blob_store import BlobStore
+from graph.builder import builder
+from graph.checkpoints import open_saver
+from graph.settings import Settings
+
+RECURSION_LIMIT = 100_000  # budgets end runs; LangGraph's step cap should never be what stops one
+
+
+@dataclass
+class RunResult:
+    run_id: str
+    answer: str
+    stop_reason: str
+    usage: dict[str, Any]
+    call_tree: dict[str, Any]
+    trajectory: list[dict[str, Any]] = field(default_factory=list)
+
+
+def run(
+    question: str,
+    context: Any = None,
+    *,
+    settings: Settings | None = None,
+    run_id: str | None = None,
+    db_path: str | Path | None = None,
+) -> RunResult:
+    """Answer `question` over `context` (text, or {name: text}); returns when the run ends."""
+    result: RunResult | None = None
+    for event in stream(question, context, settings=settings, run_id=run_id, db_path=db_path):
+        if event["kind"] == "result":
+            result = event["result"]
+    assert result is not None
+    return result
+
+
+def stream(
+    question: str | None,
+    context: Any = None,
+    *,
+    settings: Settings | None = None,
+    run_id: str | None = None,
+    db_path: str | Path | None = None,
+) -> Iterator[dict[str, Any]]:
+    """Progress events (`kind`: turn, cell, sub_calls, child_start, observation, finished, ...)
+    from every depth, then one `{"kind": "result", "result": RunResult}`. `question=None` resumes."""
+    settings, db = _locate(settings, db_path)
+    run_id = run_id or uuid.uuid4().hex[:12]
+    config = {"configurable": {"thread_id": run_id}, "recursion_limit": RECURSION_LIMIT}
+    inputs = None if question is None else {"question": question, "context": context}
+    saver = open_saver(db)
+    try:
+        app = builder.compile(checkpointer=saver)
+        for _ns, chunk in app.stream(
+            inputs,
+            config,
+            context=settings,
+            stream_mode="custom",
+            subgraphs=True,
+            durability="sync",
+        ):
+            yield chunk
+        values = app.get_state(config).values
+    finally:
+        saver.conn.close()
+    yield {"kind": "result", "result": _result(run_id, values, settings)}
+
+
+def resume(run_id: str, *, settings: Settings | None = None, db_path: str | Path | None = None):
+    """Continue a run from its last checkpoint; finished model calls are not made again."""
+    result: RunResult | None = None
+    for event in stream(None, settings=settings, run_id=run_id, db_path=db_path):
+        if event["kind"] == "result":
+            result = event["result"]
+    assert result is not None
+    return result
+
+
+def _locate(settings: Settings | None, db_path: str | Path | None) -> tuple[Settings, Path]:
+    """The database and the blob store sit side by side in one data folder."""
+    settings = settings or Settings()
+    if db_path is None:
+        return settings, Path(settings.data_dir) / "runs.sqlite"
+    db = Path(db_path)
+    return dataclasses.replace(settings, data_dir=str(db.parent)), db
+
+
+def _result(run_id: str, values: dict[str, Any], settings: Settings) -> RunResult:
+    store = BlobStore(Path(settings.data_dir) / "blobs")
+    tree = values.get("call_tree") or {}
+    return RunResult(
+        run_id=run_id,
+        answer=values.get("answer") or "",
+        stop_reason=values.get("stop_reason") or "unfinished",
+        usage=values.get("usage") or {},
+        call_tree=tree,
+        trajectory=list(trajectory_of(tree, store)),
+    )
+
+
+def trajectory_of(tree: dict[str, Any], store: BlobStore) -> Iterator[dict[str, Any]]:
+    """Every turn of the run, depth first: a level's turns, then its children's."""
+    for ref in tree.get("trajectory", []):
+        yield store.get_json(ref)
+    for child in tree.get("children", []):
+        yield from trajectory_of(child, store)

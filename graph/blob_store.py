@@ -1,0 +1,66 @@
+"""Content-addressed blob store beside the checkpoint database.
+
+Graph state is copied into every checkpoint, so nothing large lives there: contexts, transcripts,
+cell outputs and sub-call prompts/answers are written here once, named by their SHA-256, and state
+holds the hash. Writing the same bytes again costs a stat, not a copy.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import tempfile
+from pathlib import Path
+from typing import Any
+
+
+class BlobNotFound(KeyError):
+    """A hash that state refers to has no file: the store was moved or damaged."""
+
+
+class BlobStore:
+    def __init__(self, root: str | os.PathLike[str]) -> None:
+        self.root = Path(root)
+        self.root.mkdir(parents=True, exist_ok=True)
+
+    def path(self, ref: str) -> Path:
+        return self.root / ref[:2] / ref[2:]
+
+    def put_bytes(self, data: bytes) -> str:
+        ref = hashlib.sha256(data).hexdigest()
+        target = self.path(ref)
+        if target.exists():
+            return ref
+        target.parent.mkdir(parents=True, exist_ok=True)
+        # Write then rename: a crash mid-write never leaves a truncated blob under a valid name.
+        fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=".tmp-")
+        try:
+            with os.fdopen(fd, "wb") as f:
+                f.write(data)
+            os.replace(tmp, target)
+        except BaseException:
+            Path(tmp).unlink(missing_ok=True)
+            raise
+        return ref
+
+    def get_bytes(self, ref: str) -> bytes:
+        try:
+            return self.path(ref).read_bytes()
+        except FileNotFoundError:
+            raise BlobNotFound(f"blob {ref[:12]} is missing from {self.root}") from None
+
+    def put_text(self, text: str) -> str:
+        return self.put_bytes(text.encode("utf-8", "surrogatepass"))
+
+    def get_text(self, ref: str) -> str:
+        return self.get_bytes(ref).decode("utf-8", "surrogatepass")
+
+    def put_json(self, value: Any) -> str:
+        return self.put_bytes(json.dumps(value, sort_keys=True, ensure_ascii=False).encode())
+
+    def get_json(self, ref: str) -> Any:
+        return json.loads(self.get_bytes(ref))
+
+    def size_bytes(self) -> int:
+        return sum(p.stat().st_size for p in self.root.rglob("*") if p.is_file())

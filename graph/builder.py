@@ -1,0 +1,42 @@
+"""The graph, as the design card draws it:
+
+    START -> generate_code -> execute ------------> observe -> generate_code ... -> finalize -> END
+                                 ^   | (code called sub_lm)
+                              spawn_subgraph  (this same compiled graph, depth + 1)
+
+`graph` is compiled without a checkpointer: `langgraph dev` injects its own, and the CLI and the
+Python API compile `builder` with a SQLite saver. Nested runs call this module-level `graph` and
+inherit the parent's checkpointer through the config.
+"""
+
+from __future__ import annotations
+
+from langgraph.graph import END, START, StateGraph
+
+from graph.settings import Settings
+from graph.state import RLMInput, RLMOutput, RLMState
+from nodes.execute import execute
+from nodes.finalize import finalize
+from nodes.generate_code import generate_code
+from nodes.observe import observe
+from nodes.spawn_subgraph import spawn_subgraph
+
+
+def build_graph() -> StateGraph:
+    builder = StateGraph(
+        RLMState, context_schema=Settings, input_schema=RLMInput, output_schema=RLMOutput
+    )
+    builder.add_node("generate_code", generate_code)
+    builder.add_node("execute", execute)
+    builder.add_node("spawn_subgraph", spawn_subgraph)
+    builder.add_node("observe", observe)
+    builder.add_node("finalize", finalize)
+    builder.add_edge(START, "generate_code")
+    builder.add_edge("spawn_subgraph", "execute")
+    builder.add_edge("finalize", END)
+    return builder
+
+
+builder = build_graph()
+graph = builder.compile()
+graph.name = "rlm"

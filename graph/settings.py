@@ -1,0 +1,57 @@
+"""Run-wide settings: the graph's `context_schema`, read by every node through `runtime.context`."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+from typing import Any
+
+
+def default_data_dir() -> str:
+    """Where runs live by default: `$RLM_DATA_DIR`, else `~/.local/share/rlm-research`."""
+    env = os.environ.get("RLM_DATA_DIR")
+    if env:
+        return env
+    base = os.environ.get("XDG_DATA_HOME") or str(Path.home() / ".local" / "share")
+    return str(Path(base) / "rlm-research")
+
+
+@dataclass(kw_only=True)
+class Settings:
+    """Everything a run needs to know that is not its input.
+
+    `model` / `sub_model` are specs (`local`, `local:0.5b`, `openai:gpt-4o-mini`, a `.gguf` path, ...)
+    or, from Python and in tests, a LangChain chat model instance. Models are built inside nodes
+    from these, never at import time.
+    """
+
+    model: Any = "local"
+    sub_model: Any = None  # None: the same as `model`
+    base_url: str | None = None
+    temperature: float = 0.0
+    max_completion_tokens: int = 1024
+
+    # Recursion and budgets. Budgets cover the whole call tree, except `max_turns` (per level).
+    max_depth: int = 1
+    max_turns: int = 12
+    max_sub_calls: int = 500
+    max_total_tokens: int = 5_000_000
+    max_seconds: float = 4 * 3600.0
+    max_parallel: int = 16  # sub-calls of one batch that run at once
+
+    # The REPL.
+    cell_timeout: float = 120.0  # seconds of a cell's own work, not counting sub-calls
+    max_output_chars: int = 20_000  # of a cell's output shown to the model
+    # The same code with the same output (or the same error) this many times again earns a hint;
+    # two more repeats after the hint end the run.
+    stuck_after: int = 1
+
+    data_dir: str = field(default_factory=default_data_dir)
+
+    def model_for(self, depth: int) -> Any:
+        return self.model if depth == 0 or self.sub_model is None else self.sub_model
+
+    @classmethod
+    def field_names(cls) -> list[str]:
+        return [f.name for f in fields(cls)]

@@ -1,0 +1,78 @@
+"""Node `generate_code`: ask the model for the next step and store its reply and code in state
+before anything runs. At the deepest allowed depth there is no REPL: answer directly."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from langchain_core.messages import HumanMessage, SystemMessage
+from langgraph.runtime import Runtime
+from langgraph.types import Command
+
+from graph.settings import Settings
+from graph.state import RLMState
+from graph.usage import add_usage
+from nodes import prompts
+from nodes.code_blocks import extract_code, final_outside_code
+from nodes.level_start import start_level
+from nodes.model_call import blob_store, call_model, emit, load_messages, put_message, settings_of
+
+LEAF_MAX_CHARS = 100_000  # what a direct answer may read: about 25K tokens, inside a 32K window
+
+
+def generate_code(
+    state: RLMState, runtime: Runtime[Settings]
+) -> Command[Literal["execute", "observe", "finalize"]]:
+    settings = settings_of(runtime)
+    store = blob_store(settings)
+    update = start_level(state, settings, store) if not state.get("level_id") else {}
+    state = {**state, **update}
+    depth = state["depth"]
+
+    if depth >= settings.max_depth:
+        return direct_answer(state, settings, update)
+
+    transcript = state.get("transcript", [])  # start_level's opening messages included
+    emit({"kind": "turn", "depth": depth, "turn": state["turn"] + 1, "level": state["level_id"]})
+    reply, usage = call_model(settings, depth, load_messages(store, transcript))
+    update["transcript"] = update.get("transcript", []) + [put_message(store, "assistant", reply)]
+    update["turn"] = state["turn"] + 1
+    update["usage"] = update["own_usage"] = usage
+    update["code"] = code = extract_code(reply)
+    update["cell_result_ref"] = None
+
+    if code:
+        return Command(update=update, goto="execute")
+    final = final_outside_code(reply)
+    if final and final[0] == "text":
+        update.update(answer=final[1], stop_reason="answered")
+        return Command(update=update, goto="finalize")
+    if final:  # FINAL_VAR(name) written as text: let the REPL look the variable up
+        update["code"] = [f"FINAL_VAR({final[1]!r})"]
+        return Command(update=update, goto="execute")
+    return Command(update=update, goto="observe")  # no code: observe sends a nudge
+
+
+def direct_answer(state: RLMState, settings: Settings, update: dict) -> Command[Literal["finalize"]]:
+    """The deepest level: one model call on the prompt (and its context), no REPL."""
+    store = blob_store(settings)
+    prompt = store.get_text(state["question_ref"])
+    refs = state.get("context_refs") or {}
+    context = "\n\n".join(store.get_text(r) for r in refs.values())
+    user = prompt
+    if context:
+        user = prompts.DIRECT_USER_WITH_CONTEXT.format(prompt=prompt, context=context)
+    if len(user) > LEAF_MAX_CHARS:
+        cut = len(user) - LEAF_MAX_CHARS
+        user = user[:LEAF_MAX_CHARS] + f"\n[... {cut:,} characters cut to fit the model]"
+    emit({"kind": "direct", "depth": state["depth"], "level": state["level_id"]})
+    messages = [SystemMessage(content=prompts.DIRECT_SYSTEM), HumanMessage(content=user)]
+    reply, usage = call_model(settings, state["depth"], messages)
+    update.update(
+        answer=reply.strip(),
+        stop_reason="answered",
+        turn=1,
+        usage=add_usage(None, usage),
+        own_usage=usage,
+    )
+    return Command(update=update, goto="finalize")

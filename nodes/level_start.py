@@ -1,0 +1,96 @@
+"""The first step of every run level: move the input into the blob store, set the level's
+budget, and write the opening messages. Runs inside `generate_code` on its first turn."""
+
+from __future__ import annotations
+
+import re
+import time
+import uuid
+from typing import Any
+
+from graph.blob_store import BlobStore
+from graph.settings import Settings
+from graph.state import Budget, RLMState
+from nodes import prompts
+from nodes.model_call import put_message
+
+BIG_CONTEXT_CHARS = 24_000  # above this, the prompt shows the chunk-and-batch pattern
+CHUNK_CHARS = 20_000
+
+
+def ingest_context(context: Any, store: BlobStore) -> dict[str, str]:
+    """A user's context (text, or {name: text} for several sources) as blob refs by variable name."""
+    if context is None or context == "":
+        return {}
+    if isinstance(context, str):
+        return {"context": store.put_text(context)}
+    if isinstance(context, (list, tuple)):
+        context = {f"source_{i + 1}": text for i, text in enumerate(context)}
+    if isinstance(context, dict):
+        refs: dict[str, str] = {}
+        for name, text in context.items():
+            refs[variable_name(str(name), refs)] = store.put_text(str(text))
+        return refs
+    return {"context": store.put_text(str(context))}
+
+
+def variable_name(name: str, taken: dict[str, str]) -> str:
+    """`notes/report.pdf` -> `report_pdf`: a Python identifier that is not taken yet."""
+    base = re.sub(r"\W+", "_", name.rsplit("/", 1)[-1]).strip("_").lower() or "source"
+    if base[0].isdigit() or base in {"context", "answer", "sources"}:
+        base = f"src_{base}"
+    out, n = base, 2
+    while out in taken:
+        out, n = f"{base}_{n}", n + 1
+    return out
+
+
+def start_level(state: RLMState, settings: Settings, store: BlobStore) -> dict[str, Any]:
+    depth = state.get("depth", 0)
+    question = state.get("question")
+    question_ref = state.get("question_ref") or store.put_text(question or "")
+    context_refs = state.get("context_refs") or ingest_context(state.get("context"), store)
+    now = time.time()
+    budget: Budget = state.get("budget") or {
+        "sub_calls": settings.max_sub_calls,
+        "total_tokens": settings.max_total_tokens,
+        "deadline": now + settings.max_seconds,
+    }
+    update: dict[str, Any] = {
+        "level_id": uuid.uuid4().hex,
+        "started_at": now,
+        "depth": depth,
+        "budget": budget,
+        "question_ref": question_ref,
+        "context_refs": context_refs,
+        "context": None,  # the text now lives in the blob store; keep it out of checkpoints
+        "turn": 0,
+        "cell": 0,
+    }
+    if depth < settings.max_depth:
+        text = question if question is not None else store.get_text(question_ref)
+        update["transcript"] = opening_messages(text, context_refs, settings, store)
+    return update
+
+
+def opening_messages(
+    question: str, context_refs: dict[str, str], settings: Settings, store: BlobStore
+) -> list[str]:
+    texts = {name: store.get_text(ref) for name, ref in context_refs.items()}
+    joined = "\n\n".join(texts.values())
+    sources = ""
+    if len(texts) > 1:
+        sources = f" It joins {len(texts)} sources, each also in its own variable: {', '.join(texts)}."
+    tip = ""
+    if len(joined) > BIG_CONTEXT_CHARS:
+        tip = prompts.BIG_CONTEXT_TIP.format(chunk=CHUNK_CHARS)
+    system = prompts.SYSTEM.format(big_context_tip=tip, max_output_chars=settings.max_output_chars)
+    first = prompts.FIRST_USER.format(
+        question=question,
+        kind="string",
+        chars=len(joined),
+        lines=joined.count("\n") + 1 if joined else 0,
+        sources=sources,
+        preview=joined[:300] + (" ..." if len(joined) > 300 else ""),
+    )
+    return [put_message(store, "system", system), put_message(store, "user", first)]

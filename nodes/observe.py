@@ -1,0 +1,100 @@
+"""Node `observe`: turn the cell's result into the next message for the model, count budgets,
+catch a stuck loop, and route: another turn, or `finalize`."""
+
+from __future__ import annotations
+
+import hashlib
+import time
+from typing import Any, Literal
+
+from langgraph.runtime import Runtime
+from langgraph.types import Command
+
+from graph.settings import Settings
+from graph.state import RLMState
+from nodes import prompts
+from nodes.execute import budget_exhausted
+from nodes.model_call import blob_store, emit, put_message, settings_of
+
+
+def observe(state: RLMState, runtime: Runtime[Settings]) -> Command[Literal["generate_code", "finalize"]]:
+    settings = settings_of(runtime)
+    store = blob_store(settings)
+    ref = state.get("cell_result_ref")
+    result: dict[str, Any] | None = store.get_json(ref) if ref else None
+    text = prompts.NO_CODE if result is None else render_result(result, settings.max_output_chars)
+    record = {"depth": state["depth"], "turn": state["turn"], "code": state.get("code") or []}
+    record.update(observation=text, time=time.time())
+    update: dict[str, Any] = {"trajectory": [store.put_json(record)]}
+    emit({"kind": "observation", "depth": state["depth"], "turn": state["turn"], "text": text[:500]})
+
+    if result is not None and result.get("final") is not None:
+        update.update(answer=result["final"], stop_reason="answered")
+        return Command(update=update, goto="finalize")
+
+    stop = stop_reason(state, settings)
+    signature = turn_signature(state.get("code") or [], text)
+    recent = (state.get("recent") or [])[-8:] + [signature]
+    repeats = trailing_repeats(recent)
+    update["recent"] = recent
+    if stop is None and state.get("hinted") and repeats >= settings.stuck_after + 2:
+        stop = "stuck"
+    if stop is not None:
+        update["stop_reason"] = stop
+        return Command(update=update, goto="finalize")
+    if repeats >= settings.stuck_after and not state.get("hinted"):
+        what = "the same code and the same result" if result else "no code again"
+        text += "\n\n" + prompts.STUCK_HINT.format(what=what)
+        update["hinted"] = True
+    update["transcript"] = [put_message(store, "user", text)]
+    return Command(update=update, goto="generate_code")
+
+
+def stop_reason(state: RLMState, settings: Settings) -> str | None:
+    if state["turn"] >= settings.max_turns:
+        return "budget:turns"
+    exhausted = budget_exhausted(state, settings)
+    if exhausted in ("token budget", "time budget"):
+        return "budget:" + exhausted.split()[0]
+    return None
+
+
+def turn_signature(code: list[str], observation: str) -> str:
+    """Same code with the same output, or the same error again, looks the same here."""
+    if "Error" in observation:
+        key = observation.rsplit("Error", 1)[-1]
+    else:
+        key = "\n".join(code) + "\x00" + observation
+    return hashlib.sha256(key.encode()).hexdigest()[:16]
+
+
+def trailing_repeats(signatures: list[str]) -> int:
+    """How many times the newest signature repeats the one before it, in a row."""
+    n = 0
+    for prev in reversed(signatures[:-1]):
+        if prev != signatures[-1]:
+            break
+        n += 1
+    return n
+
+
+def render_result(result: dict[str, Any], limit: int) -> str:
+    if "died" in result:
+        return f"Output:\n[{result['died']}. A fresh REPL with `context` is ready.]"
+    parts: list[str] = []
+    dropped = 0
+    for block in result.get("blocks", []):
+        parts += [block["stdout"], block["stderr"]]
+        if block.get("error"):
+            parts.append(block["error"])
+        dropped += block.get("dropped", 0)
+    if result.get("skipped"):
+        parts.append(f"[{result['skipped']} later code block(s) not run because of the error]")
+    output = "\n".join(p.rstrip("\n") for p in parts if p).strip() or "(no output)"
+    if len(output) > limit:
+        dropped += len(output) - limit
+        output = output[:limit]
+    if dropped:
+        output += f"\n[... {dropped:,} more characters cut; print less, or slice]"
+    variables = ", ".join(result.get("vars", [])) or "none"
+    return prompts.OBSERVATION.format(output=output, variables=variables)

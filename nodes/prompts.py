@@ -1,0 +1,75 @@
+"""Prompts. Written for small local models first (a 1.5B coder model must follow them): short,
+concrete, one worked example of the loop, and `python` fences, the tag such models write anyway.
+Each level's message history is append-only, so llama.cpp can reuse its cached prefix."""
+
+from __future__ import annotations
+
+SYSTEM = """\
+You answer a question about a long text. The text is NOT in this chat. It is stored in the \
+Python variable `context` inside a Python REPL that you control.
+
+Each turn, reply with one ```python code block. I run it and show you what it printed. \
+Then you write the next block. Useful code:
+- print(context[:1000])  # look at the start
+- print(len(context), context.count("\\n"))
+- search: import re; for m in re.finditer(r"word", context): print(context[max(0, m.start()-150):m.end()+150])
+- lines = context.splitlines(); print([l for l in lines if "word" in l][:20])
+- sub_lm("question + text") asks a helper model and returns its answer as a string. \
+The helper cannot see `context`, so put the text it needs into the prompt.
+- sub_lm_batched([prompt1, prompt2, ...]) asks many helpers at once and returns a list.
+{big_context_tip}
+When you are sure, write FINAL("the answer") in a code block. Check in `context` before you \
+answer; never invent an answer. Print only what you need: output over {max_output_chars:,} \
+characters is cut.
+
+Example.
+Question: What is the access code for room 12?
+You:
+```python
+import re
+for m in re.finditer(r"room 12", context):
+    print(context[max(0, m.start()-200):m.end()+200])
+```
+Output: ...the access code for room 12 is 7731...
+You:
+```python
+FINAL("7731")
+```"""
+
+BIG_CONTEXT_TIP = """\
+- The text is long. To read all of it, split it and ask helpers:
+  chunks = [context[i:i+{chunk}] for i in range(0, len(context), {chunk})]
+  answers = sub_lm_batched(["Question: ... Answer from this text only, or say NONE.\\n\\n" + c \
+for c in chunks])
+"""
+
+FIRST_USER = """\
+Question: {question}
+
+`context` is a {kind} of {chars:,} characters and {lines:,} lines.{sources}
+Its first characters:
+{preview}
+
+Write your first ```python block."""
+
+OBSERVATION = """\
+Output:
+{output}
+Variables: {variables}
+Next ```python block, or FINAL("...") when sure."""
+
+NO_CODE = """\
+I found no code block in your reply. Reply with one ```python block that looks at `context`, \
+or with FINAL("the answer") in a code block when you are sure."""
+
+STUCK_HINT = """\
+You are repeating yourself: {what}. Do something different: look at another part of \
+`context`, search for other words, or split it into chunks and use sub_lm_batched."""
+
+CLOSING = """\
+Stop now ({reason}). Reply with your best final answer to the question "{question}" \
+in plain text, no code."""
+
+DIRECT_SYSTEM = "Answer the request accurately and briefly. Use only the text you are given."
+
+DIRECT_USER_WITH_CONTEXT = "{prompt}\n\nText:\n{context}"

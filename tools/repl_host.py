@@ -1,0 +1,227 @@
+"""Host side of the REPL: starts worker processes, talks to them, and keeps the registry of live
+workers (the one piece of process-wide mutable state: a worker outlives the `execute` node that
+started it, because a cell can pause at `sub_lm` and continue after `spawn_subgraph`)."""
+
+from __future__ import annotations
+
+import atexit
+import json
+import os
+import select
+import signal
+import struct
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+WORKER_SCRIPT = Path(__file__).with_name("repl_worker.py")
+
+
+@dataclass
+class SubLMCall:
+    """The cell called `sub_lm` / `sub_lm_batched` and waits for these requests' answers."""
+
+    requests: list[dict[str, Any]]
+
+
+@dataclass
+class CellDone:
+    result: dict[str, Any]
+
+
+@dataclass
+class WorkerDied:
+    """The cell ended its worker (timeout, os._exit, a crash); the next cell gets a fresh one."""
+
+    reason: str
+
+
+WorkerEvent = SubLMCall | CellDone | WorkerDied
+
+
+@dataclass
+class WorkerLimits:
+    cell_timeout: float = 120.0
+    memory_bytes: int = 4 * 1024**3
+    cpu_seconds: int = 3600
+    file_bytes: int = 256 * 1024**2
+    open_files: int = 256
+    capture_chars: int = 200_000
+
+
+@dataclass
+class ReplWorker:
+    context_paths: dict[str, str]
+    limits: WorkerLimits = field(default_factory=WorkerLimits)
+    proc: subprocess.Popen[bytes] | None = None
+    waiting: bool = False  # blocked in sub_lm, waiting for answers
+    cell_seconds: float = 0.0  # the current cell's own running time so far
+
+    def start(self) -> None:
+        host_r, worker_w = os.pipe()
+        worker_r, host_w = os.pipe()
+        self.scratch = tempfile.mkdtemp(prefix="rlm-scratch-")
+        # No inherited environment: API keys and tokens stay in the host.
+        env = {"PATH": "/usr/bin:/bin", "PYTHONIOENCODING": "utf-8", "HOME": self.scratch}
+        self.proc = subprocess.Popen(
+            [sys.executable, "-I", str(WORKER_SCRIPT), str(worker_r), str(worker_w)],
+            pass_fds=(worker_r, worker_w),
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            cwd=self.scratch,
+            env=env,
+            start_new_session=True,  # its own process group, so a timeout kills what it spawned
+        )
+        os.close(worker_r)
+        os.close(worker_w)
+        self._r, self._w = host_r, host_w
+        lim = self.limits
+        self._send(
+            {
+                "context_paths": self.context_paths,
+                "capture_chars": lim.capture_chars,
+                "limits": {
+                    "memory_bytes": lim.memory_bytes,
+                    "cpu_seconds": lim.cpu_seconds,
+                    "file_bytes": lim.file_bytes,
+                    "open_files": lim.open_files,
+                },
+            }
+        )
+        event = self._recv(timeout=60.0)
+        if not isinstance(event, dict) or event.get("op") != "ready":
+            reason = event.reason if isinstance(event, WorkerDied) else "no handshake"
+            raise RuntimeError(f"the REPL worker did not start: {reason}")
+
+    @property
+    def alive(self) -> bool:
+        return self.proc is not None and self.proc.poll() is None
+
+    def run(self, blocks: list[str], cell: int) -> WorkerEvent:
+        self.cell_seconds = 0.0
+        self._send({"op": "run", "blocks": blocks, "cell": cell})
+        return self._next_event()
+
+    def answer(self, answers: list[str]) -> WorkerEvent:
+        self.waiting = False
+        self._send({"answers": answers})
+        return self._next_event()
+
+    def _next_event(self) -> WorkerEvent:
+        started = time.monotonic()
+        msg = self._recv(timeout=max(0.0, self.limits.cell_timeout - self.cell_seconds))
+        self.cell_seconds += time.monotonic() - started
+        if isinstance(msg, WorkerDied):
+            return msg
+        if msg.get("op") == "sub_lm":
+            self.waiting = True
+            return SubLMCall(requests=msg["requests"])
+        return CellDone(result=msg)
+
+    def _send(self, msg: dict[str, Any]) -> None:
+        data = json.dumps(msg, ensure_ascii=False).encode("utf-8", "surrogatepass")
+        try:
+            os.write(self._w, struct.pack(">I", len(data)))
+            view = memoryview(data)
+            while view:
+                view = view[os.write(self._w, view) :]
+        except (BrokenPipeError, OSError):
+            pass  # the read that follows reports the dead worker
+
+    def _recv(self, timeout: float) -> dict[str, Any] | WorkerDied:
+        deadline = time.monotonic() + timeout
+        header = self._read_exact(4, deadline)
+        if isinstance(header, WorkerDied):
+            return header
+        body = self._read_exact(struct.unpack(">I", header)[0], deadline)
+        if isinstance(body, WorkerDied):
+            return body
+        return json.loads(body)
+
+    def _read_exact(self, n: int, deadline: float) -> bytes | WorkerDied:
+        buf = bytearray()
+        while len(buf) < n:
+            left = deadline - time.monotonic()
+            ready, _, _ = select.select([self._r], [], [], max(0.0, left))
+            if not ready:
+                self.kill()
+                return WorkerDied(
+                    f"the cell ran longer than the {self.limits.cell_timeout:g} s limit and was "
+                    "stopped; its variables are lost"
+                )
+            chunk = os.read(self._r, min(n - len(buf), 1 << 20))
+            if not chunk:
+                code = self.proc.wait() if self.proc else None
+                self.kill()
+                return WorkerDied(_exit_reason(code))
+            buf += chunk
+        return bytes(buf)
+
+    def kill(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            try:
+                os.killpg(self.proc.pid, signal.SIGKILL)
+            except (ProcessLookupError, PermissionError):
+                pass
+            self.proc.wait()
+        for fd in ("_r", "_w"):
+            if hasattr(self, fd):
+                try:
+                    os.close(getattr(self, fd))
+                except OSError:
+                    pass
+                delattr(self, fd)
+
+    def shutdown(self) -> None:
+        if self.alive:
+            self._send({"op": "shutdown"})
+        self.kill()
+
+
+def _exit_reason(code: int | None) -> str:
+    if code is not None and code < 0:
+        name = signal.Signals(-code).name if -code in signal.Signals._value2member_map_ else code
+        return f"the REPL process was killed by {name}; its variables are lost"
+    return f"the REPL process exited (code {code}); its variables are lost"
+
+
+# -- the registry of live workers ------------------------------------------------------------
+_LIVE: dict[str, ReplWorker] = {}
+_LIVE_LOCK = threading.Lock()
+
+
+def live_worker(level_id: str) -> ReplWorker | None:
+    with _LIVE_LOCK:
+        worker = _LIVE.get(level_id)
+    return worker if worker is not None and worker.alive else None
+
+
+def start_worker(level_id: str, context_paths: dict[str, str], limits: WorkerLimits) -> ReplWorker:
+    stop_worker(level_id)
+    worker = ReplWorker(context_paths=context_paths, limits=limits)
+    worker.start()
+    with _LIVE_LOCK:
+        _LIVE[level_id] = worker
+    return worker
+
+
+def stop_worker(level_id: str) -> None:
+    with _LIVE_LOCK:
+        worker = _LIVE.pop(level_id, None)
+    if worker is not None:
+        worker.shutdown()
+
+
+@atexit.register
+def _stop_all() -> None:
+    with _LIVE_LOCK:
+        workers = list(_LIVE.values())
+        _LIVE.clear()
+    for worker in workers:
+        worker.kill()

@@ -1,0 +1,275 @@
+"""The REPL worker: a separate Python process that runs the model's code.
+
+Standard library only, and started with `python -I`: it imports nothing of the project, sees no
+API key, and talks to the host over two pipes (4-byte length + JSON; never pickle, so a hostile
+cell cannot make the host unpickle anything). The namespace persists across cells. `sub_lm`
+sends the requests to the host and blocks until the host sends the answers back; the host runs
+them as nested graph invocations meanwhile.
+"""
+
+from __future__ import annotations
+
+import ast
+import io
+import json
+import os
+import resource
+import struct
+import sys
+import threading
+import traceback
+from typing import Any
+
+PROTECTED = (
+    "sub_lm",
+    "sub_lm_batched",
+    "llm_query",
+    "llm_query_batched",
+    "rlm_query",
+    "FINAL",
+    "FINAL_VAR",
+    "SHOW_VARS",
+)
+
+
+class Channel:
+    def __init__(self, fd_in: int, fd_out: int) -> None:
+        self.r = os.fdopen(fd_in, "rb", buffering=0)
+        self.w = os.fdopen(fd_out, "wb", buffering=0)
+        self.lock = threading.Lock()
+
+    def _read_exact(self, n: int) -> bytes:
+        buf = bytearray()
+        while len(buf) < n:
+            chunk = self.r.read(n - len(buf))
+            if not chunk:
+                os._exit(0)  # the host is gone: nothing left to do
+            buf += chunk
+        return bytes(buf)
+
+    def recv(self) -> dict[str, Any]:
+        (n,) = struct.unpack(">I", self._read_exact(4))
+        return json.loads(self._read_exact(n))
+
+    def send(self, msg: dict[str, Any]) -> None:
+        data = json.dumps(msg, ensure_ascii=False, default=str).encode("utf-8", "replace")
+        self.w.write(struct.pack(">I", len(data)) + data)
+
+
+class BoundedText(io.TextIOBase):
+    """Keeps the first `limit` characters and counts the rest, so printing 1 GB costs no memory."""
+
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+        self.parts: list[str] = []
+        self.kept = 0
+        self.dropped = 0
+
+    def writable(self) -> bool:
+        return True
+
+    def write(self, s: str) -> int:
+        room = self.limit - self.kept
+        if room > 0:
+            self.parts.append(s[:room])
+            self.kept += min(len(s), room)
+        self.dropped += max(0, len(s) - max(room, 0))
+        return len(s)
+
+    def text(self) -> str:
+        return "".join(self.parts)
+
+
+class Worker:
+    def __init__(self, channel: Channel, setup: dict[str, Any]) -> None:
+        self.channel = channel
+        self.capture_limit = int(setup.get("capture_chars", 200_000))
+        self.in_cell = False
+        self.final: str | None = None
+        self.ns: dict[str, Any] = {"__name__": "__main__"}
+        self._load_context(setup.get("context_paths", {}))
+        self.ns["answer"] = {"content": "", "ready": False}
+        self._install_api()
+
+    def _load_context(self, paths: dict[str, str]) -> None:
+        texts = {}
+        for name, path in paths.items():
+            with open(path, encoding="utf-8", errors="surrogateescape") as f:
+                texts[name] = f.read()
+        if list(texts) == ["context"]:
+            self.ns["context"] = texts["context"]
+            return
+        for name, text in texts.items():
+            self.ns[name] = text
+        self.ns["context"] = "\n\n".join(f"=== {n} ===\n{t}" for n, t in texts.items())
+        self.ns["sources"] = list(texts)
+
+    # -- the API the model's code sees ------------------------------------------------------
+    def _request(self, requests: list[dict[str, Any]]) -> list[str]:
+        if not self.in_cell or threading.current_thread() is not threading.main_thread():
+            raise RuntimeError("sub_lm can only be called from the cell's own code while it runs")
+        with self.channel.lock:
+            self.channel.send({"op": "sub_lm", "requests": requests})
+            reply = self.channel.recv()
+        return [str(a) for a in reply["answers"]]
+
+    def _install_api(self) -> None:
+        def sub_lm(prompt: Any, context: Any = None) -> str:
+            """Ask a fresh model instance; returns its answer as a string."""
+            ctx = None if context is None else str(context)
+            return self._request([{"prompt": str(prompt), "context": ctx}])[0]
+
+        def sub_lm_batched(prompts: list[Any], contexts: list[Any] | None = None) -> list[str]:
+            """Ask several fresh model instances in parallel; answers in the same order."""
+            prompts = list(prompts)
+            ctxs = list(contexts) if contexts is not None else [None] * len(prompts)
+            reqs = [
+                {"prompt": str(p), "context": None if c is None else str(c)}
+                for p, c in zip(prompts, ctxs, strict=False)
+            ]
+            return self._request(reqs) if reqs else []
+
+        def FINAL(text: Any) -> str:  # noqa: N802 - the name models are trained on
+            self.final = str(text)
+            return self.final
+
+        def FINAL_VAR(name: Any) -> str:  # noqa: N802
+            key = name if isinstance(name, str) else None
+            if key is None or key not in self.ns:
+                raise NameError(f"FINAL_VAR: no variable named {name!r}")
+            return FINAL(self.ns[key])
+
+        def SHOW_VARS() -> list[str]:  # noqa: N802
+            return sorted(k for k in self.ns if not k.startswith("_") and k not in PROTECTED)
+
+        self.api = {
+            "sub_lm": sub_lm,
+            "sub_lm_batched": sub_lm_batched,
+            "llm_query": sub_lm,
+            "llm_query_batched": sub_lm_batched,
+            "rlm_query": sub_lm,
+            "FINAL": FINAL,
+            "FINAL_VAR": FINAL_VAR,
+            "SHOW_VARS": SHOW_VARS,
+        }
+
+    # -- running cells ---------------------------------------------------------------------
+    def run_block(self, code: str, label: str) -> dict[str, Any]:
+        self.ns.update(self.api)  # a cell may have overwritten them; put them back
+        out, err = BoundedText(self.capture_limit), BoundedText(self.capture_limit)
+        error = None
+        old = sys.stdout, sys.stderr
+        sys.stdout, sys.stderr = out, err
+        try:
+            tree = ast.parse(code, filename=label)
+            tail = None
+            # Like a notebook: a trailing expression is printed, so `context[:500]` shows something.
+            if tree.body and isinstance(tree.body[-1], ast.Expr):
+                tail = ast.Expression(tree.body.pop().value)
+            exec(compile(tree, label, "exec"), self.ns)
+            if tail is not None:
+                value = eval(compile(tail, label, "eval"), self.ns)
+                if value is not None:
+                    print(repr(value))
+        except SystemExit as e:
+            error = f"SystemExit({e.code!r}) was raised; the REPL keeps running"
+        except BaseException as e:  # noqa: BLE001 - everything the cell raises is an observation
+            error = _format_error(e, label)
+        finally:
+            sys.stdout, sys.stderr = old
+        return {
+            "stdout": out.text(),
+            "stderr": err.text(),
+            "dropped": out.dropped + err.dropped,
+            "error": error,
+        }
+
+    def run_cell(self, blocks: list[str], cell: int) -> dict[str, Any]:
+        self.in_cell = True
+        results = []
+        try:
+            for i, code in enumerate(blocks):
+                results.append(self.run_block(code, f"<cell {cell}.{i + 1}>"))
+                if results[-1]["error"] or self._answer_ready():
+                    break
+        finally:
+            self.in_cell = False
+        return {
+            "op": "done",
+            "blocks": results,
+            "skipped": len(blocks) - len(results),
+            "final": self._final_answer(),
+            "vars": self._summary(),
+        }
+
+    def _answer_ready(self) -> bool:
+        ans = self.ns.get("answer")
+        return self.final is not None or (isinstance(ans, dict) and bool(ans.get("ready")))
+
+    def _final_answer(self) -> str | None:
+        if self.final is not None:
+            return self.final
+        ans = self.ns.get("answer")
+        if isinstance(ans, dict) and ans.get("ready"):
+            return str(ans.get("content", ""))
+        return None
+
+    def _summary(self) -> list[str]:
+        rows = []
+        for name, value in self.ns.items():
+            if name.startswith("_") or name in PROTECTED or name == "__builtins__":
+                continue
+            if type(value).__name__ in ("module", "function", "type", "builtin_function_or_method"):
+                continue
+            size = ""
+            try:
+                size = f", len {len(value):,}"
+            except Exception:  # noqa: BLE001 - len() of arbitrary objects may raise anything
+                pass
+            rows.append(f"{name}: {type(value).__name__}{size}")
+        return rows[:40]
+
+
+def _format_error(e: BaseException, label: str) -> str:
+    frames = [f for f in traceback.extract_tb(e.__traceback__) if f.filename.startswith("<cell")]
+    lines = traceback.format_list(frames[-5:]) if frames else []
+    return ("".join(lines) + "".join(traceback.format_exception_only(type(e), e))).strip()
+
+
+def apply_limits(limits: dict[str, int]) -> None:
+    """Best effort: a limit the system refuses is skipped, not fatal."""
+    table = {
+        "memory_bytes": resource.RLIMIT_AS,
+        "cpu_seconds": resource.RLIMIT_CPU,
+        "file_bytes": resource.RLIMIT_FSIZE,
+        "open_files": resource.RLIMIT_NOFILE,
+        "processes": resource.RLIMIT_NPROC,
+    }
+    for key, value in limits.items():
+        if key in table and value:
+            try:
+                resource.setrlimit(table[key], (value, value))
+            except (ValueError, OSError):
+                pass
+
+
+def main() -> None:
+    channel = Channel(int(sys.argv[1]), int(sys.argv[2]))
+    # fd-level output (os.write, child processes) must not reach the host's terminal.
+    devnull = os.open(os.devnull, os.O_RDWR)
+    for fd in (0, 1, 2):
+        os.dup2(devnull, fd)
+    setup = channel.recv()
+    apply_limits(setup.get("limits", {}))
+    worker = Worker(channel, setup)
+    channel.send({"op": "ready", "pid": os.getpid()})
+    while True:
+        msg = channel.recv()
+        if msg["op"] == "run":
+            channel.send(worker.run_cell(msg["blocks"], msg["cell"]))
+        elif msg["op"] == "shutdown":
+            return
+
+
+if __name__ == "__main__":
+    main()
