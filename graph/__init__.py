@@ -1,6 +1,6 @@
 """rlm-research: Recursive Language Models as a LangGraph graph.
 
-    from graph import graph, run, Settings
+from graph import graph, run, Settings
 """
 
 from graph.api import RunResult, resume, run, stream

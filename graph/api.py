@@ -54,7 +54,8 @@ def stream(
     db_path: str | Path | None = None,
 ) -> Iterator[dict[str, Any]]:
     """Progress events (`kind`: turn, cell, sub_calls, child_start, observation, finished, ...)
-    from every depth, then one `{"kind": "result", "result": RunResult}`. `question=None` resumes."""
+    from every depth, then one `{"kind": "result", "result": RunResult}`.
+    `question=None` resumes the run `run_id`."""
     settings, db = _locate(settings, db_path)
     run_id = run_id or uuid.uuid4().hex[:12]
     config = {"configurable": {"thread_id": run_id}, "recursion_limit": RECURSION_LIMIT}

@@ -21,9 +21,9 @@ def default_data_dir() -> str:
 class Settings:
     """Everything a run needs to know that is not its input.
 
-    `model` / `sub_model` are specs (`local`, `local:0.5b`, `openai:gpt-4o-mini`, a `.gguf` path, ...)
-    or, from Python and in tests, a LangChain chat model instance. Models are built inside nodes
-    from these, never at import time.
+    `model` / `sub_model` are specs (`local`, `local:0.5b`, `openai:gpt-4o-mini`, a `.gguf`
+    path, ...) or, from Python and in tests, a LangChain chat model instance. Models are built
+    inside nodes from these, never at import time.
     """
 
     model: Any = "local"

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 from typing import Any
 
-Usage = dict[str, Any]  # {"models": {label: {"calls", "input_tokens", "output_tokens"}}, "sub_calls"}
+Usage = dict[
+    str, Any
+]  # {"models": {label: {"calls", "input_tokens", "output_tokens"}}, "sub_calls"}
 
 
 def add_usage(old: Usage | None, new: Usage | None) -> Usage:

@@ -21,7 +21,7 @@ def extract_code(reply: str) -> list[str]:
 
 
 def final_outside_code(reply: str) -> tuple[str, str] | None:
-    """`FINAL(text)` or `FINAL_VAR(name)` written as plain text: ("text", answer) or ("var", name)."""
+    """`FINAL(text)` / `FINAL_VAR(name)` written as plain text: ("text", answer) / ("var", name)."""
     match = _FINAL_LINE.search(reply)
     if not match:
         return None

@@ -18,7 +18,6 @@ from graph.state import Budget, RLMState, SubRequest, SubResult
 from graph.usage import total_tokens
 from nodes.model_call import blob_store, emit, settings_of
 from tools.repl_host import (
-    CellDone,
     SubLMCall,
     WorkerDied,
     WorkerLimits,
@@ -46,7 +45,9 @@ def execute(
     if pending and worker is not None and worker.waiting:
         answers = [store.get_text(results[r["id"]]["answer_ref"]) for r in pending]
         update.update(pending=[], sub_results=None)
-        update["child_trees"] = [results[r["id"]]["tree_ref"] for r in pending if r["id"] in results]
+        update["child_trees"] = [
+            results[r["id"]]["tree_ref"] for r in pending if r["id"] in results
+        ]
         event = worker.answer(answers)
         cell = state["cell"]
     else:
@@ -65,7 +66,9 @@ def execute(
         refused = refusals(requests, state, settings, store)
         todo = [r for r in requests if r["id"] not in refused]
         if not todo:  # nothing may run: hand the refusals back at once, no round trip
-            event = worker.answer([store.get_text(refused[r["id"]]["answer_ref"]) for r in requests])
+            event = worker.answer(
+                [store.get_text(refused[r["id"]]["answer_ref"]) for r in requests]
+            )
             continue
         update.update(pending=requests, sub_results=refused or None)
         emit({"kind": "sub_calls", "depth": state["depth"], "count": len(todo), "level": level})
@@ -135,7 +138,11 @@ def refusals(
     for req in requests[max(0, allowed) :]:
         reason = budget_exhausted(state, settings) or "sub-call budget"
         text = f"[sub_lm refused: the {reason} is used up]"
-        out[req["id"]] = {"answer_ref": store.put_text(text), "stop_reason": "refused", "tree_ref": ""}
+        out[req["id"]] = {
+            "answer_ref": store.put_text(text),
+            "stop_reason": "refused",
+            "tree_ref": "",
+        }
     return out
 
 

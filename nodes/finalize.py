@@ -54,7 +54,14 @@ def finalize(state: RLMState, runtime: Runtime[Settings]) -> dict[str, Any]:
     update["tree_ref"] = tree_ref = store.put_json(node)
     if state["depth"] == 0:
         update["call_tree"] = load_tree(store, tree_ref)
-    emit({"kind": "finished", "depth": state["depth"], "stop_reason": stop, "level": state["level_id"]})
+    emit(
+        {
+            "kind": "finished",
+            "depth": state["depth"],
+            "stop_reason": stop,
+            "level": state["level_id"],
+        }
+    )
     return update
 
 

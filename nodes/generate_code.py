@@ -53,7 +53,9 @@ def generate_code(
     return Command(update=update, goto="observe")  # no code: observe sends a nudge
 
 
-def direct_answer(state: RLMState, settings: Settings, update: dict) -> Command[Literal["finalize"]]:
+def direct_answer(
+    state: RLMState, settings: Settings, update: dict
+) -> Command[Literal["finalize"]]:
     """The deepest level: one model call on the prompt (and its context), no REPL."""
     store = blob_store(settings)
     prompt = store.get_text(state["question_ref"])

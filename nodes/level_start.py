@@ -19,7 +19,7 @@ CHUNK_CHARS = 20_000
 
 
 def ingest_context(context: Any, store: BlobStore) -> dict[str, str]:
-    """A user's context (text, or {name: text} for several sources) as blob refs by variable name."""
+    """A user's context (text, or {name: text} for several sources) as blob refs by variable."""
     if context is None or context == "":
         return {}
     if isinstance(context, str):
@@ -80,7 +80,9 @@ def opening_messages(
     joined = "\n\n".join(texts.values())
     sources = ""
     if len(texts) > 1:
-        sources = f" It joins {len(texts)} sources, each also in its own variable: {', '.join(texts)}."
+        sources = (
+            f" It joins {len(texts)} sources, each also in its own variable: {', '.join(texts)}."
+        )
     tip = ""
     if len(joined) > BIG_CONTEXT_CHARS:
         tip = prompts.BIG_CONTEXT_TIP.format(chunk=CHUNK_CHARS)

@@ -17,35 +17,40 @@ from nodes.execute import budget_exhausted
 from nodes.model_call import blob_store, emit, put_message, settings_of
 
 
-def observe(state: RLMState, runtime: Runtime[Settings]) -> Command[Literal["generate_code", "finalize"]]:
+def observe(
+    state: RLMState, runtime: Runtime[Settings]
+) -> Command[Literal["generate_code", "finalize"]]:
     settings = settings_of(runtime)
     store = blob_store(settings)
     ref = state.get("cell_result_ref")
     result: dict[str, Any] | None = store.get_json(ref) if ref else None
     text = prompts.NO_CODE if result is None else render_result(result, settings.max_output_chars)
-    record = {"depth": state["depth"], "turn": state["turn"], "code": state.get("code") or []}
-    record.update(observation=text, time=time.time())
-    update: dict[str, Any] = {"trajectory": [store.put_json(record)]}
-    emit({"kind": "observation", "depth": state["depth"], "turn": state["turn"], "text": text[:500]})
+    update: dict[str, Any] = {}
+    final = result.get("final") if result else None
+    stop = "answered" if final is not None else stop_reason(state, settings)
 
-    if result is not None and result.get("final") is not None:
-        update.update(answer=result["final"], stop_reason="answered")
-        return Command(update=update, goto="finalize")
-
-    stop = stop_reason(state, settings)
     signature = turn_signature(state.get("code") or [], text)
     recent = (state.get("recent") or [])[-8:] + [signature]
     repeats = trailing_repeats(recent)
     update["recent"] = recent
     if stop is None and state.get("hinted") and repeats >= settings.stuck_after + 2:
         stop = "stuck"
-    if stop is not None:
-        update["stop_reason"] = stop
-        return Command(update=update, goto="finalize")
-    if repeats >= settings.stuck_after and not state.get("hinted"):
-        what = "the same code and the same result" if result else "no code again"
+    if stop is None and repeats >= settings.stuck_after and not state.get("hinted"):
+        what = "no code again"
+        if result:
+            what = "the same error again" if "Error" in text else "the same code and result again"
         text += "\n\n" + prompts.STUCK_HINT.format(what=what)
         update["hinted"] = True
+
+    record = {"depth": state["depth"], "turn": state["turn"], "code": state.get("code") or []}
+    record.update(observation=text, time=time.time())
+    update["trajectory"] = [store.put_json(record)]
+    emit(
+        {"kind": "observation", "depth": state["depth"], "turn": state["turn"], "text": text[:500]}
+    )
+    if stop is not None:
+        update.update(stop_reason=stop, answer=final)
+        return Command(update=update, goto="finalize")
     update["transcript"] = [put_message(store, "user", text)]
     return Command(update=update, goto="generate_code")
 

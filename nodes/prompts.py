@@ -12,7 +12,8 @@ Each turn, reply with one ```python code block. I run it and show you what it pr
 Then you write the next block. Useful code:
 - print(context[:1000])  # look at the start
 - print(len(context), context.count("\\n"))
-- search: import re; for m in re.finditer(r"word", context): print(context[max(0, m.start()-150):m.end()+150])
+- search: import re
+  for m in re.finditer(r"word", context): print(context[max(0, m.start()-150):m.end()+150])
 - lines = context.splitlines(); print([l for l in lines if "word" in l][:20])
 - sub_lm("question + text") asks a helper model and returns its answer as a string. \
 The helper cannot see `context`, so put the text it needs into the prompt.

@@ -43,7 +43,11 @@ def spawn_subgraph(task: SpawnTask, runtime: Runtime[Settings]) -> dict[str, Any
         emit({"kind": "child_failed", "depth": task["depth"], "id": req["id"], "error": text})
         return {
             "sub_results": {
-                req["id"]: {"answer_ref": store.put_text(text), "stop_reason": "error", "tree_ref": ""}
+                req["id"]: {
+                    "answer_ref": store.put_text(text),
+                    "stop_reason": "error",
+                    "tree_ref": "",
+                }
             },
             "usage": {"models": {}, "sub_calls": 1},
         }
