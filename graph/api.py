@@ -10,10 +10,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from graph import run_index
 from graph.blob_store import BlobStore
 from graph.builder import builder
 from graph.checkpoints import open_saver
 from graph.settings import Settings
+from nodes.level_start import ingest_context
 
 RECURSION_LIMIT = 100_000  # budgets end runs; LangGraph's step cap should never be what stops one
 
@@ -59,7 +61,13 @@ def stream(
     settings, db = _locate(settings, db_path)
     run_id = run_id or uuid.uuid4().hex[:12]
     config = {"configurable": {"thread_id": run_id}, "recursion_limit": RECURSION_LIMIT}
-    inputs = None if question is None else {"question": question, "context": context}
+    inputs = None
+    if question is not None:
+        # Into the blob store first: a context passed in the input would be copied into the
+        # first checkpoints (the input write and step -1), three times for a 40 MB text.
+        store = BlobStore(Path(settings.data_dir) / "blobs")
+        inputs = {"question": question, "context_refs": ingest_context(context, store)}
+    run_index.record_start(db, run_id, question=question, context=context, settings=settings)
     saver = open_saver(db)
     try:
         app = builder.compile(checkpointer=saver)
@@ -73,9 +81,14 @@ def stream(
         ):
             yield chunk
         values = app.get_state(config).values
+    except BaseException as exc:  # Ctrl-C / a closed stream -> interrupted, else failed
+        run_index.record_end(db, run_id, error=exc)
+        raise
     finally:
         saver.conn.close()
-    yield {"kind": "result", "result": _result(run_id, values, settings)}
+    result = _result(run_id, values, settings)
+    run_index.record_end(db, run_id, result=result)
+    yield {"kind": "result", "result": result}
 
 
 def resume(run_id: str, *, settings: Settings | None = None, db_path: str | Path | None = None):

@@ -59,6 +59,8 @@ class RLMState(RLMInput, total=False):
     pending: list[SubRequest]
     sub_results: Annotated[dict[str, SubResult], merge_results]
     cell_result_ref: str | None
+    snapshot_ref: str | None  # the REPL namespace after the last finished cell
+    journal_ref: str | None  # sub-calls answered so far in the current cell
     recent: list[str]  # signatures of recent turns, for stuck detection
     hinted: bool
     child_trees: Annotated[list[str], operator.add]

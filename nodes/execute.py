@@ -16,15 +16,9 @@ from graph.blob_store import BlobStore
 from graph.settings import Settings
 from graph.state import Budget, RLMState, SubRequest, SubResult
 from graph.usage import total_tokens
+from nodes.durable_cell import load_journal, rebuild_worker, replayed, save_snapshot
 from nodes.model_call import blob_store, emit, settings_of
-from tools.repl_host import (
-    SubLMCall,
-    WorkerDied,
-    WorkerLimits,
-    live_worker,
-    start_worker,
-    stop_worker,
-)
+from tools.repl_host import SubLMCall, WorkerDied, WorkerLimits, live_worker, stop_worker
 
 
 def execute(
@@ -41,36 +35,46 @@ def execute(
     if unanswered:  # a batch larger than max_parallel goes out in slices
         return Command(goto=spawn_sends(state, unanswered, settings))
 
+    journal = load_journal(store, state.get("journal_ref"))
     worker = live_worker(level)
-    if pending and worker is not None and worker.waiting:
-        answers = [store.get_text(results[r["id"]]["answer_ref"]) for r in pending]
-        update.update(pending=[], sub_results=None)
-        update["child_trees"] = [
-            results[r["id"]]["tree_ref"] for r in pending if r["id"] in results
+    lost: list[str] = []
+    if pending:  # every request of the batch is answered: journal them, then resume the cell
+        journal = journal + [
+            [r["id"], r["request_hash"], results[r["id"]]["answer_ref"]] for r in pending
         ]
-        event = worker.answer(answers)
-        cell = state["cell"]
+        update.update(pending=[], sub_results=None, journal_ref=store.put_json(journal))
+        update["child_trees"] = [results[r["id"]]["tree_ref"] for r in pending]
+    cell, seq = state["cell"], state.get("seq", 0)
+    if pending and worker is not None and worker.waiting:
+        event = worker.answer([store.get_text(results[r["id"]]["answer_ref"]) for r in pending])
     else:
-        worker = worker or start_worker(level, context_paths(state, store), limits_of(settings))
-        cell = state["cell"] + 1
-        update["cell"] = cell
-        if pending:  # the worker that waited for these is gone; the cell runs again from its start
-            update.update(pending=[], sub_results=None)
+        if not pending:  # a new cell
+            cell, journal = cell + 1, []
+            update.update(cell=cell, journal_ref=None)
+        if worker is None or worker.waiting:  # gone, or waiting for answers it will never get
+            worker, lost = rebuild_worker(level, state, store, limits_of(settings))
+        seq = 0  # the cell runs from its start: its sub-calls get the same ids as before
         emit({"kind": "cell", "depth": state["depth"], "cell": cell, "level": level})
         event = worker.run(state["code"], cell)
 
     while isinstance(event, SubLMCall):
-        seq = update.get("seq", state.get("seq", 0)) + 1
-        update["seq"] = seq
+        seq += 1
         requests = to_requests(event, f"{cell}.{seq}", state, store)
-        refused = refusals(requests, state, settings, store)
-        todo = [r for r in requests if r["id"] not in refused]
-        if not todo:  # nothing may run: hand the refusals back at once, no round trip
+        done = replayed(requests, journal)
+        prefilled = {
+            rid: {"answer_ref": ref, "stop_reason": "replayed", "tree_ref": ""}
+            for rid, ref in done.items()
+        }
+        prefilled.update(
+            refusals([r for r in requests if r["id"] not in done], state, settings, store)
+        )
+        todo = [r for r in requests if r["id"] not in prefilled]
+        if not todo:  # nothing needs a model: answer at once, no round trip through the graph
             event = worker.answer(
-                [store.get_text(refused[r["id"]]["answer_ref"]) for r in requests]
+                [store.get_text(prefilled[r["id"]]["answer_ref"]) for r in requests]
             )
             continue
-        update.update(pending=requests, sub_results=refused or None)
+        update.update(seq=seq, pending=requests, sub_results=prefilled or None)
         emit({"kind": "sub_calls", "depth": state["depth"], "count": len(todo), "level": level})
         return Command(update=update, goto=spawn_sends(state, todo, settings))
 
@@ -78,8 +82,13 @@ def execute(
         stop_worker(level)
         result: dict[str, Any] = {"died": event.reason}
     else:
-        result = event.result
-    update["cell_result_ref"] = store.put_json(result)
+        result = dict(event.result)
+        update["snapshot_ref"] = save_snapshot(worker, result.pop("snapshot"), store)
+        unpicklable = store.get_json(update["snapshot_ref"]).get("unpicklable", [])
+        result["not_saved"] = unpicklable
+    if lost:
+        result["restored_without"] = lost
+    update.update(seq=seq, cell_result_ref=store.put_json(result))
     return Command(update=update, goto="observe")
 
 
@@ -159,10 +168,6 @@ def spawn_sends(state: RLMState, todo: list[SubRequest], settings: Settings) -> 
         Send("spawn_subgraph", {"request": r, "depth": state["depth"] + 1, "budget": child_budget})
         for r in batch
     ]
-
-
-def context_paths(state: RLMState, store: BlobStore) -> dict[str, str]:
-    return {name: str(store.path(ref)) for name, ref in (state.get("context_refs") or {}).items()}
 
 
 def limits_of(settings: Settings) -> WorkerLimits:

@@ -84,8 +84,14 @@ def trailing_repeats(signatures: list[str]) -> int:
 
 
 def render_result(result: dict[str, Any], limit: int) -> str:
+    notes = []
+    if result.get("restored_without"):
+        names = ", ".join(result["restored_without"])
+        notes.append(f"[The REPL was restarted from its last snapshot without: {names}]")
     if "died" in result:
-        return f"Output:\n[{result['died']}. A fresh REPL with `context` is ready.]"
+        notes.insert(0, f"[{result['died']}. The next cell starts from the variables as they were")
+        notes[0] += " before this cell.]"
+        return "Output:\n" + "\n".join(notes)
     parts: list[str] = []
     dropped = 0
     for block in result.get("blocks", []):
@@ -102,4 +108,6 @@ def render_result(result: dict[str, Any], limit: int) -> str:
     if dropped:
         output += f"\n[... {dropped:,} more characters cut; print less, or slice]"
     variables = ", ".join(result.get("vars", [])) or "none"
+    if notes:
+        output = "\n".join(notes) + "\n" + output
     return prompts.OBSERVATION.format(output=output, variables=variables)

@@ -5,6 +5,7 @@ started it, because a cell can pause at `sub_lm` and continue after `spawn_subgr
 from __future__ import annotations
 
 import atexit
+import base64
 import json
 import os
 import select
@@ -113,6 +114,25 @@ class ReplWorker:
         self._send({"answers": answers})
         return self._next_event()
 
+    def fetch(self, hashes: list[str]) -> dict[str, bytes]:
+        """The pickled values of the last snapshot that the blob store does not have yet."""
+        if not hashes:
+            return {}
+        self._send({"op": "fetch", "hashes": hashes})
+        msg = self._recv(timeout=120.0)
+        if isinstance(msg, WorkerDied):
+            return {}
+        return {h: base64.b64decode(b) for h, b in msg.get("blobs", {}).items()}
+
+    def restore(self, values: dict[str, bytes], modules: dict[str, str]) -> list[str]:
+        """Load a snapshot into a fresh worker; returns the names it could not restore."""
+        encoded = {name: base64.b64encode(data).decode() for name, data in values.items()}
+        self._send({"op": "restore", "values": encoded, "modules": modules})
+        msg = self._recv(timeout=120.0)
+        if isinstance(msg, WorkerDied):
+            raise RuntimeError(f"the REPL worker died while restoring its snapshot: {msg.reason}")
+        return list(msg.get("dropped", []))
+
     def _next_event(self) -> WorkerEvent:
         started = time.monotonic()
         msg = self._recv(timeout=max(0.0, self.limits.cell_timeout - self.cell_seconds))
@@ -153,7 +173,7 @@ class ReplWorker:
                 self.kill()
                 return WorkerDied(
                     f"the cell ran longer than the {self.limits.cell_timeout:g} s limit and was "
-                    "stopped; its variables are lost"
+                    "stopped"
                 )
             chunk = os.read(self._r, min(n - len(buf), 1 << 20))
             if not chunk:
@@ -187,8 +207,8 @@ class ReplWorker:
 def _exit_reason(code: int | None) -> str:
     if code is not None and code < 0:
         name = signal.Signals(-code).name if -code in signal.Signals._value2member_map_ else code
-        return f"the REPL process was killed by {name}; its variables are lost"
-    return f"the REPL process exited (code {code}); its variables are lost"
+        return f"the REPL process was killed by {name}"
+    return f"the REPL process exited (code {code})"
 
 
 # -- the registry of live workers ------------------------------------------------------------

@@ -10,9 +10,12 @@ them as nested graph invocations meanwhile.
 from __future__ import annotations
 
 import ast
+import base64
+import hashlib
 import io
 import json
 import os
+import pickle
 import resource
 import struct
 import sys
@@ -87,7 +90,9 @@ class Worker:
         self.in_cell = False
         self.final: str | None = None
         self.ns: dict[str, Any] = {"__name__": "__main__"}
+        self.pickles: dict[str, bytes] = {}  # the last snapshot's values, until the host fetches
         self._load_context(setup.get("context_paths", {}))
+        self.loaded = {k: v for k, v in self.ns.items() if k != "__name__"}
         self.ns["answer"] = {"content": "", "ready": False}
         self._install_api()
 
@@ -103,6 +108,7 @@ class Worker:
             self.ns[name] = text
         self.ns["context"] = "\n\n".join(f"=== {n} ===\n{t}" for n, t in texts.items())
         self.ns["sources"] = list(texts)
+        self.ns.setdefault("context", "")
 
     # -- the API the model's code sees ------------------------------------------------------
     def _request(self, requests: list[dict[str, Any]]) -> list[str]:
@@ -200,7 +206,51 @@ class Worker:
             "skipped": len(blocks) - len(results),
             "final": self._final_answer(),
             "vars": self._summary(),
+            "snapshot": self.snapshot(),
         }
+
+    # -- snapshots: the namespace, per variable, content-addressed by the host ---------------
+    def snapshot(self) -> dict[str, Any]:
+        """Pickle each variable; the host fetches only the hashes it does not have yet. The
+        sources are not pickled: a restored worker loads them again from the blob store."""
+        values: dict[str, str] = {}
+        modules: dict[str, str] = {}
+        dropped: list[str] = []
+        self.pickles = {}
+        for name, value in self.ns.items():
+            if name.startswith("__") or name in PROTECTED or self.loaded.get(name) is value:
+                continue
+            if type(value).__name__ == "module":
+                modules[name] = value.__name__
+                continue
+            try:
+                data = pickle.dumps(value, protocol=5)
+            except Exception:  # noqa: BLE001 - functions, generators, open files...
+                dropped.append(name)
+                continue
+            digest = hashlib.sha256(data).hexdigest()
+            self.pickles[digest] = data
+            values[name] = digest
+        return {"values": values, "modules": modules, "unpicklable": dropped}
+
+    def fetch(self, hashes: list[str]) -> dict[str, Any]:
+        blobs = {h: base64.b64encode(self.pickles[h]).decode() for h in hashes if h in self.pickles}
+        self.pickles = {}
+        return {"op": "blobs", "blobs": blobs}
+
+    def restore(self, values: dict[str, str], modules: dict[str, str]) -> dict[str, Any]:
+        dropped = []
+        for name, modname in modules.items():
+            try:
+                self.ns[name] = __import__(modname, fromlist=["_"])
+            except Exception:  # noqa: BLE001
+                dropped.append(name)
+        for name, data in values.items():
+            try:
+                self.ns[name] = pickle.loads(base64.b64decode(data))
+            except Exception:  # noqa: BLE001 - a class defined in a lost cell, say
+                dropped.append(name)
+        return {"op": "restored", "dropped": dropped}
 
     def _answer_ready(self) -> bool:
         ans = self.ns.get("answer")
@@ -267,6 +317,10 @@ def main() -> None:
         msg = channel.recv()
         if msg["op"] == "run":
             channel.send(worker.run_cell(msg["blocks"], msg["cell"]))
+        elif msg["op"] == "fetch":
+            channel.send(worker.fetch(msg["hashes"]))
+        elif msg["op"] == "restore":
+            channel.send(worker.restore(msg["values"], msg["modules"]))
         elif msg["op"] == "shutdown":
             return
 
