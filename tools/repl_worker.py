@@ -303,7 +303,22 @@ def apply_limits(limits: dict[str, int]) -> None:
                 pass
 
 
+def die_with_parent() -> None:
+    """The worker runs in its own session (so a timeout can kill its whole process group), so it
+    does not get the host's signals: if the host is killed, exit instead of running on."""
+    parent = os.getppid()
+
+    def watch() -> None:
+        while True:
+            if os.getppid() != parent:
+                os._exit(1)
+            threading.Event().wait(0.5)
+
+    threading.Thread(target=watch, daemon=True, name="parent-watch").start()
+
+
 def main() -> None:
+    die_with_parent()
     channel = Channel(int(sys.argv[1]), int(sys.argv[2]))
     # fd-level output (os.write, child processes) must not reach the host's terminal.
     devnull = os.open(os.devnull, os.O_RDWR)
