@@ -47,6 +47,12 @@ class Settings:
     # two more repeats after the hint end the run.
     stuck_after: int = 1
 
+    # Web research: `web_search` / `fetch_url` in the REPL, called by the host.
+    web: bool = False
+    web_provider: str = "tavily"  # tavily | brave | searxng
+    web_base_url: str | None = None  # the provider's endpoint, e.g. a SearxNG server
+    max_web_calls: int = 200  # for the whole call tree
+
     data_dir: str = field(default_factory=default_data_dir)
 
     def model_for(self, depth: int) -> Any:

@@ -22,6 +22,7 @@ class Budget(TypedDict):
     sub_calls: int
     total_tokens: int
     deadline: float  # epoch seconds
+    web_calls: int
 
 
 class SubRequest(TypedDict):

@@ -4,17 +4,18 @@ from __future__ import annotations
 
 from typing import Any
 
-Usage = dict[
-    str, Any
-]  # {"models": {label: {"calls", "input_tokens", "output_tokens"}}, "sub_calls"}
+# {"models": {label: {"calls", "input_tokens", "output_tokens"}}, "sub_calls": n, "web_calls": n}
+Usage = dict[str, Any]
+COUNTERS = ("sub_calls", "web_calls")
 
 
 def add_usage(old: Usage | None, new: Usage | None) -> Usage:
-    out: Usage = {"models": {}, "sub_calls": 0}
+    out: Usage = {"models": {}, **dict.fromkeys(COUNTERS, 0)}
     for part in (old, new):
         if not part:
             continue
-        out["sub_calls"] += part.get("sub_calls", 0)
+        for key in COUNTERS:
+            out[key] += part.get(key, 0)
         for label, counts in part.get("models", {}).items():
             slot = out["models"].setdefault(
                 label, {"calls": 0, "input_tokens": 0, "output_tokens": 0}

@@ -17,8 +17,16 @@ from graph.settings import Settings
 from graph.state import Budget, RLMState, SubRequest, SubResult
 from graph.usage import total_tokens
 from nodes.durable_cell import load_journal, rebuild_worker, replayed, save_snapshot
+from nodes.host_calls import answer_host_call
 from nodes.model_call import blob_store, emit, settings_of
-from tools.repl_host import SubLMCall, WorkerDied, WorkerLimits, live_worker, stop_worker
+from tools.repl_host import (
+    HostCall,
+    SubLMCall,
+    WorkerDied,
+    WorkerLimits,
+    live_worker,
+    stop_worker,
+)
 
 
 def execute(
@@ -57,8 +65,20 @@ def execute(
         emit({"kind": "cell", "depth": state["depth"], "cell": cell, "level": level})
         event = worker.run(state["code"], cell)
 
-    while isinstance(event, SubLMCall):
+    web_calls = 0
+    while isinstance(event, (SubLMCall, HostCall)):
         seq += 1
+        if isinstance(event, HostCall):
+            left = remaining(state, settings)["web_calls"] - web_calls
+            event, entry, spent = answer_host_call(
+                worker, event, f"{cell}.{seq}", journal, left, settings, store
+            )
+            web_calls += spent
+            if entry is not None:
+                journal = journal + [entry]
+                update["journal_ref"] = store.put_json(journal)
+                update["usage"] = update["own_usage"] = {"web_calls": web_calls}
+            continue
         requests = to_requests(event, f"{cell}.{seq}", state, store)
         done = replayed(requests, journal)
         prefilled = {
@@ -120,6 +140,7 @@ def remaining(state: RLMState, settings: Settings) -> Budget:
         "sub_calls": budget["sub_calls"] - usage.get("sub_calls", 0),
         "total_tokens": budget["total_tokens"] - total_tokens(usage),
         "deadline": budget["deadline"],
+        "web_calls": budget.get("web_calls", settings.max_web_calls) - usage.get("web_calls", 0),
     }
 
 
@@ -163,6 +184,7 @@ def spawn_sends(state: RLMState, todo: list[SubRequest], settings: Settings) -> 
         "sub_calls": max(0, left["sub_calls"] - len(todo)),
         "total_tokens": left["total_tokens"],
         "deadline": left["deadline"],
+        "web_calls": left["web_calls"],
     }
     return [
         Send("spawn_subgraph", {"request": r, "depth": state["depth"] + 1, "budget": child_budget})
@@ -171,4 +193,4 @@ def spawn_sends(state: RLMState, todo: list[SubRequest], settings: Settings) -> 
 
 
 def limits_of(settings: Settings) -> WorkerLimits:
-    return WorkerLimits(cell_timeout=settings.cell_timeout)
+    return WorkerLimits(cell_timeout=settings.cell_timeout, web=settings.web)

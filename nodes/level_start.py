@@ -55,6 +55,7 @@ def start_level(state: RLMState, settings: Settings, store: BlobStore) -> dict[s
         "sub_calls": settings.max_sub_calls,
         "total_tokens": settings.max_total_tokens,
         "deadline": now + settings.max_seconds,
+        "web_calls": settings.max_web_calls,
     }
     update: dict[str, Any] = {
         "level_id": uuid.uuid4().hex,

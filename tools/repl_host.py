@@ -42,7 +42,15 @@ class WorkerDied:
     reason: str
 
 
-WorkerEvent = SubLMCall | CellDone | WorkerDied
+@dataclass
+class HostCall:
+    """The cell called a host function (`web_search`, `fetch_url`) and waits for its result."""
+
+    fn: str
+    args: dict[str, Any]
+
+
+WorkerEvent = SubLMCall | HostCall | CellDone | WorkerDied
 
 
 @dataclass
@@ -53,6 +61,7 @@ class WorkerLimits:
     file_bytes: int = 256 * 1024**2
     open_files: int = 256
     capture_chars: int = 200_000
+    web: bool = False  # install web_search / fetch_url in the namespace
 
 
 @dataclass
@@ -87,6 +96,7 @@ class ReplWorker:
             {
                 "context_paths": self.context_paths,
                 "capture_chars": lim.capture_chars,
+                "web": lim.web,
                 "limits": {
                     "memory_bytes": lim.memory_bytes,
                     "cpu_seconds": lim.cpu_seconds,
@@ -112,6 +122,11 @@ class ReplWorker:
     def answer(self, answers: list[str]) -> WorkerEvent:
         self.waiting = False
         self._send({"answers": answers})
+        return self._next_event()
+
+    def host_result(self, result: Any = None, error: str | None = None) -> WorkerEvent:
+        self.waiting = False
+        self._send({"result": result, "error": error})
         return self._next_event()
 
     def fetch(self, hashes: list[str]) -> dict[str, bytes]:
@@ -142,6 +157,9 @@ class ReplWorker:
         if msg.get("op") == "sub_lm":
             self.waiting = True
             return SubLMCall(requests=msg["requests"])
+        if msg.get("op") == "host_call":
+            self.waiting = True
+            return HostCall(fn=str(msg.get("fn")), args=dict(msg.get("args") or {}))
         return CellDone(result=msg)
 
     def _send(self, msg: dict[str, Any]) -> None:

@@ -24,6 +24,9 @@ import traceback
 from typing import Any
 
 PROTECTED = (
+    "web_search",
+    "fetch_url",
+    "WebError",
     "sub_lm",
     "sub_lm_batched",
     "llm_query",
@@ -33,6 +36,10 @@ PROTECTED = (
     "FINAL_VAR",
     "SHOW_VARS",
 )
+
+
+class WebError(Exception):
+    """A web search or fetch failed (bad key, rate limit, timeout, unreachable page)."""
 
 
 class Channel:
@@ -94,7 +101,7 @@ class Worker:
         self._load_context(setup.get("context_paths", {}))
         self.loaded = {k: v for k, v in self.ns.items() if k != "__name__"}
         self.ns["answer"] = {"content": "", "ready": False}
-        self._install_api()
+        self._install_api(web=bool(setup.get("web")))
 
     def _load_context(self, paths: dict[str, str]) -> None:
         texts = {}
@@ -119,7 +126,18 @@ class Worker:
             reply = self.channel.recv()
         return [str(a) for a in reply["answers"]]
 
-    def _install_api(self) -> None:
+    def _host_call(self, fn: str, args: dict[str, Any]) -> Any:
+        """A call the host makes for the cell (the worker has no network); the host journals it."""
+        if not self.in_cell or threading.current_thread() is not threading.main_thread():
+            raise RuntimeError(f"{fn} can only be called from the cell's own code while it runs")
+        with self.channel.lock:
+            self.channel.send({"op": "host_call", "fn": fn, "args": args})
+            reply = self.channel.recv()
+        if reply.get("error"):
+            raise WebError(reply["error"])
+        return reply.get("result")
+
+    def _install_api(self, web: bool = False) -> None:
         def sub_lm(prompt: Any, context: Any = None) -> str:
             """Ask a fresh model instance; returns its answer as a string."""
             ctx = None if context is None else str(context)
@@ -158,6 +176,18 @@ class Worker:
             "FINAL_VAR": FINAL_VAR,
             "SHOW_VARS": SHOW_VARS,
         }
+        if web:
+
+            def web_search(query: Any, max_results: int = 5) -> list[dict[str, str]]:
+                """Search the web: a list of {"title", "url", "snippet"}."""
+                args = {"query": str(query), "max_results": int(max_results)}
+                return self._host_call("web_search", args)
+
+            def fetch_url(url: Any) -> str:
+                """The page at `url` as plain text."""
+                return self._host_call("fetch_url", {"url": str(url)})
+
+            self.api.update(web_search=web_search, fetch_url=fetch_url, WebError=WebError)
 
     # -- running cells ---------------------------------------------------------------------
     def run_block(self, code: str, label: str) -> dict[str, Any]:
