@@ -64,8 +64,10 @@ def stream(
         "configurable": {"thread_id": run_id},
         "recursion_limit": RECURSION_LIMIT,
         # LangGraph runs a step's Send tasks on a pool of min(32, cores + 4) threads unless told:
-        # 6 here, which made a batch of 16 take three rounds instead of one.
-        "max_concurrency": max(1, settings.max_parallel),
+        # 6 here, which made a batch of 16 take three rounds instead of one. `execute` sends at
+        # most `max_parallel` at once; the two spare threads are for LangGraph's own background
+        # checkpoint writes (with a pool of one, a task waited on a write queued behind itself).
+        "max_concurrency": max(1, settings.max_parallel) + 2,
     }
     inputs = None
     if question is not None:

@@ -40,5 +40,5 @@ def build_graph() -> StateGraph:
 builder = build_graph()
 # The default `max_parallel` (16) as the thread pool size, for callers such as `langgraph dev`
 # that bring their own config; `graph.api` sets it from the run's settings.
-graph = builder.compile().with_config(max_concurrency=16)
+graph = builder.compile().with_config(max_concurrency=16 + 2)
 graph.name = "rlm"

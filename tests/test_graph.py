@@ -6,6 +6,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import pytest
+
 from graph import run
 from graph.builder import graph
 from tests.support.scripted_models import RuleModel, script
@@ -45,13 +47,16 @@ def test_sub_call_runs_a_child_and_cell_continues(make_settings):
     assert sum(calls.values()) == 3 and len(calls) == 2
 
 
-def test_batch_answers_in_order_with_parallel_cap(make_settings):
+@pytest.mark.timeout(60)
+@pytest.mark.parametrize("max_parallel", [1, 3])
+def test_batch_answers_in_order_with_parallel_cap(make_settings, max_parallel):
     sub = RuleModel(fn=lambda msgs: "len=" + str(len(str(msgs[-1].content).split("item")[-1])))
     root = script(
         py("rs = sub_lm_batched(['item' + 'x' * i for i in range(7)])\nprint(rs)"),
         py("answer['content'] = ','.join(rs)\nanswer['ready'] = True"),
     )
-    result = run("q", DOC, settings=make_settings(model=root, sub_model=sub, max_parallel=3))
+    settings = make_settings(model=root, sub_model=sub, max_parallel=max_parallel)
+    result = run("q", DOC, settings=settings)
     assert result.answer == ",".join(f"len={i}" for i in range(7))
     assert len(result.call_tree["children"]) == 7
     assert [c["question"] for c in result.call_tree["children"]] == [
