@@ -47,10 +47,24 @@ CREATE TABLE IF NOT EXISTS runs (
     host        TEXT
 )
 """
-_COLUMNS = (
-    "run_id question sources model sub_model settings status stop_reason started updated answer "
-    "usage report error pid host"
-).split()
+_COLUMNS = [
+    "run_id",
+    "question",
+    "sources",
+    "model",
+    "sub_model",
+    "settings",
+    "status",
+    "stop_reason",
+    "started",
+    "updated",
+    "answer",
+    "usage",
+    "report",
+    "error",
+    "pid",
+    "host",
+]
 _JSON_COLUMNS = ("sources", "settings", "usage")
 
 

@@ -251,9 +251,10 @@ def test_rate_limit_says_when_to_retry(fake):
 @ALL
 def test_timeout(fake, monkeypatch):
     fake.mode = "hang"
-    monkeypatch.setenv("RLM_WEB_TIMEOUT", "0.3")
     with pytest.raises(WebError) as e:
-        call_web("web_search", {"query": "q", "max_results": 5}, settings_for(fake))
+        call_web(
+            "web_search", {"query": "q", "max_results": 5}, settings_for(fake, web_timeout=0.3)
+        )
     assert str(e.value) == (
         f"web_search: the {fake.provider} provider at {fake.url} did not answer within 0.3 s"
     )

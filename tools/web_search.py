@@ -10,8 +10,8 @@ what the model's code sees as the exception message. A provider's 5xx answer is 
 after `RETRY_PAUSE` seconds; nothing else is retried (a bad key, a rate limit or a timeout would
 only fail again, and each try makes the run wait).
 
-The timeout of one request is `settings.web_timeout` when Settings has such a field, else
-`$RLM_WEB_TIMEOUT`, else `DEFAULT_TIMEOUT` (20 s).
+The timeout of one request is `settings.web_timeout` (config key `web_timeout`, or
+`$RLM_WEB_TIMEOUT`), 20 s by default.
 """
 
 from __future__ import annotations
@@ -126,11 +126,7 @@ def fetch(url: Any, settings: Settings | None = None, *, timeout: float | None =
 
 
 def _timeout(settings: Settings) -> float:
-    value = getattr(settings, "web_timeout", None) or os.environ.get("RLM_WEB_TIMEOUT")
-    try:
-        seconds = float(value) if value else DEFAULT_TIMEOUT
-    except ValueError:
-        seconds = DEFAULT_TIMEOUT
+    seconds = getattr(settings, "web_timeout", None) or DEFAULT_TIMEOUT
     return seconds if seconds > 0 else DEFAULT_TIMEOUT
 
 

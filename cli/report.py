@@ -1,0 +1,241 @@
+"""The record of a finished run: a markdown report and the trajectory as JSON lines.
+
+Report: question, answer, status and stop reason, sources (names and sizes), usage per model for
+the whole call tree, the call tree (one row per level: depth, question, turns, its own model
+calls, tokens and seconds, stop reason) and each root-level turn's code and truncated output.
+
+Trajectory (`<run_id>.jsonl`): one line per turn at every depth, depth first, each with `node`
+(the level's path in the call tree: `0`, `0.1`, `0.1.2`, ...), `depth`, `turn`, `code`,
+`observation` and `time`.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+from graph.blob_store import BlobNotFound, BlobStore
+from graph.usage import total_calls, total_tokens
+
+OUTPUT_CHARS = 2_000  # of each root turn's output in the report
+MAX_TREE_ROWS = 300
+
+
+def report_paths(data_dir: str | Path, run_id: str) -> tuple[Path, Path]:
+    folder = Path(data_dir) / "reports"
+    return folder / f"{run_id}.md", folder / f"{run_id}.jsonl"
+
+
+def walk_tree(node: dict[str, Any], path: str = "0") -> Iterator[tuple[str, dict[str, Any]]]:
+    """(path, node) for every level of the call tree, depth first."""
+    yield path, node
+    for i, child in enumerate(node.get("children") or [], 1):
+        yield from walk_tree(child, f"{path}.{i}")
+
+
+def trajectory_records(
+    call_tree: dict[str, Any], store: BlobStore | None
+) -> Iterator[dict[str, Any]]:
+    """Every turn of every level, with its node path; missing blobs are marked, not fatal."""
+    for path, node in walk_tree(call_tree or {}):
+        for ref in node.get("trajectory") or []:
+            if isinstance(ref, dict):
+                record = dict(ref)
+            elif store is None:
+                record = {"ref": ref}
+            else:
+                try:
+                    record = store.get_json(ref)
+                except BlobNotFound:
+                    record = {"ref": ref, "missing": True}
+            yield {"node": path, **record}
+
+
+def write_trajectory(path: Path, records: Iterator[dict[str, Any]] | list[dict[str, Any]]) -> int:
+    lines = [json.dumps(r, ensure_ascii=False, default=str) for r in records]
+    _atomic_write(path, "".join(line + "\n" for line in lines))
+    return len(lines)
+
+
+def render_report(
+    *,
+    run_id: str,
+    question: str,
+    answer: str,
+    status: str,
+    stop_reason: str,
+    usage: dict[str, Any],
+    call_tree: dict[str, Any],
+    sources: list[dict[str, Any]] | None,
+    records: list[dict[str, Any]],
+    models: dict[str, str | None] | None = None,
+    error: str | None = None,
+    trajectory_file: str | None = None,
+    sandbox: str | None = None,
+) -> str:
+    out: list[str] = [f"# rlm-research run `{run_id}`", ""]
+    out += ["## Question", "", _quote(question or "(unknown)"), ""]
+    out += ["## Answer", "", answer.strip() or "_(no answer)_", ""]
+
+    out += ["## Status", ""]
+    out.append(f"- Status: **{status}**")
+    out.append(f"- Stop reason: `{stop_reason}`")
+    if error:
+        out.append(f"- Error: {error}")
+    for role, label in (models or {}).items():
+        if label:
+            out.append(f"- {role.replace('_', ' ').capitalize()}: `{label}`")
+    if call_tree:
+        out.append(f"- Root turns: {call_tree.get('turns', 0)}")
+        out.append(f"- Wall time: {_secs(call_tree.get('seconds'))}")
+    if sandbox:
+        out.append(f"- REPL sandbox: {sandbox}")
+    if trajectory_file:
+        out.append(f"- Trajectory: `{trajectory_file}`")
+    out.append("")
+
+    out += ["## Sources", ""]
+    if sources:
+        out += ["| Source | Characters |", "|---|---:|"]
+        out += [f"| {_cell(s.get('name', '?'))} | {s.get('chars', 0):,} |" for s in sources]
+    else:
+        out.append("_None: the question alone._")
+    out.append("")
+
+    out += ["## Usage (whole call tree)", ""]
+    models_used = (usage or {}).get("models") or {}
+    if models_used:
+        out += ["| Model | Calls | Input tokens | Output tokens |", "|---|---:|---:|---:|"]
+        for label, m in sorted(models_used.items()):
+            out.append(
+                f"| `{label}` | {m.get('calls', 0):,} | {m.get('input_tokens', 0):,} | "
+                f"{m.get('output_tokens', 0):,} |"
+            )
+        out.append(
+            f"| **total** | {total_calls(usage):,} | "
+            f"{sum(m.get('input_tokens', 0) for m in models_used.values()):,} | "
+            f"{sum(m.get('output_tokens', 0) for m in models_used.values()):,} |"
+        )
+    else:
+        out.append("_No model calls recorded._")
+    out += ["", f"Sub-calls: {(usage or {}).get('sub_calls', 0):,}"]
+    if (usage or {}).get("web_calls"):
+        out.append(f"Web calls: {usage['web_calls']:,}")
+    out.append("")
+
+    out += ["## Call tree", ""]
+    if call_tree:
+        out += [
+            "| Node | Depth | Question | Turns | Own model calls | Own tokens | Seconds | Stop |",
+            "|---|---:|---|---:|---:|---:|---:|---|",
+        ]
+        rows = list(walk_tree(call_tree))
+        for path, node in rows[:MAX_TREE_ROWS]:
+            own = node.get("own_usage") or {}
+            indent = "&nbsp;&nbsp;" * int(node.get("depth", 0))
+            out.append(
+                f"| {indent}{path} | {node.get('depth', 0)} | "
+                f"{_cell(_preview(node.get('question', ''), 80))} | {node.get('turns', 0)} | "
+                f"{total_calls(own)} | {total_tokens(own):,} | {_secs(node.get('seconds'))} | "
+                f"`{node.get('stop_reason', '')}` |"
+            )
+        if len(rows) > MAX_TREE_ROWS:
+            out.append(f"\n_{len(rows) - MAX_TREE_ROWS:,} more nodes are in the trajectory file._")
+    else:
+        out.append("_The run did not finish, so there is no call tree yet._")
+    out.append("")
+
+    root_turns = [r for r in records if r.get("node") == "0"]
+    out += ["## Root turns", ""]
+    if not root_turns:
+        out += ["_No root-level turns ran code._", ""]
+    for r in root_turns:
+        out += [f"### Turn {r.get('turn', '?')}", ""]
+        code = "\n\n".join(r.get("code") or []) or "# (no code in this reply)"
+        out += [_fence(code, "python"), ""]
+        obs = str(r.get("observation", ""))
+        if len(obs) > OUTPUT_CHARS:
+            obs = obs[:OUTPUT_CHARS] + f"\n[... {len(obs) - OUTPUT_CHARS:,} more characters]"
+        out += ["What the model saw next:", "", _fence(obs, "text"), ""]
+    return "\n".join(out).rstrip() + "\n"
+
+
+def write_report(
+    result: Any,
+    *,
+    data_dir: str | Path,
+    question: str,
+    status: str,
+    sources: list[dict[str, Any]] | None = None,
+    models: dict[str, str | None] | None = None,
+    error: str | None = None,
+    sandbox: str | None = None,
+) -> tuple[Path, Path]:
+    """Write `<data_dir>/reports/<run_id>.md` and `.jsonl` for a RunResult; return both paths."""
+    md_path, jsonl_path = report_paths(data_dir, result.run_id)
+    store = BlobStore(Path(data_dir) / "blobs")
+    records = list(trajectory_records(result.call_tree or {}, store))
+    if not records and result.trajectory:  # no call tree (unfinished): the API's flat list
+        records = [{"node": "0" if t.get("depth", 0) == 0 else "?", **t} for t in result.trajectory]
+    write_trajectory(jsonl_path, records)
+    text = render_report(
+        run_id=result.run_id,
+        question=question,
+        answer=result.answer or "",
+        status=status,
+        stop_reason=result.stop_reason,
+        usage=result.usage or {},
+        call_tree=result.call_tree or {},
+        sources=sources,
+        records=records,
+        models=models,
+        error=error,
+        trajectory_file=jsonl_path.name,
+        sandbox=sandbox,
+    )
+    _atomic_write(md_path, text)
+    return md_path, jsonl_path
+
+
+# -- helpers -------------------------------------------------------------------------------------
+def _atomic_write(path: Path, text: str) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            f.write(text)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def _fence(text: str, lang: str) -> str:
+    ticks = "```"
+    while ticks in text:
+        ticks += "`"
+    return f"{ticks}{lang}\n{text.rstrip()}\n{ticks}"
+
+
+def _quote(text: str) -> str:
+    return "\n".join(f"> {line}" if line else ">" for line in text.strip().splitlines())
+
+
+def _preview(text: str, n: int) -> str:
+    flat = " ".join(str(text).split())
+    return flat if len(flat) <= n else flat[: n - 1] + "…"
+
+
+def _cell(text: str) -> str:
+    return str(text).replace("|", "\\|").replace("\n", " ")
+
+
+def _secs(value: Any) -> str:
+    try:
+        return f"{float(value):.1f} s"
+    except (TypeError, ValueError):
+        return "?"
