@@ -30,7 +30,18 @@ def weights_available() -> bool:
 )
 def test_embedded_model_finds_a_buried_fact(make_settings):
     rng = random.Random(7)
-    words = "shipment pallet invoice dock crane berth customs manifest schedule delay".split()
+    words = [
+        "shipment",
+        "pallet",
+        "invoice",
+        "dock",
+        "crane",
+        "berth",
+        "customs",
+        "manifest",
+        "schedule",
+        "delay",
+    ]
     lines = [" ".join(rng.choice(words) for _ in range(10)) for _ in range(800)]
     lines.insert(517, "Note from the harbour master: the vessel Blue Heron left from berth 47.")
     result = run(
