@@ -32,9 +32,10 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-from graph import run_index
+from graph import api, run_index
 from graph.config import ConfigError, Loaded, load_config, settings_from_stored
 from graph.settings import Settings
+from graph.usage import total_tokens
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
 GRACE_SECONDS = 3.0  # after Ctrl-C, how long parallel sub-calls may take to notice before we leave
@@ -595,7 +596,7 @@ def list_runs(
         db_file = _db_path(db, _config({}, config).settings)
     except Failure as e:
         _fail(e, json_out)
-    runs = run_index.list_runs(db_file, limit=limit, status=status)
+    runs = api.list_runs(db_file, limit=limit, status=status)
     if json_out:
         _print_json([_public(r) for r in runs])
         return
@@ -603,7 +604,7 @@ def list_runs(
         err.print(f"No runs in {escape(str(db_file))}.")
         return
     table = Table(box=None, header_style="bold", pad_edge=False)
-    for col in ("run id", "status", "started", "model", "question", "answer"):
+    for col in ("run id", "status", "started", "last step", "tokens", "question", "answer"):
         table.add_column(col, overflow="ellipsis", no_wrap=col in ("run id", "started"))
     for r in runs:
         style = _STATUS_STYLE.get(r["status"], "")
@@ -611,11 +612,19 @@ def list_runs(
             r["run_id"],
             f"[{style}]{r['status']}[/]" if style else r["status"],
             _when(r.get("started")),
-            escape(r.get("model") or ""),
+            _last_step(r.get("last_step")),
+            f"{total_tokens(r.get('usage')):,}",
             escape(_preview(r.get("question"), 50)),
             escape(_preview(r.get("answer"), 40)),
         )
     Console(highlight=False).print(table)
+
+
+def _last_step(last: dict[str, Any] | None) -> str:
+    if not last:
+        return ""
+    nxt = ", ".join(last.get("next") or []) or "done"
+    return f"{last.get('step')} -> {nxt}"
 
 
 @app.command()

@@ -109,6 +109,37 @@ def resume(run_id: str, *, settings: Settings | None = None, db_path: str | Path
     return result
 
 
+def list_runs(
+    db_path: str | Path | None = None,
+    *,
+    settings: Settings | None = None,
+    limit: int | None = None,
+    status: str | None = None,
+) -> list[dict[str, Any]]:
+    """Runs in the database, newest first: id, status, question, started, and, read from the
+    root's latest checkpoint, `last_step` (the step number and the node due next) and
+    `usage` so far, which for a crashed or running run is the only record of what it spent."""
+    settings, db = _locate(settings, db_path)
+    runs = run_index.list_runs(db, limit=limit, status=status)
+    if not runs:
+        return runs
+    saver = open_saver(db)
+    try:
+        app = builder.compile(checkpointer=saver)
+        for row in runs:
+            snap = app.get_state({"configurable": {"thread_id": row["run_id"]}})
+            if not snap.created_at:
+                row["last_step"] = None
+                continue
+            step = (snap.metadata or {}).get("step")
+            row["last_step"] = {"step": step, "at": snap.created_at, "next": list(snap.next)}
+            if row.get("usage") is None and snap.values.get("usage"):
+                row["usage"] = snap.values["usage"]
+    finally:
+        saver.conn.close()
+    return runs
+
+
 def _locate(settings: Settings | None, db_path: str | Path | None) -> tuple[Settings, Path]:
     """The database and the blob store sit side by side in one data folder."""
     settings = settings or Settings()

@@ -15,6 +15,8 @@ from pathlib import Path
 
 import pytest
 
+from graph.api import list_runs
+from graph.usage import total_calls as total_calls_in
 from tests.support.stub_openai import PROJECT_ROOT, StubProcess, read_count_file
 
 SLOW = 60.0  # the reply that is in flight when the test kills the run
@@ -135,6 +137,9 @@ def test_killed_run_resumes_without_paying_twice(name: str, tmp_path: Path) -> N
         proc.send_signal(signal.SIGKILL)
         proc.wait()
     in_flight = 0 if slow is None else 1
+    [row] = list_runs(db)  # what `rlm-research runs` shows for the killed run
+    assert row["status"] == "interrupted" and row["question"] == "main question"
+    assert row["last_step"]["next"] and total_calls_in(row["usage"]) >= 1
     with StubProcess(rules_for(rules, None), work) as stub:  # same count file, fast replies
         resumed = finish(runner("resume", db, stub.base_url, max_depth))
         total_calls = len(stub.calls(ok_only=True))
