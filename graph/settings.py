@@ -31,6 +31,8 @@ class Settings:
     base_url: str | None = None
     temperature: float = 0.0
     max_completion_tokens: int = 1024
+    request_timeout: float = 120.0  # seconds for one model request
+    max_retries: int = 4  # per model request, with backoff, on 429 / 5xx / connection errors
 
     # Recursion and budgets. Budgets cover the whole call tree, except `max_turns` (per level).
     max_depth: int = 1

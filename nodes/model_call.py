@@ -51,6 +51,8 @@ def call_model(settings: Settings, depth: int, messages: list[AnyMessage]) -> tu
         base_url=settings.base_url,
         temperature=settings.temperature,
         max_tokens=settings.max_completion_tokens,
+        timeout=settings.request_timeout,
+        max_retries=settings.max_retries,
     )
     reply = model.invoke(messages)
     text = reply.content if isinstance(reply.content, str) else _flatten(reply.content)

@@ -101,7 +101,8 @@ def render_result(result: dict[str, Any], limit: int) -> str:
         dropped += block.get("dropped", 0)
     if result.get("skipped"):
         parts.append(f"[{result['skipped']} later code block(s) not run because of the error]")
-    output = "\n".join(p.rstrip("\n") for p in parts if p).strip() or "(no output)"
+    # Small models read an empty result as license to guess; say what it means instead.
+    output = "\n".join(p.rstrip("\n") for p in parts if p).strip() or prompts.EMPTY_OUTPUT
     if len(output) > limit:
         dropped += len(output) - limit
         output = output[:limit]

@@ -59,6 +59,10 @@ Output:
 Variables: {variables}
 Next ```python block, or FINAL("...") when sure."""
 
+EMPTY_OUTPUT = """\
+(no output: nothing was printed. If you searched, nothing matched: try shorter or other words, \
+or print a part of `context` to see how it is written. Do not guess.)"""
+
 NO_CODE = """\
 I found no code block in your reply. Reply with one ```python block that looks at `context`, \
 or with FINAL("the answer") in a code block when you are sure."""
