@@ -1,0 +1,1 @@
+"""`rlm-research-mcp`: the research tool as a Model Context Protocol server (see `server`)."""
