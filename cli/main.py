@@ -399,6 +399,14 @@ def run(
         int | None,
         typer.Option("--max-turns", help="Model turns per level before a forced answer."),
     ] = None,
+    web: Annotated[
+        bool | None,
+        typer.Option(
+            "--web/--no-web",
+            help="Web research: web_search() and fetch_url() in the REPL, made by this process "
+            "(provider from the web_provider setting; key from TAVILY_API_KEY / BRAVE_API_KEY).",
+        ),
+    ] = None,
     run_id: Annotated[
         str | None,
         typer.Option("--run-id", help="Name the run (letters, digits, . _ -). Default: random."),
@@ -426,6 +434,7 @@ def run(
             "base_url": base_url,
             "max_depth": max_depth,
             "max_turns": max_turns,
+            "web": web,
         }
         loaded = _config(flags, config)
         if not question.strip():

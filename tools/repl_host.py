@@ -9,16 +9,19 @@ import base64
 import json
 import os
 import select
+import shutil
 import signal
 import struct
 import subprocess
-import sys
 import tempfile
 import threading
 import time
+import weakref
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+
+from tools import sandbox
 
 WORKER_SCRIPT = Path(__file__).with_name("repl_worker.py")
 
@@ -55,11 +58,15 @@ WorkerEvent = SubLMCall | HostCall | CellDone | WorkerDied
 
 @dataclass
 class WorkerLimits:
-    cell_timeout: float = 120.0
-    memory_bytes: int = 4 * 1024**3
-    cpu_seconds: int = 3600
-    file_bytes: int = 256 * 1024**2
-    open_files: int = 256
+    """Per worker; the sandbox that holds them is chosen by tools/sandbox.py (docs/sandbox.md)."""
+
+    cell_timeout: float = 120.0  # wall seconds of a cell's own work; then its processes are killed
+    memory_bytes: int = 4 * 1024**3  # address space per process (RLIMIT_AS)
+    cpu_seconds: int = 3600  # CPU time per process (RLIMIT_CPU)
+    file_bytes: int = 256 * 1024**2  # largest file a cell may write (RLIMIT_FSIZE)
+    open_files: int = 256  # RLIMIT_NOFILE
+    processes: int = 256  # processes + threads of the worker (RLIMIT_NPROC, see tools/sandbox.py)
+    tmp_bytes: int = 256 * 1024**2  # size of the private /tmp (bwrap mode)
     capture_chars: int = 200_000
     web: bool = False  # install web_search / fetch_url in the namespace
 
@@ -76,39 +83,53 @@ class ReplWorker:
         host_r, worker_w = os.pipe()
         worker_r, host_w = os.pipe()
         self.scratch = tempfile.mkdtemp(prefix="rlm-scratch-")
-        # No inherited environment: API keys and tokens stay in the host.
-        env = {"PATH": "/usr/bin:/bin", "PYTHONIOENCODING": "utf-8", "HOME": self.scratch}
-        self.proc = subprocess.Popen(
-            [sys.executable, "-I", str(WORKER_SCRIPT), str(worker_r), str(worker_w)],
-            pass_fds=(worker_r, worker_w),
-            stdin=subprocess.DEVNULL,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-            cwd=self.scratch,
-            env=env,
-            start_new_session=True,  # its own process group, so a timeout kills what it spawned
-        )
-        os.close(worker_r)
-        os.close(worker_w)
-        self._r, self._w = host_r, host_w
+        weakref.finalize(self, shutil.rmtree, self.scratch, ignore_errors=True)
         lim = self.limits
+        # bwrap when it works here, else a plain subprocess; either way no inherited environment:
+        # API keys and tokens stay in the host.
+        try:
+            launch = sandbox.plan(
+                WORKER_SCRIPT,
+                (worker_r, worker_w),
+                self.scratch,
+                self.context_paths,
+                processes=lim.processes,
+                tmp_bytes=lim.tmp_bytes,
+            )
+        except BaseException:
+            for fd in (host_r, worker_w, worker_r, host_w):
+                os.close(fd)
+            raise
+        self.sandbox = launch.mode
+        try:
+            self.proc = sandbox.popen(launch, pass_fds=(worker_r, worker_w))
+        except BaseException:
+            os.close(host_r)
+            os.close(host_w)
+            raise
+        finally:
+            os.close(worker_r)
+            os.close(worker_w)
+        self._r, self._w = host_r, host_w
         self._send(
             {
-                "context_paths": self.context_paths,
+                "context_paths": launch.context_paths,
                 "capture_chars": lim.capture_chars,
                 "web": lim.web,
+                "uid": launch.uid,
                 "limits": {
                     "memory_bytes": lim.memory_bytes,
                     "cpu_seconds": lim.cpu_seconds,
                     "file_bytes": lim.file_bytes,
                     "open_files": lim.open_files,
+                    "processes": launch.nproc,
                 },
             }
         )
         event = self._recv(timeout=60.0)
         if not isinstance(event, dict) or event.get("op") != "ready":
             reason = event.reason if isinstance(event, WorkerDied) else "no handshake"
-            raise RuntimeError(f"the REPL worker did not start: {reason}")
+            raise RuntimeError(f"the REPL worker did not start ({launch.mode} mode): {reason}")
 
     @property
     def alive(self) -> bool:
@@ -154,13 +175,11 @@ class ReplWorker:
         self.cell_seconds += time.monotonic() - started
         if isinstance(msg, WorkerDied):
             return msg
-        if msg.get("op") == "sub_lm":
-            self.waiting = True
-            return SubLMCall(requests=msg["requests"])
-        if msg.get("op") == "host_call":
-            self.waiting = True
-            return HostCall(fn=str(msg.get("fn")), args=dict(msg.get("args") or {}))
-        return CellDone(result=msg)
+        event = parse_event(msg)
+        if isinstance(event, WorkerDied):
+            self.kill()
+        self.waiting = isinstance(event, (SubLMCall, HostCall))
+        return event
 
     def _send(self, msg: dict[str, Any]) -> None:
         data = json.dumps(msg, ensure_ascii=False).encode("utf-8", "surrogatepass")
@@ -177,10 +196,21 @@ class ReplWorker:
         header = self._read_exact(4, deadline)
         if isinstance(header, WorkerDied):
             return header
-        body = self._read_exact(struct.unpack(">I", header)[0], deadline)
+        size = struct.unpack(">I", header)[0]
+        if size > MAX_FRAME_BYTES:  # cell code can reach the pipe: never trust a length
+            self.kill()
+            return WorkerDied(f"protocol error: the REPL sent a {size:,}-byte message")
+        body = self._read_exact(size, deadline)
         if isinstance(body, WorkerDied):
             return body
-        return json.loads(body)
+        try:
+            msg = json.loads(body)
+        except ValueError:
+            msg = None
+        if not isinstance(msg, dict):
+            self.kill()
+            return WorkerDied("protocol error: the REPL sent a message that is not a JSON object")
+        return msg
 
     def _read_exact(self, n: int, deadline: float) -> bytes | WorkerDied:
         buf = bytearray()
@@ -202,7 +232,8 @@ class ReplWorker:
         return bytes(buf)
 
     def kill(self) -> None:
-        if self.proc is not None and self.proc.poll() is None:
+        if self.proc is not None:
+            # Always the whole group: processes a cell left behind outlive a worker that exited.
             try:
                 os.killpg(self.proc.pid, signal.SIGKILL)
             except (ProcessLookupError, PermissionError):
@@ -220,6 +251,30 @@ class ReplWorker:
         if self.alive:
             self._send({"op": "shutdown"})
         self.kill()
+
+
+MAX_FRAME_BYTES = 512 * 1024**2
+
+
+def parse_event(msg: dict[str, Any]) -> WorkerEvent:
+    """Check a worker message's shape: a cell can forge messages, and bad ones end the worker."""
+    op = msg.get("op")
+    if op == "sub_lm":
+        reqs = msg.get("requests")
+        ok = isinstance(reqs, list) and all(
+            isinstance(r, dict)
+            and isinstance(r.get("prompt"), str)
+            and isinstance(r.get("context"), (str, type(None)))
+            for r in reqs
+        )
+        if ok and reqs:
+            return SubLMCall(requests=reqs)
+    elif op == "host_call":
+        if isinstance(msg.get("fn"), str) and isinstance(msg.get("args", {}), dict):
+            return HostCall(fn=msg["fn"], args=dict(msg.get("args") or {}))
+    elif op == "done" and isinstance(msg.get("blocks"), list):
+        return CellDone(result=msg)
+    return WorkerDied(f"protocol error: the REPL sent an unexpected message (op {str(op)[:40]!r})")
 
 
 def _exit_reason(code: int | None) -> str:

@@ -331,6 +331,33 @@ def apply_limits(limits: dict[str, int]) -> None:
                 resource.setrlimit(table[key], (value, value))
             except (ValueError, OSError):
                 pass
+    # Limits are per process; if many processes together exhaust the machine's memory, the
+    # kernel's OOM killer should pick this worker (and its children), never the host.
+    try:
+        with open("/proc/self/oom_score_adj", "w") as f:
+            f.write("1000")
+    except OSError:
+        pass
+
+
+def drop_privileges(uid: int | None) -> None:
+    """No setuid program can give the cell new privileges; then, when the host is root and gave
+    the worker a uid of its own, become it for good (after the sources are read): RLIMIT_NPROC
+    then applies, and root's files and processes are out of reach."""
+    try:
+        import ctypes
+
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(38, 1, 0, 0, 0)  # PR_SET_NO_NEW_PRIVS
+    except (OSError, AttributeError):
+        pass
+    if uid is None or os.getuid() != 0:
+        return
+    os.setgroups([])
+    os.setresgid(uid, uid, uid)
+    os.setresuid(uid, uid, uid)
+    if os.getuid() != uid or os.geteuid() != uid:
+        raise RuntimeError("could not drop privileges")
 
 
 def die_with_parent() -> None:
@@ -349,14 +376,28 @@ def die_with_parent() -> None:
 
 def main() -> None:
     die_with_parent()
-    channel = Channel(int(sys.argv[1]), int(sys.argv[2]))
+    fd_in, fd_out = int(sys.argv[1]), int(sys.argv[2])
+    channel = Channel(fd_in, fd_out)
+    for fd in (fd_in, fd_out):
+        os.set_inheritable(fd, False)  # a shell the cell starts does not get the host's pipe
+
+    def forked_child() -> None:
+        # A copy made by the cell's os.fork() must not talk to the host: its channel now reads
+        # end-of-file and writes nowhere, so it exits when it reaches the protocol.
+        null = os.open(os.devnull, os.O_RDWR)
+        for fd in (fd_in, fd_out):
+            os.dup2(null, fd)
+        os.close(null)
+
+    os.register_at_fork(after_in_child=forked_child)
     # fd-level output (os.write, child processes) must not reach the host's terminal.
     devnull = os.open(os.devnull, os.O_RDWR)
     for fd in (0, 1, 2):
         os.dup2(devnull, fd)
     setup = channel.recv()
     apply_limits(setup.get("limits", {}))
-    worker = Worker(channel, setup)
+    worker = Worker(channel, setup)  # reads the sources while it still may
+    drop_privileges(setup.get("uid"))
     channel.send({"op": "ready", "pid": os.getpid()})
     while True:
         msg = channel.recv()
