@@ -45,6 +45,12 @@ class Settings:
     # The REPL.
     cell_timeout: float = 120.0  # seconds of a cell's own work, not counting sub-calls
     max_output_chars: int = 20_000  # of a cell's output shown to the model
+    # The REPL worker's limits (docs/sandbox.md): per process, enforced by the OS.
+    repl_memory_mb: int = 4096
+    repl_cpu_seconds: int = 3600
+    repl_processes: int = 256
+    repl_file_mb: int = 256
+    repl_open_files: int = 256
     # The same code with the same output (or the same error) this many times again earns a hint;
     # two more repeats after the hint end the run.
     stuck_after: int = 1

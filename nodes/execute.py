@@ -193,4 +193,12 @@ def spawn_sends(state: RLMState, todo: list[SubRequest], settings: Settings) -> 
 
 
 def limits_of(settings: Settings) -> WorkerLimits:
-    return WorkerLimits(cell_timeout=settings.cell_timeout, web=settings.web)
+    return WorkerLimits(
+        cell_timeout=settings.cell_timeout,
+        memory_bytes=settings.repl_memory_mb * 1024**2,
+        cpu_seconds=settings.repl_cpu_seconds,
+        processes=settings.repl_processes,
+        file_bytes=settings.repl_file_mb * 1024**2,
+        open_files=settings.repl_open_files,
+        web=settings.web,
+    )

@@ -218,3 +218,9 @@ def test_invoke_directly_with_settings_as_context(make_settings):
     )
     assert out["answer"] == "HELLO"
     assert out["call_tree"]["depth"] == 0
+
+
+def test_repl_limits_come_from_settings(make_settings):
+    code = "import resource\nFINAL(str(resource.getrlimit(resource.RLIMIT_AS)[0] // 2**20))"
+    result = run("q", "c", settings=make_settings(model=script(py(code)), repl_memory_mb=1500))
+    assert result.answer == "1500"
