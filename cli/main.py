@@ -32,6 +32,7 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
+from cli.report import peak_rss_mb
 from graph import api, run_index
 from graph.config import ConfigError, Loaded, load_config, settings_from_stored
 from graph.settings import Settings
@@ -348,6 +349,7 @@ def _execute(
                 "stop_reason": result.stop_reason,
                 "usage": result.usage,
                 "report": str(md_path),
+                "peak_rss_mb": round(peak_rss_mb()),
                 "trajectory": str(jsonl_path),
                 "error": error,
             }

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import os
+import resource
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
@@ -94,6 +95,8 @@ def render_report(
         out.append(f"- Wall time: {_secs(call_tree.get('seconds'))}")
     if sandbox:
         out.append(f"- REPL sandbox: {sandbox}")
+    # The embedded model's KV-state cache is bounded by us, not llama.cpp: show what it cost.
+    out.append(f"- Peak memory of the process: {peak_rss_mb():,.0f} MB")
     if trajectory_file:
         out.append(f"- Trajectory: `{trajectory_file}`")
     out.append("")
@@ -162,6 +165,10 @@ def render_report(
             obs = obs[:OUTPUT_CHARS] + f"\n[... {len(obs) - OUTPUT_CHARS:,} more characters]"
         out += ["What the model saw next:", "", _fence(obs, "text"), ""]
     return "\n".join(out).rstrip() + "\n"
+
+
+def peak_rss_mb() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
 def write_report(

@@ -109,6 +109,22 @@ def resume(run_id: str, *, settings: Settings | None = None, db_path: str | Path
     return result
 
 
+def load_result(
+    run_id: str, *, settings: Settings | None = None, db_path: str | Path | None = None
+) -> RunResult:
+    """The run's result as its root's latest checkpoint holds it, without running anything:
+    for a run that was cancelled, crashed or is still going, `stop_reason` is "unfinished".
+    A run with no checkpoint gives an empty result."""
+    settings, db = _locate(settings, db_path)
+    saver = open_saver(db)
+    try:
+        config = {"configurable": {"thread_id": run_id}}
+        values = builder.compile(checkpointer=saver).get_state(config).values or {}
+    finally:
+        saver.conn.close()
+    return _result(run_id, values, settings)
+
+
 def list_runs(
     db_path: str | Path | None = None,
     *,

@@ -1,0 +1,99 @@
+"""A run's markdown report (`cli.report`), written beside the run database in reports/: after a
+run ends here, or on demand for a run that has none (cancelled, crashed, or started elsewhere)."""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+from pathlib import Path
+from typing import Any
+
+from graph import run_index
+from graph.settings import Settings
+from mcp_server.summaries import model_label
+
+log = logging.getLogger("rlm_research.mcp")
+
+
+def write_run_report(
+    db: Path,
+    result: Any,
+    question: str,
+    sources: list[dict[str, Any]] | None,
+    settings: Settings,
+) -> tuple[dict[str, Any], Path]:
+    """The report of a run that just ended here: (its run-index row, the report's path)."""
+    from cli.report import write_report
+
+    row = run_index.get_run(db, result.run_id) or {}
+    status = row.get("status") or ("answered" if result.answer.strip() else "failed")
+    md_path, _ = write_report(
+        result,
+        data_dir=db.parent,
+        question=question or row.get("question") or "",
+        status=status,
+        sources=sources if sources is not None else row.get("sources"),
+        models={"model": model_label(settings.model), "sub_model": model_label(settings.sub_model)},
+        error=row.get("error"),
+    )
+    run_index.set_report(db, result.run_id, md_path)
+    return {**row, "status": status}, md_path
+
+
+def report_path(db: Path, run_id: str, row: dict[str, Any]) -> Path:
+    """The run's report, written first if it has none (or its file is gone)."""
+    path = Path(row["report"]) if row.get("report") else None
+    if path is None or not path.is_file():
+        path = write_report_from_store(db, run_id, row)
+    return path
+
+
+def write_report_from_store(db: Path, run_id: str, row: dict[str, Any]) -> Path:
+    """A report for a run that has none yet (cancelled, crashed, or started elsewhere),
+    from its last checkpoint, else from its row."""
+    from cli.report import write_report
+
+    md_path, _ = write_report(
+        stored_result(db, run_id, row),
+        data_dir=db.parent,
+        question=row.get("question") or "",
+        status=row["status"],
+        sources=row.get("sources"),
+        models={"model": row.get("model"), "sub_model": row.get("sub_model")},
+        error=row.get("error"),
+    )
+    if row["status"] != "running":  # a running run gets its final report when it ends
+        run_index.set_report(db, run_id, md_path)
+    return md_path
+
+
+def stored_result(db: Path, run_id: str, row: dict[str, Any]) -> Any:
+    """The run's result from its last checkpoint (`graph.api.load_result`), its run-index row
+    filling in what the checkpoint lacks, or standing in for a run with no checkpoint."""
+    from graph.api import RunResult, load_result
+    from graph.blob_store import BlobNotFound
+
+    saved = None
+    if run_index.has_checkpoints(db, run_id):
+        try:
+            saved = load_result(run_id, db_path=db)
+        except BlobNotFound as e:  # a damaged store: the row still says how the run went
+            log.warning("run %s: its checkpoint refers to a missing blob: %s", run_id, e)
+    if saved is None:
+        return RunResult(
+            run_id=run_id,
+            answer=row.get("answer") or "",
+            stop_reason=row.get("stop_reason") or "unfinished",
+            usage=row.get("usage") or {},
+            call_tree={},
+        )
+    # load_result says "unfinished" when the checkpoint has no stop reason (no node sets it)
+    stop_reason = saved.stop_reason
+    if stop_reason == "unfinished":
+        stop_reason = row.get("stop_reason") or "unfinished"
+    return dataclasses.replace(
+        saved,
+        answer=saved.answer or row.get("answer") or "",
+        stop_reason=stop_reason,
+        usage=saved.usage or row.get("usage") or {},
+    )
