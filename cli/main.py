@@ -161,16 +161,12 @@ def _with_db(settings: Settings, db: Path) -> Settings:
 
 
 def _check_models(settings: Settings) -> None:
-    from tools.chat_models import ModelConfigError, check_model_reachable
+    from tools.chat_models import ModelConfigError, check_models_reachable
 
-    specs = [settings.model]
-    if settings.sub_model is not None and settings.sub_model != settings.model:
-        specs.append(settings.sub_model)
-    for spec in specs:
-        try:
-            check_model_reachable(spec, base_url=settings.base_url)
-        except ModelConfigError as e:
-            raise Failure(f"model {spec}: {e}") from None
+    try:
+        check_models_reachable(settings.model, settings.sub_model, base_url=settings.base_url)
+    except ModelConfigError as e:
+        raise Failure(str(e)) from None
 
 
 def _label(spec: Any) -> str | None:

@@ -60,18 +60,16 @@ class Research:
 
     @staticmethod
     def check_models(settings: Settings) -> None:
-        from tools.chat_models import ModelConfigError, check_model_reachable
+        from tools.chat_models import ModelConfigError, check_models_reachable
 
-        specs = [settings.model]
-        if settings.sub_model is not None and settings.sub_model != settings.model:
-            specs.append(settings.sub_model)
-        for spec in specs:
-            try:
-                check_model_reachable(spec, base_url=settings.base_url)
-            except ModelConfigError as e:
-                raise ToolFailure(f"model {model_label(spec)}: {preview(str(e), 400)}") from None
-            except Exception as e:  # noqa: BLE001 - e.g. a local weights loader's own error
-                raise ToolFailure(f"model {model_label(spec)}: {run_index.one_line(e)}") from None
+        try:
+            check_models_reachable(settings.model, settings.sub_model, base_url=settings.base_url)
+        except ModelConfigError as e:
+            raise ToolFailure(preview(str(e), 400)) from None
+        except Exception as e:  # noqa: BLE001 - e.g. a local weights loader's own error
+            raise ToolFailure(
+                f"model {model_label(settings.model)}: {run_index.one_line(e)}"
+            ) from None
 
     def _check_not_running_elsewhere(self, row: dict[str, Any] | None, run_id: str) -> None:
         """Refuse a run that another live process is running (get_run reads a row left

@@ -278,3 +278,16 @@ def _check_listed(resp: httpx.Response, name: str, url: str) -> None:
     if len(ids) > 1 and not any(i == name or i.split(":")[0] == base for i in ids):
         shown = ", ".join(ids[:8]) + (", ..." if len(ids) > 8 else "")
         raise ModelConfigError(f"model {name!r} not found at {url} (available: {shown})")
+
+
+def check_models_reachable(
+    model: Any, sub_model: Any = None, *, base_url: str | None = None
+) -> None:
+    """A run's root model and its sub model (when different), before the run starts; the
+    `ModelConfigError` names the model."""
+    specs = [model] + ([sub_model] if sub_model is not None and sub_model != model else [])
+    for spec in specs:
+        try:
+            check_model_reachable(spec, base_url=base_url)
+        except ModelConfigError as e:
+            raise ModelConfigError(f"model {model_label(spec)}: {e}") from None
