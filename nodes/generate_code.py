@@ -9,6 +9,7 @@ from langchain_core.messages import HumanMessage, SystemMessage
 from langgraph.runtime import Runtime
 from langgraph.types import Command
 
+from graph.blob_store import BlobStore
 from graph.settings import Settings
 from graph.state import RLMState
 from graph.usage import add_usage
@@ -35,7 +36,8 @@ def generate_code(
     transcript = state.get("transcript", [])  # start_level's opening messages included
     emit({"kind": "turn", "depth": depth, "turn": state["turn"] + 1, "level": state["level_id"]})
     reply, usage = call_model(settings, depth, load_messages(store, transcript))
-    update["transcript"] = update.get("transcript", []) + [put_message(store, "assistant", reply)]
+    message = put_message(store, "assistant", *clip_reply(reply, settings, store))
+    update["transcript"] = update.get("transcript", []) + [message]
     update["turn"] = state["turn"] + 1
     update["usage"] = update["own_usage"] = usage
     update["code"] = code = extract_code(reply)
@@ -51,6 +53,24 @@ def generate_code(
         update["code"] = [f"FINAL_VAR({final[1]!r})"]
         return Command(update=update, goto="execute")
     return Command(update=update, goto="observe")  # no code: observe sends a nudge
+
+
+def clip_reply(reply: str, settings: Settings, store: BlobStore) -> tuple[str, str | None]:
+    """What the history keeps of a reply, and the full reply's blob ref when that was cut.
+
+    The whole transcript goes back to the model every turn, so one 200 KB reply (a server that
+    ignored max_tokens, a model echoing the context) made every later prompt 200 KB bigger. A
+    reply that max_completion_tokens allows is kept whole; beyond that and max_output_chars the
+    history keeps its start and end (where code usually is) and says how much was cut. The
+    code was already extracted from the full reply, and the full text stays in the blob store.
+    """
+    limit = max(settings.max_output_chars, 6 * settings.max_completion_tokens)
+    if len(reply) <= limit:
+        return reply, None
+    cut = len(reply) - limit
+    head, tail = reply[: limit // 2], reply[len(reply) - (limit - limit // 2) :]
+    note = f"\n[... {cut:,} characters of this reply cut from the history ...]\n"
+    return head + note + tail, store.put_text(reply)
 
 
 def direct_answer(

@@ -3,6 +3,8 @@ blob store, one model call with its usage, and progress events for `stream`."""
 
 from __future__ import annotations
 
+import json
+import time
 from typing import Any
 
 from langchain_core.messages import AIMessage, AnyMessage, HumanMessage, SystemMessage
@@ -32,8 +34,12 @@ def blob_store(settings: Settings) -> BlobStore:
     return BlobStore(Path(settings.data_dir) / "blobs")
 
 
-def put_message(store: BlobStore, role: str, content: str) -> str:
-    return store.put_json({"role": role, "content": content})
+def put_message(store: BlobStore, role: str, content: str, full_ref: str | None = None) -> str:
+    """A transcript message; `full_ref` names the uncut text when `content` was shortened."""
+    message = {"role": role, "content": content}
+    if full_ref:
+        message["full_ref"] = full_ref
+    return store.put_json(message)
 
 
 def load_messages(store: BlobStore, refs: list[str]) -> list[AnyMessage]:
@@ -42,6 +48,12 @@ def load_messages(store: BlobStore, refs: list[str]) -> list[AnyMessage]:
         msg = store.get_json(ref)
         out.append(_ROLES[msg["role"]](content=msg["content"]))
     return out
+
+
+class ModelCallError(RuntimeError):
+    """A model call that failed for good (after the client's own retries). The message is one
+    line naming the model, its server and what went wrong; the node fails before writing
+    anything, so the run resumes from the step before and finished calls are not repeated."""
 
 
 def call_model(settings: Settings, depth: int, messages: list[AnyMessage]) -> tuple[str, Usage]:
@@ -54,10 +66,80 @@ def call_model(settings: Settings, depth: int, messages: list[AnyMessage]) -> tu
         timeout=settings.request_timeout,
         max_retries=settings.max_retries,
     )
-    reply = model.invoke(messages)
+    attempts = max(0, settings.max_retries) + 1
+    for attempt in range(1, attempts + 1):
+        try:
+            reply = model.invoke(messages)
+            break
+        except Exception as e:
+            # The OpenAI client retries 429 / 5xx / timeouts / resets itself, but not a 200 whose
+            # body is not JSON (a proxy cutting a reply short): it raised a bare JSONDecodeError
+            # at once. Such a reply is as transient as a reset connection, so retry it here too.
+            if _is_malformed(e) and attempt < attempts:
+                time.sleep(min(0.5 * 2 ** (attempt - 1), 8.0))
+                continue
+            raise ModelCallError(_failure(spec, settings, e, attempts)) from e
     text = reply.content if isinstance(reply.content, str) else _flatten(reply.content)
     prompt_chars = sum(len(str(m.content)) for m in messages)
     return text, model_call_usage(model_label(spec), reply, prompt_chars)
+
+
+def _is_malformed(e: BaseException) -> bool:
+    if isinstance(e, json.JSONDecodeError):
+        return True
+    try:
+        import openai
+    except ImportError:
+        return False
+    return isinstance(e, openai.APIResponseValidationError)
+
+
+def _failure(spec: Any, settings: Settings, e: BaseException, attempts: int) -> str:
+    """One line for a failed call: "model openai:x at http://...: what happened (N attempts)"."""
+    from graph.run_index import one_line
+
+    where = f" at {settings.base_url}" if isinstance(spec, str) and settings.base_url else ""
+    tries = f" ({attempts} attempts)" if attempts > 1 else ""
+    status = getattr(e, "status_code", None)
+    if _is_timeout(e):
+        what = f"no reply within request_timeout={settings.request_timeout:g} s{tries}"
+    elif _is_malformed(e):
+        what = f"the server's reply was not valid JSON{tries}: {one_line(e)}"
+    elif _is_connection_error(e) or status in (408, 409, 429) or (status or 0) >= 500:
+        what = f"{one_line(e)}{tries}"  # the kinds the client retried before giving up
+    else:
+        what = one_line(e)
+    try:
+        label = model_label(spec)
+    except Exception:  # noqa: BLE001 - only for the message
+        label = str(spec)
+    return f"model {label}{where}: {what}"
+
+
+def _is_timeout(e: BaseException) -> bool:
+    try:
+        import openai
+
+        if isinstance(e, openai.APITimeoutError):
+            return True
+    except ImportError:
+        pass
+    import httpx
+
+    return isinstance(e, (TimeoutError, httpx.TimeoutException))
+
+
+def _is_connection_error(e: BaseException) -> bool:
+    try:
+        import openai
+
+        if isinstance(e, openai.APIConnectionError):
+            return True
+    except ImportError:
+        pass
+    import httpx
+
+    return isinstance(e, (ConnectionError, httpx.TransportError))
 
 
 def _flatten(content: list[Any]) -> str:
