@@ -16,7 +16,15 @@ from graph.blob_store import BlobStore
 from graph.settings import Settings
 from graph.state import Budget, RLMState, SubRequest, SubResult
 from graph.usage import total_tokens
-from nodes.durable_cell import load_journal, rebuild_worker, replayed, save_snapshot
+from nodes.durable_cell import (
+    load_journal,
+    read_side_journal,
+    rebuild_worker,
+    replay_pool,
+    save_snapshot,
+    side_journal_path,
+    take,
+)
 from nodes.host_calls import answer_host_call
 from nodes.model_call import blob_store, emit, settings_of
 from tools.repl_host import (
@@ -53,15 +61,20 @@ def execute(
         update.update(pending=[], sub_results=None, journal_ref=store.put_json(journal))
         update["child_trees"] = [results[r["id"]]["tree_ref"] for r in pending]
     cell, seq = state["cell"], state.get("seq", 0)
-    if pending and worker is not None and worker.waiting:
+    ids = [r["id"] for r in pending]
+    if pending and worker is not None and worker.waiting and worker.waiting_for == ids:
         event = worker.answer([store.get_text(results[r["id"]]["answer_ref"]) for r in pending])
     else:
         if not pending:  # a new cell
             cell, journal = cell + 1, []
             update.update(cell=cell, journal_ref=None)
-        if worker is None or worker.waiting:  # gone, or waiting for answers it will never get
+        # Run the cell from its start in a worker restored to before it, unless this worker is
+        # idle and has not seen this cell yet (it may have run part of it before a failure).
+        if worker is None or worker.waiting or worker.cell_started >= cell:
             worker, lost = rebuild_worker(level, state, store, limits_of(settings))
-        seq = 0  # the cell runs from its start: its sub-calls get the same ids as before
+        side = read_side_journal(side_journal_path(store, level, cell))
+        worker.replay = replay_pool(journal, side)
+        worker.cell_started, seq = cell, 0
         emit({"kind": "cell", "depth": state["depth"], "cell": cell, "level": level})
         event = worker.run(state["code"], cell)
 
@@ -70,23 +83,29 @@ def execute(
         seq += 1
         if isinstance(event, HostCall):
             left = remaining(state, settings)["web_calls"] - web_calls
+            side_path = side_journal_path(store, level, cell)
             event, entry, spent = answer_host_call(
-                worker, event, f"{cell}.{seq}", journal, left, settings, store
+                worker, event, f"{cell}.{seq}", worker.replay, left, settings, store, side_path
             )
             web_calls += spent
             if entry is not None:
                 journal = journal + [entry]
                 update["journal_ref"] = store.put_json(journal)
+            if web_calls:
                 update["usage"] = update["own_usage"] = {"web_calls": web_calls}
             continue
         requests = to_requests(event, f"{cell}.{seq}", state, store)
-        done = replayed(requests, journal)
-        prefilled = {
-            rid: {"answer_ref": ref, "stop_reason": "replayed", "tree_ref": ""}
-            for rid, ref in done.items()
-        }
+        prefilled: dict[str, SubResult] = {}
+        for req in requests:
+            stored = take(worker.replay, req["request_hash"])
+            if stored is not None:
+                prefilled[req["id"]] = {
+                    "answer_ref": stored[0],
+                    "stop_reason": "replayed",
+                    "tree_ref": "",
+                }
         prefilled.update(
-            refusals([r for r in requests if r["id"] not in done], state, settings, store)
+            refusals([r for r in requests if r["id"] not in prefilled], state, settings, store)
         )
         todo = [r for r in requests if r["id"] not in prefilled]
         if not todo:  # nothing needs a model: answer at once, no round trip through the graph
@@ -95,6 +114,7 @@ def execute(
             )
             continue
         update.update(seq=seq, pending=requests, sub_results=prefilled or None)
+        worker.waiting_for = [r["id"] for r in requests]
         emit({"kind": "sub_calls", "depth": state["depth"], "count": len(todo), "level": level})
         return Command(update=update, goto=spawn_sends(state, todo, settings))
 

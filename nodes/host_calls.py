@@ -1,15 +1,18 @@
 """Calls a cell makes to the host (`web_search`, `fetch_url`): the sandboxed worker has no
 network, so the host makes them, counts them against the run's budget, and journals each result
-so a cell that runs again after a crash gets the stored result instead of searching again."""
+(in state and, at once, in a side journal file) so a cell that runs again after a crash gets the
+stored result instead of searching again."""
 
 from __future__ import annotations
 
 import hashlib
 import json
+from pathlib import Path
+from typing import Any
 
 from graph.blob_store import BlobStore
 from graph.settings import Settings
-from nodes.durable_cell import Journal
+from nodes.durable_cell import append_side_journal, take
 from tools.repl_host import HostCall, ReplWorker, WorkerEvent
 from tools.web_search import WebError, call_web
 
@@ -18,18 +21,21 @@ def answer_host_call(
     worker: ReplWorker,
     call: HostCall,
     call_id: str,
-    journal: Journal,
+    pool: dict[str, list[list[Any]]],
     calls_left: int,
     settings: Settings,
     store: BlobStore,
+    side_journal: Path,
 ) -> tuple[WorkerEvent, list[str] | None, int]:
-    """Answer one host call. Returns the worker's next event, the new journal entry (if a call
-    was made) and how many web calls were spent (0 when replayed from the journal)."""
+    """Answer one host call. Returns the worker's next event, the journal entry of a call made
+    now (None when replayed or refused), and how many web calls to add to usage."""
     digest = hashlib.sha256(json.dumps([call.fn, call.args], sort_keys=True).encode()).hexdigest()
-    for entry in journal:
-        if entry[0] == call_id and entry[1] == digest:
-            stored = store.get_json(entry[2])
-            return worker.host_result(stored["result"], stored["error"]), None, 0
+    stored = take(pool, digest)
+    if stored is not None:
+        ref, counted = stored
+        outcome = store.get_json(ref)
+        entry = None if counted else [call_id, digest, ref]
+        return worker.host_result(outcome["result"], outcome["error"]), entry, int(not counted)
     if calls_left <= 0:
         error = f"{call.fn} refused: the budget of {settings.max_web_calls} web calls is used up"
         return worker.host_result(None, error), None, 0
@@ -37,5 +43,6 @@ def answer_host_call(
         outcome = {"result": call_web(call.fn, call.args, settings), "error": None}
     except WebError as exc:
         outcome = {"result": None, "error": str(exc)}
-    ref = store.put_json(outcome)
-    return worker.host_result(outcome["result"], outcome["error"]), [call_id, digest, ref], 1
+    entry = [call_id, digest, store.put_json(outcome)]
+    append_side_journal(side_journal, entry)
+    return worker.host_result(outcome["result"], outcome["error"]), entry, 1

@@ -77,6 +77,9 @@ class ReplWorker:
     limits: WorkerLimits = field(default_factory=WorkerLimits)
     proc: subprocess.Popen[bytes] | None = None
     waiting: bool = False  # blocked in sub_lm, waiting for answers
+    waiting_for: list[str] = field(default_factory=list)  # the request ids it is blocked on
+    cell_started: int = 0  # the number of the last cell it was given
+    replay: dict[str, list[list[Any]]] = field(default_factory=dict)  # see nodes/durable_cell
     cell_seconds: float = 0.0  # the current cell's own running time so far
 
     def start(self) -> None:
