@@ -200,9 +200,12 @@ def spawn_sends(state: RLMState, todo: list[SubRequest], settings: Settings) -> 
     """One `Send` per request, at most `max_parallel` at once, in request order."""
     left = remaining(state, settings)
     batch = todo[: max(1, settings.max_parallel)]
+    # What is left is shared among the requests still to run, so parallel children together
+    # stay inside the tree's budget; later slices are recomputed from the usage so far.
+    n = len(todo)
     child_budget: Budget = {
-        "sub_calls": max(0, left["sub_calls"] - len(todo)),
-        "total_tokens": left["total_tokens"],
+        "sub_calls": max(0, (left["sub_calls"] - n) // n),
+        "total_tokens": max(0, left["total_tokens"] // n),
         "deadline": left["deadline"],
         "web_calls": left["web_calls"],
     }

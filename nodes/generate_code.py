@@ -16,7 +16,15 @@ from graph.usage import add_usage
 from nodes import prompts
 from nodes.code_blocks import extract_code, final_outside_code
 from nodes.level_start import start_level
-from nodes.model_call import blob_store, call_model, emit, load_messages, put_message, settings_of
+from nodes.model_call import (
+    ModelCallError,
+    blob_store,
+    call_model,
+    emit,
+    load_messages,
+    put_message,
+    settings_of,
+)
 
 LEAF_MAX_CHARS = 100_000  # what a direct answer may read: about 25K tokens, inside a 32K window
 
@@ -35,7 +43,15 @@ def generate_code(
 
     transcript = state.get("transcript", [])  # start_level's opening messages included
     emit({"kind": "turn", "depth": depth, "turn": state["turn"] + 1, "level": state["level_id"]})
-    reply, usage = call_model(settings, depth, load_messages(store, transcript))
+    try:
+        reply, usage = call_model(settings, depth, load_messages(store, transcript))
+    except ModelCallError as exc:
+        if depth == 0:
+            raise  # the run fails here, resumably: `resume` makes this call again
+        # A sub-run ends with the failure as its answer, so its earlier calls still count in the
+        # parent's usage and budgets, and the parent's code can carry on.
+        update.update(answer=f"[sub_lm failed: {exc}]", stop_reason="error")
+        return Command(update=update, goto="finalize")
     message = put_message(store, "assistant", *clip_reply(reply, settings, store))
     update["transcript"] = update.get("transcript", []) + [message]
     update["turn"] = state["turn"] + 1

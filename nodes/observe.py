@@ -29,16 +29,20 @@ def observe(
     final = result.get("final") if result else None
     stop = "answered" if final is not None else stop_reason(state, settings)
 
-    signature = turn_signature(state.get("code") or [], text)
+    signature = turn_signature(state.get("code") or [], result, text)
     recent = (state.get("recent") or [])[-8:] + [signature]
     repeats = trailing_repeats(recent)
     update["recent"] = recent
+    if repeats == 0 and state.get("hinted"):
+        update["hinted"] = False  # it moved on; a later loop earns a hint of its own
     if stop is None and state.get("hinted") and repeats >= settings.stuck_after + 2:
         stop = "stuck"
     if stop is None and repeats >= settings.stuck_after and not state.get("hinted"):
         what = "no code again"
         if result:
-            what = "the same error again" if "Error" in text else "the same code and result again"
+            what = (
+                "the same error again" if cell_error(result) else "the same code and result again"
+            )
         text += "\n\n" + prompts.STUCK_HINT.format(what=what)
         update["hinted"] = True
 
@@ -59,17 +63,23 @@ def stop_reason(state: RLMState, settings: Settings) -> str | None:
     if state["turn"] >= settings.max_turns:
         return "budget:turns"
     exhausted = budget_exhausted(state, settings)
-    if exhausted in ("token budget", "time budget"):
+    if exhausted is not None:  # "token budget" -> "budget:token", "sub-call budget" -> ...
         return "budget:" + exhausted.split()[0]
     return None
 
 
-def turn_signature(code: list[str], observation: str) -> str:
+def cell_error(result: dict[str, Any] | None) -> str | None:
+    """The last line of the error the cell raised (`NameError: name 'x' is not defined`)."""
+    for block in reversed((result or {}).get("blocks", [])):
+        if block.get("error"):
+            return block["error"].strip().splitlines()[-1]
+    return (result or {}).get("died")
+
+
+def turn_signature(code: list[str], result: dict[str, Any] | None, observation: str) -> str:
     """Same code with the same output, or the same error again, looks the same here."""
-    if "Error" in observation:
-        key = observation.rsplit("Error", 1)[-1]
-    else:
-        key = "\n".join(code) + "\x00" + observation
+    error = cell_error(result)
+    key = ("error\x00" + error) if error else "\n".join(code) + "\x00" + observation
     return hashlib.sha256(key.encode()).hexdigest()[:16]
 
 
