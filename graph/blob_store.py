@@ -38,6 +38,10 @@ class BlobStore:
         try:
             with os.fdopen(fd, "wb") as f:
                 f.write(data)
+                # On disk before any checkpoint can name it: after a power cut, a checkpoint
+                # that survived must not point at an empty file.
+                f.flush()
+                os.fsync(f.fileno())
             os.replace(tmp, target)
         except BaseException:
             Path(tmp).unlink(missing_ok=True)

@@ -1,31 +1,78 @@
-"""Finding the code in a model's reply."""
+"""Finding the code in a model's reply.
+
+A fence opens at the start of a line (indent allowed) with three or more backticks or tildes and
+closes with a line of the same character, at least as long; an unclosed fence (a reply cut off at
+max tokens) runs to the end. Fences tagged `python`/`repl` or untagged run; a fence with another
+tag (say `markdown`) is searched for runnable fences inside it. Bodies are dedented, so a fence
+indented in a list item still runs.
+"""
 
 from __future__ import annotations
 
 import re
+import textwrap
 
-# A fence, its tag, and its body up to the closing fence or the end of the reply: an unclosed
-# fence (a reply cut off at max tokens) still runs.
-_FENCE = re.compile(r"```[ \t]*([\w+-]*)[^\n]*\n(.*?)(?:\n?```|\Z)", re.S)
+_OPEN = re.compile(r"^[ \t]*(`{3,}|~{3,})[ \t]*([\w+.-]*)[^\n]*$")
 _RUNNABLE_TAGS = {"", "repl", "python", "py", "python3", "ipython", "pycon"}
-_FINAL_LINE = re.compile(r"^\s*FINAL(_VAR)?\((.*)\)\s*$", re.M)
+_FINAL_START = re.compile(r"^[ \t]*FINAL(_VAR)?\(", re.M)
+
+
+def _fences(reply: str) -> list[tuple[str, str, int, int]]:
+    """(tag, body, start line, end line) of each top-level fence."""
+    lines = reply.split("\n")
+    out = []
+    i = 0
+    while i < len(lines):
+        m = _OPEN.match(lines[i])
+        if not m:
+            i += 1
+            continue
+        fence, tag = m.group(1), m.group(2).lower()
+        close = re.compile(rf"^[ \t]*{re.escape(fence[0])}{{{len(fence)},}}[ \t]*$")
+        j = i + 1
+        while j < len(lines) and not close.match(lines[j]):
+            j += 1
+        body = textwrap.dedent("\n".join(lines[i + 1 : j]))
+        out.append((tag, body, i, j))
+        i = j + 1
+    return out
 
 
 def extract_code(reply: str) -> list[str]:
-    """The runnable code blocks in reply order: fences tagged repl/python or untagged."""
+    """The runnable code blocks in reply order."""
     blocks = []
-    for tag, body in _FENCE.findall(reply):
-        if tag.lower() in _RUNNABLE_TAGS and body.strip():
-            blocks.append(body.rstrip())
+    for tag, body, _start, _end in _fences(reply):
+        if tag in _RUNNABLE_TAGS:
+            if body.strip():
+                blocks.append(body.rstrip())
+        else:
+            blocks += extract_code(body)
     return blocks
 
 
+def _outside_fences(reply: str) -> str:
+    lines = reply.split("\n")
+    for _tag, _body, start, end in reversed(_fences(reply)):
+        del lines[start : end + 1]
+    return "\n".join(lines)
+
+
 def final_outside_code(reply: str) -> tuple[str, str] | None:
-    """`FINAL(text)` / `FINAL_VAR(name)` written as plain text: ("text", answer) / ("var", name)."""
-    match = _FINAL_LINE.search(reply)
+    """`FINAL(text)` / `FINAL_VAR(name)` written as prose: ("text", answer) / ("var", name).
+    The text may run over several lines, up to the parenthesis that closes it."""
+    prose = _outside_fences(reply)
+    match = _FINAL_START.search(prose)
     if not match:
         return None
-    inner = match.group(2).strip()
+    depth, end = 1, None
+    for k in range(match.end(), len(prose)):
+        depth += {"(": 1, ")": -1}.get(prose[k], 0)
+        if depth == 0:
+            end = k
+            break
+    inner = prose[match.end() : end].strip() if end is not None else ""
+    if not inner:
+        return None
     if len(inner) >= 2 and inner[0] == inner[-1] and inner[0] in "'\"":
         inner = inner[1:-1]
     return ("var", inner) if match.group(1) else ("text", inner)

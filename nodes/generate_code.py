@@ -56,12 +56,15 @@ def generate_code(
     update["transcript"] = update.get("transcript", []) + [message]
     update["turn"] = state["turn"] + 1
     update["usage"] = update["own_usage"] = usage
-    update["code"] = code = extract_code(reply)
+    code = extract_code(reply)
+    final = final_outside_code(reply)
     update["cell_result_ref"] = None
+    if code and final:  # code, then FINAL(...) in prose: the answer, if the code runs cleanly
+        code = code + [f"FINAL({final[1]!r})" if final[0] == "text" else f"FINAL_VAR({final[1]!r})"]
+    update["code"] = code
 
     if code:
         return Command(update=update, goto="execute")
-    final = final_outside_code(reply)
     if final and final[0] == "text":
         update.update(answer=final[1], stop_reason="answered")
         return Command(update=update, goto="finalize")

@@ -224,3 +224,16 @@ def test_repl_limits_come_from_settings(make_settings):
     code = "import resource\nFINAL(str(resource.getrlimit(resource.RLIMIT_AS)[0] // 2**20))"
     result = run("q", "c", settings=make_settings(model=script(py(code)), repl_memory_mb=1500))
     assert result.answer == "1500"
+
+
+def test_fences_the_small_models_write(make_settings):
+    replies = {
+        "tilde": "~~~python\nFINAL('t')\n~~~",
+        "indented": "1. Run:\n   ```python\n   FINAL('i')\n   ```",
+        "backticks in a string": '```python\nf = "```"\nFINAL(str(len(f)))\n```',
+        "markdown wrapper": "````markdown\n```python\nFINAL('m')\n```\n````",
+        "code then prose FINAL": "```python\nx = 6 * 7\n```\nFINAL_VAR(x)",
+    }
+    for (name, reply), want in zip(replies.items(), ["t", "i", "3", "m", "42"], strict=True):
+        result = run("q", DOC, settings=make_settings(model=script(reply)))
+        assert result.answer == want, name
