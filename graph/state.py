@@ -57,14 +57,15 @@ class RLMState(RLMInput, total=False):
     code: list[str]  # the code blocks of the latest reply, stored before they run
     cell: int  # how many cells have started at this level
     seq: int  # how many sub_lm calls this level has made: request ids are "<cell>.<seq>.<i>"
-    pending: list[SubRequest]
-    sub_results: Annotated[dict[str, SubResult], merge_results]
+    pending_ref: str | None  # the batch the waiting cell asked for: a list of SubRequest
+    batch_results_ref: str | None  # its answers from slices already done
+    sub_results: Annotated[dict[str, SubResult], merge_results]  # answers of the current slice
     cell_result_ref: str | None
     snapshot_ref: str | None  # the REPL namespace after the last finished cell
     journal_ref: str | None  # sub-calls answered so far in the current cell
     recent: list[str]  # signatures of recent turns, for stuck detection
     hinted: bool
-    child_trees: Annotated[list[str], operator.add]
+    child_trees: Annotated[list[str], operator.add]  # one ref per batch: a list of tree refs
     trajectory: Annotated[list[str], operator.add]  # per-turn record refs
     own_usage: Annotated[Usage, add_usage]  # model calls made by this level
     usage: Annotated[Usage, add_usage]  # this level plus every descendant

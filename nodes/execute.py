@@ -43,13 +43,19 @@ def execute(
     settings = settings_of(runtime)
     store = blob_store(settings)
     level = state["level_id"]
-    pending = state.get("pending") or []
-    results = state.get("sub_results") or {}
+    # A batch lives in the blob store, not in state: a 500-request batch copied into every
+    # checkpoint of its 30 slices grew the database quadratically.
+    pending: list[SubRequest] = load_json(store, state.get("pending_ref"), [])
+    results = {
+        **load_json(store, state.get("batch_results_ref"), {}),
+        **(state.get("sub_results") or {}),
+    }
     update: dict[str, Any] = {}
 
     unanswered = [r for r in pending if r["id"] not in results]
     if unanswered:  # a batch larger than max_parallel goes out in slices
-        return Command(goto=spawn_sends(state, unanswered, settings))
+        update.update(batch_results_ref=store.put_json(results), sub_results=None)
+        return Command(update=update, goto=spawn_sends(state, unanswered, settings))
 
     journal = load_journal(store, state.get("journal_ref"))
     worker = live_worker(level)
@@ -58,8 +64,10 @@ def execute(
         journal = journal + [
             [r["id"], r["request_hash"], results[r["id"]]["answer_ref"]] for r in pending
         ]
-        update.update(pending=[], sub_results=None, journal_ref=store.put_json(journal))
-        update["child_trees"] = [results[r["id"]]["tree_ref"] for r in pending]
+        update.update(pending_ref=None, batch_results_ref=None, sub_results=None)
+        update["journal_ref"] = store.put_json(journal)
+        trees = [results[r["id"]]["tree_ref"] for r in pending if results[r["id"]]["tree_ref"]]
+        update["child_trees"] = [store.put_json(trees)] if trees else []
     cell, seq = state["cell"], state.get("seq", 0)
     ids = [r["id"] for r in pending]
     if pending and worker is not None and worker.waiting and worker.waiting_for == ids:
@@ -113,7 +121,8 @@ def execute(
                 [store.get_text(prefilled[r["id"]]["answer_ref"]) for r in requests]
             )
             continue
-        update.update(seq=seq, pending=requests, sub_results=prefilled or None)
+        update.update(seq=seq, pending_ref=store.put_json(requests), sub_results=prefilled or None)
+        update["batch_results_ref"] = None
         worker.waiting_for = [r["id"] for r in requests]
         emit({"kind": "sub_calls", "depth": state["depth"], "count": len(todo), "level": level})
         return Command(update=update, goto=spawn_sends(state, todo, settings))
@@ -130,6 +139,10 @@ def execute(
         result["restored_without"] = lost
     update.update(seq=seq, cell_result_ref=store.put_json(result))
     return Command(update=update, goto="observe")
+
+
+def load_json(store: BlobStore, ref: str | None, empty: Any) -> Any:
+    return store.get_json(ref) if ref else empty
 
 
 def to_requests(

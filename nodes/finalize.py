@@ -49,7 +49,7 @@ def finalize(state: RLMState, runtime: Runtime[Settings]) -> dict[str, Any]:
         "own_usage": add_usage(own_usage, None),
         "usage": add_usage(usage, None),
         "trajectory": state.get("trajectory") or [],
-        "children": state.get("child_trees") or [],
+        "children": [t for ref in state.get("child_trees") or [] for t in store.get_json(ref)],
     }
     update["tree_ref"] = tree_ref = store.put_json(node)
     if state["depth"] == 0:
