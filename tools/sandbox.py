@@ -171,16 +171,13 @@ def plan(
         env["HOME"] = scratch
         return Launch(mode, argv, scratch, env, dict(context_paths), uid, nproc)
 
-    args = [shutil.which("bwrap") or "bwrap", *_base_args(root)]
+    args = [shutil.which("bwrap") or "bwrap", *_base_args(root, tmp_bytes)]
     inside: dict[str, str] = {}
     for i, (name, path) in enumerate(context_paths.items()):
         safe = "".join(c if c.isalnum() or c in "._-" else "_" for c in name)[:64] or "source"
         inside[name] = f"{CONTEXT_DEST}/{i}-{safe}"
         args += ["--ro-bind", str(path), inside[name]]
     args += ["--ro-bind", str(worker_script), WORKER_DEST]
-    for tmp in ("/tmp", "/dev/shm"):  # private, size-capped (tmpfs is memory); shm: semaphores
-        size = ["--size", str(max(1 << 20, tmp_bytes))] if _supports("--size") else []
-        args += ["--perms", "1777", *size, "--tmpfs", tmp]
     args += ["--bind", scratch, SCRATCH_DEST, "--chdir", SCRATCH_DEST]
     uid = _new_uid() if root else None
     if uid is not None:
@@ -262,7 +259,7 @@ def _launcher() -> _Launcher:
 
 
 # -- bwrap arguments shared by the probe and every worker ----------------------------------------
-def _base_args(root: bool) -> list[str]:
+def _base_args(root: bool, tmp_bytes: int = 256 * 1024**2) -> list[str]:
     if root:
         # No user namespace: as root, one would map the worker to uid 0, which RLIMIT_NPROC
         # ignores. The worker starts as root with only the capabilities it needs to drop to its
@@ -276,7 +273,13 @@ def _base_args(root: bool) -> list[str]:
         if _supports("--disable-userns"):  # bwrap >= 0.8: no nested user namespaces
             ns.append("--disable-userns")
     args = [*ns, "--die-with-parent", "--new-session", "--hostname", "rlm-sandbox"]
-    made: set[str] = {"/"}
+    # The private /tmp and /dev/shm come first: the binds below may lie under /tmp (a venv or a
+    # checkout in /tmp, as in CI), and a tmpfs mounted after them would hide them.
+    args += ["--dev", "/dev"]
+    for tmp in ("/tmp", "/dev/shm"):  # size-capped (tmpfs is memory); shm: semaphores
+        size = ["--size", str(max(1 << 20, tmp_bytes))] if _supports("--size") else []
+        args += ["--perms", "1777", *size, "--tmpfs", tmp]
+    made: set[str] = {"/", "/tmp"}
     bound: list[str] = []
 
     def parents(dest: str) -> list[str]:
@@ -313,7 +316,7 @@ def _base_args(root: bool) -> list[str]:
         args.append("/etc/alternatives")
     for path in _python_dirs():
         ro_bind(path)
-    args += ["--proc", "/proc", "--dev", "/dev"]
+    args += ["--proc", "/proc"]
     for dest in (CONTEXT_DEST, os.path.dirname(WORKER_DEST), SCRATCH_DEST):
         args += [*parents(dest + "/x")]
     return args
