@@ -25,7 +25,8 @@ from typer.testing import CliRunner
 
 from cli.main import app
 from graph import run_index
-from tests.support.stub_openai import PROJECT_ROOT, Fault, StubOpenAI, _Handler, _Server
+from tests.support.cli_process import cli_env, run_cli
+from tests.support.stub_openai import Fault, StubOpenAI, _Handler, _Server
 from tests.test_sources import make_pdf
 
 GOOD_KEY = "sk-good-key"
@@ -69,15 +70,7 @@ class KeyedStub(StubOpenAI):
 
 @pytest.fixture
 def env(tmp_path: Path) -> dict[str, str]:
-    out = {k: v for k, v in os.environ.items() if not k.startswith("RLM_")}
-    out.pop("OPENAI_API_KEY", None)
-    out.update(
-        RLM_API_KEY=GOOD_KEY,
-        RLM_DATA_DIR=str(tmp_path / "default-data"),
-        XDG_CONFIG_HOME=str(tmp_path / "xdg"),
-        PYTHONUNBUFFERED="1",
-    )
-    return out
+    return cli_env(tmp_path, RLM_API_KEY=GOOD_KEY)
 
 
 def invoke(*args: str, env: dict[str, str]):
@@ -277,15 +270,7 @@ def test_unreadable_file(populated, env, stub, tmp_path):
         preexec = _drop_file_permission_override
     args = ["run", "q", "-s", str(locked), "--model", "openai:stub", "--base-url", stub.base_url]
     args += ["--db", str(db), "--run-id", "bad3"]
-    p = subprocess.run(
-        [sys.executable, "-m", "cli.main", *args],
-        cwd=PROJECT_ROOT,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        preexec_fn=preexec,
-    )
+    p = run_cli(*args, env=env, preexec_fn=preexec)
     check_refused(p, 1, ("locked.txt", "cannot read", "permission denied"))
     assert_nothing_left(db, before, env, "bad3")
 

@@ -20,6 +20,7 @@ from typer.testing import CliRunner
 from cli.main import app
 from cli.progress import LiveProgress
 from graph import run_index
+from tests.support.cli_process import cli_env, run_cli, start_cli
 from tests.support.stub_openai import Fault, RuleResponder, StubOpenAI, read_count_file
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -33,15 +34,7 @@ def py(code: str) -> str:
 
 @pytest.fixture
 def env(tmp_path: Path) -> dict[str, str]:
-    out = {k: v for k, v in os.environ.items() if not k.startswith("RLM_")}
-    out.update(
-        RLM_API_KEY="x",
-        RLM_DATA_DIR=str(tmp_path / "default-data"),
-        XDG_CONFIG_HOME=str(tmp_path / "xdg"),
-        PYTHONUNBUFFERED="1",
-    )
-    out.pop("OPENAI_API_KEY", None)
-    return out
+    return cli_env(tmp_path)
 
 
 @pytest.fixture
@@ -54,18 +47,6 @@ def doc(tmp_path: Path) -> Path:
 @pytest.fixture
 def db(tmp_path: Path) -> Path:
     return tmp_path / "data" / "runs.sqlite"
-
-
-def cli(*args: str, env: dict[str, str], stdin: str | None = None, timeout: float = 60):
-    return subprocess.run(
-        [sys.executable, "-m", "cli.main", *args],
-        cwd=ROOT,
-        env=env,
-        input=stdin,
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-    )
 
 
 def invoke(*args: str, env: dict[str, str], stdin: str | None = None):
@@ -98,8 +79,8 @@ def test_run_prints_answer_and_writes_report(env, doc, db):
         ]
     )
     with StubOpenAI(replies) as stub:
-        p = cli("run", "What is the vault code?", "-s", str(doc), *stub_args(stub),
-                "--db", str(db), "--run-id", "vault1", env=env)  # fmt: skip
+        p = run_cli("run", "What is the vault code?", "-s", str(doc), *stub_args(stub),
+                    "--db", str(db), "--run-id", "vault1", env=env)  # fmt: skip
     assert p.returncode == 0, p.stderr
     assert p.stdout == "7413\n"
     assert "depth 0 · turn 1" in p.stderr  # plain progress lines when stderr is not a terminal
@@ -121,10 +102,12 @@ def test_run_prints_answer_and_writes_report(env, doc, db):
 
 def test_json_output_then_runs_and_show(env, doc, db):
     with StubOpenAI(FINAL_NOW) as stub:
-        p = cli("run", "q1", "-s", str(doc), *stub_args(stub), "--db", str(db), "--json", env=env)
+        p = run_cli(
+            "run", "q1", "-s", str(doc), *stub_args(stub), "--db", str(db), "--json", env=env
+        )
         assert p.returncode == 0, p.stderr
         out = json.loads(p.stdout)
-        p2 = cli("run", "q2", "-s", str(doc), *stub_args(stub), "--db", str(db), "-q", env=env)
+        p2 = run_cli("run", "q2", "-s", str(doc), *stub_args(stub), "--db", str(db), "-q", env=env)
         assert p2.returncode == 0 and p2.stdout == "Intro.\n" and p2.stderr.count("\n") <= 3
     assert out["status"] == "answered" and out["answer"] == "Intro."
     assert out["stop_reason"] == "answered"
@@ -155,8 +138,8 @@ def test_sub_calls_appear_in_the_call_tree(env, doc, db):
         ]
     )
     with StubOpenAI(replies) as stub:
-        p = cli("run", "q", "-s", str(doc), "-s", "-", *stub_args(stub), "--db", str(db),
-                "--json", env=env, stdin="piped notes")  # fmt: skip
+        p = run_cli("run", "q", "-s", str(doc), "-s", "-", *stub_args(stub), "--db", str(db),
+                    "--json", env=env, stdin="piped notes")  # fmt: skip
     out = json.loads(p.stdout)
     assert p.returncode == 0 and out["answer"] == "got say A+got say B"
     assert out["usage"]["sub_calls"] == 2
@@ -211,8 +194,8 @@ def test_bad_input_fails_before_anything_is_written(env, doc, db, tmp_path: Path
 def test_run_id_that_exists_is_refused(env, doc, db):
     with StubOpenAI(FINAL_NOW) as stub:
         args = ["q", "-s", str(doc), *stub_args(stub), "--db", str(db), "--run-id", "same"]
-        assert cli("run", *args, env=env).returncode == 0
-        again = cli("run", *args, env=env)
+        assert run_cli("run", *args, env=env).returncode == 0
+        again = run_cli("run", *args, env=env)
         calls = stub.call_count
         # Resuming a finished run runs nothing: it shows the answer and rewrites the report.
         done = invoke("resume", "same", "--db", str(db), "-q", env=env)
@@ -237,8 +220,8 @@ def test_model_error_mid_run_is_one_line_and_resumable(env, doc, db):
     broken = RuleResponder([(r"Output:", Fault.status(400, message="context too long"))],
                            default=py("x = 1\nprint('step one done')"))  # fmt: skip
     with StubOpenAI(broken) as stub:
-        p = cli("run", "q", "-s", str(doc), *stub_args(stub), "--db", str(db), "--run-id", "m1",
-                env=env)  # fmt: skip
+        p = run_cli("run", "q", "-s", str(doc), *stub_args(stub), "--db", str(db),
+                    "--run-id", "m1", env=env)  # fmt: skip
     assert p.returncode == 1
     errors = [line for line in p.stderr.splitlines() if line.startswith("error:")]
     assert len(errors) == 1 and "run m1 failed" in errors[0] and "context too long" in errors[0]
@@ -249,7 +232,7 @@ def test_model_error_mid_run_is_one_line_and_resumable(env, doc, db):
 
     fixed = RuleResponder([(r"Output:", py("FINAL(str(x + 1))"))], default="unexpected")
     with StubOpenAI(fixed) as stub:
-        r = cli("resume", "m1", "--db", str(db), "--base-url", stub.base_url, "--json", env=env)
+        r = run_cli("resume", "m1", "--db", str(db), "--base-url", stub.base_url, "--json", env=env)
         calls = stub.calls
     out = json.loads(r.stdout)
     assert r.returncode == 0 and out["answer"] == "2" and out["status"] == "answered"
@@ -280,10 +263,9 @@ def test_ctrl_c_stops_cleanly_and_resume_finishes(env, doc, db, tmp_path: Path):
         ]
     )
     with StubOpenAI(replies, delay=1.0, count_file=count_file) as stub:
-        cmd = [sys.executable, "-m", "cli.main", "run", "what is it", "-s", str(doc)]
-        cmd += [*stub_args(stub), "--db", str(db), "--run-id", "c1"]
-        proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=subprocess.PIPE,
-                                stderr=subprocess.PIPE, text=True)  # fmt: skip
+        args = ["run", "what is it", "-s", str(doc)]
+        args += [*stub_args(stub), "--db", str(db), "--run-id", "c1"]
+        proc = start_cli(*args, env=env)
         try:
             # Interrupt while the sub-calls are in flight, after the root's first call finished.
             wait_for(lambda: len(read_count_file(count_file)) >= 1)
@@ -300,7 +282,7 @@ def test_ctrl_c_stops_cleanly_and_resume_finishes(env, doc, db, tmp_path: Path):
         runs = json.loads(invoke("runs", "--db", str(db), "--json", env=env).stdout)
         assert [(r["run_id"], r["status"]) for r in runs] == [("c1", "interrupted")]
 
-        r = cli("resume", "c1", "--db", str(db), "--json", env=env)
+        r = run_cli("resume", "c1", "--db", str(db), "--json", env=env)
         assert r.returncode == 0, r.stderr
         out = json.loads(r.stdout)
         assert out["answer"] == "got say A+got say B" and out["status"] == "answered"

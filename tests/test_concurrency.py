@@ -14,7 +14,6 @@ import os
 import re
 import signal
 import subprocess
-import sys
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -26,7 +25,8 @@ from graph import run_index
 from graph.api import list_runs, resume, run
 from graph.settings import Settings
 from nodes.model_call import ModelCallError
-from tests.support.stub_openai import PROJECT_ROOT, Fault, RuleResponder, StubOpenAI
+from tests.support.cli_process import cli_env, start_cli
+from tests.support.stub_openai import Fault, RuleResponder, StubOpenAI
 
 N = 4
 
@@ -151,31 +151,6 @@ def test_four_runs_in_threads_share_one_database(tmp_path: Path):
 
 
 # -- processes -----------------------------------------------------------------------------------
-def cli_env(tmp_path: Path) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("RLM_")}
-    env.pop("OPENAI_API_KEY", None)
-    env.update(
-        RLM_API_KEY="x",
-        RLM_DATA_DIR=str(tmp_path / "default-data"),
-        XDG_CONFIG_HOME=str(tmp_path / "xdg"),
-        RLM_MAX_RETRIES="0",
-        PYTHONUNBUFFERED="1",
-    )
-    return env
-
-
-def start_cli(args: list[str], env: dict[str, str]) -> subprocess.Popen[str]:
-    return subprocess.Popen(
-        [sys.executable, "-m", "cli.main", *args],
-        cwd=PROJECT_ROOT,
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        start_new_session=True,  # its own process group: a kill reaches nothing of ours
-    )
-
-
 def start_runs(tmp_path: Path, db: Path, base_url: str, env: dict[str, str]):
     procs = []
     for i in range(N):
@@ -196,7 +171,8 @@ def start_runs(tmp_path: Path, db: Path, base_url: str, env: dict[str, str]):
             f"p{i}",
             "--json",
         ]
-        procs.append(start_cli(args, env))
+        # start_new_session: its own process group, so a kill reaches nothing of ours.
+        procs.append(start_cli(*args, env=env, start_new_session=True))
     return procs
 
 
@@ -216,7 +192,7 @@ def wait_until(predicate, timeout: float = 60.0) -> None:
 @pytest.mark.timeout(120)
 def test_four_cli_processes_share_one_database(tmp_path: Path):
     db = tmp_path / "data" / "runs.sqlite"
-    env = cli_env(tmp_path)
+    env = cli_env(tmp_path, RLM_MAX_RETRIES="0")
     script = Script(threading.Barrier(N))
     with StubOpenAI(script.responder()) as stub:
         procs = start_runs(tmp_path, db, stub.base_url, env)
@@ -238,7 +214,7 @@ def test_four_cli_processes_share_one_database(tmp_path: Path):
 @pytest.mark.timeout(120)
 def test_four_processes_killed_mid_run_each_resume_on_their_own(tmp_path: Path):
     db = tmp_path / "data" / "runs.sqlite"
-    env = cli_env(tmp_path)
+    env = cli_env(tmp_path, RLM_MAX_RETRIES="0")
     script = Script()
     script.slow.set()  # children hang: every run is killed with its sub-call in flight
     with StubOpenAI(script.responder()) as stub:
@@ -266,7 +242,8 @@ def test_four_processes_killed_mid_run_each_resume_on_their_own(tmp_path: Path):
 
         script.slow.clear()
         resumers = [
-            start_cli(["resume", f"p{i}", "--db", str(db), "--json"], env) for i in range(N)
+            start_cli("resume", f"p{i}", "--db", str(db), "--json", env=env, start_new_session=True)
+            for i in range(N)
         ]
         try:
             outs = [finish(p) for p in resumers]

@@ -11,9 +11,6 @@ asking any finished call again. docs/faults.md sums the cases up.
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 import time
 from pathlib import Path
 
@@ -29,8 +26,8 @@ from graph.checkpoints import open_saver
 from graph.settings import Settings
 from nodes import prompts
 from nodes.model_call import ModelCallError
+from tests.support.cli_process import cli_env, run_cli
 from tests.support.stub_openai import (
-    PROJECT_ROOT,
     Fault,
     RuleResponder,
     ScriptedResponder,
@@ -232,19 +229,6 @@ def test_a_first_call_that_never_succeeds_is_resumable(settings_for):
         assert stub.call_count == 2
 
 
-def cli_env(tmp_path: Path, **extra: str) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("RLM_")}
-    env.pop("OPENAI_API_KEY", None)
-    env.update(
-        RLM_API_KEY="x",
-        RLM_DATA_DIR=str(tmp_path / "default-data"),
-        XDG_CONFIG_HOME=str(tmp_path / "xdg"),
-        PYTHONUNBUFFERED="1",
-        **extra,
-    )
-    return env
-
-
 @pytest.mark.timeout(60)
 def test_persistent_fault_through_the_cli_is_one_line_and_resumable(tmp_path: Path):
     doc = tmp_path / "doc.txt"
@@ -256,14 +240,7 @@ def test_persistent_fault_through_the_cli_is_one_line_and_resumable(tmp_path: Pa
         url = stub.base_url
         args = ["run", "q", "-s", str(doc), "--model", "openai:stub", "--base-url", url]
         args += ["--db", str(db), "--run-id", "cli1"]
-        p = subprocess.run(
-            [sys.executable, "-m", "cli.main", *args],
-            cwd=PROJECT_ROOT,
-            env=env,
-            capture_output=True,
-            text=True,
-            timeout=60,
-        )
+        p = run_cli(*args, env=env)
         assert stub.call_count == 3
         runs = CliRunner().invoke(app, ["runs", "--db", str(db), "--json"], env=env)
         resumed = CliRunner().invoke(app, ["resume", "cli1", "--db", str(db), "--json"], env=env)
