@@ -66,14 +66,11 @@ class Tracker:
         if kind in ("turn", "direct", "cell", "sub_calls"):
             self._level(event)
         stats = self.depths.setdefault(depth, DepthStats())
-        if kind == "turn":
-            self.model_calls += 0 if isinstance(usage, dict) else 1
+        if kind == "turn":  # calls and tokens are counted from the "model_call" events
             stats.max_turn = max(stats.max_turn, int(event.get("turn", 0)))
             if depth == 0:
                 self.root_turn = int(event.get("turn", 0))
                 self.root_activity = "asking the model"
-        elif kind == "direct":
-            self.model_calls += 0 if isinstance(usage, dict) else 1
         elif kind == "cell" and depth == 0:
             self.root_activity = f"running cell {event.get('cell')}"
         elif kind == "sub_calls" and depth == 0:

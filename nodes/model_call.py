@@ -81,7 +81,9 @@ def call_model(settings: Settings, depth: int, messages: list[AnyMessage]) -> tu
             raise ModelCallError(_failure(spec, settings, e, attempts)) from e
     text = reply.content if isinstance(reply.content, str) else _flatten(reply.content)
     prompt_chars = sum(len(str(m.content)) for m in messages)
-    return text, model_call_usage(model_label(spec), reply, prompt_chars)
+    usage = model_call_usage(model_label(spec), reply, prompt_chars)
+    emit({"kind": "model_call", "depth": depth, "usage": usage})  # live token counts
+    return text, usage
 
 
 def _is_malformed(e: BaseException) -> bool:
