@@ -358,14 +358,18 @@ def test_every_command_has_help():
 def test_live_view_shows_depth_tree_and_sub_calls():
     console = Console(file=io.StringIO(), width=100, force_terminal=True, color_system=None)
     view = LiveProgress("r1", "openai:stub", console=console)
+    call = {"models": {"stub": {"calls": 1, "input_tokens": 100, "output_tokens": 10}}}
     events = [
+        *({"kind": "model_call", "depth": 0, "usage": call} for _ in range(2)),
         {"kind": "turn", "depth": 0, "turn": 2, "level": "root"},
         {"kind": "cell", "depth": 0, "cell": 2, "level": "root"},
         {"kind": "sub_calls", "depth": 0, "count": 3, "level": "root"},
         *({"kind": "child_start", "depth": 1, "id": f"2.1.{i}"} for i in range(3)),
         {"kind": "turn", "depth": 1, "turn": 1, "level": "c1"},
         {"kind": "turn", "depth": 1, "turn": 1, "level": "c2"},
+        {"kind": "model_call", "depth": 1, "usage": call},
         {"kind": "direct", "depth": 2, "level": "g1"},
+        {"kind": "model_call", "depth": 2, "usage": call},
         {"kind": "finished", "depth": 2, "stop_reason": "answered", "level": "g1"},
         {"kind": "child_done", "depth": 1, "id": "2.1.0"},
         {"kind": "finished", "depth": 1, "stop_reason": "answered", "level": "c1"},
@@ -379,3 +383,4 @@ def test_live_view_shows_depth_tree_and_sub_calls():
     assert "depth 1 └ 1 running · 1 done · up to turn 1" in text
     assert "depth 2   └ 0 running · 1 done" in text
     assert "sub-calls in flight 2" in text and "model calls 4" in text
+    assert "400 in / 40 out" in text
