@@ -13,34 +13,36 @@ Exit codes: 0 answered, 1 failed (with a one-line reason), 2 bad usage, 130 inte
 
 from __future__ import annotations
 
-import atexit
 import dataclasses
-import datetime as dt
-import json
-import os
-import re
-import signal
-import sys
-import threading
-import traceback
 import uuid
-from pathlib import Path
-from typing import Annotated, Any, NoReturn
+from typing import Annotated
 
 import typer
 from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-from cli.report import peak_rss_mb
+from cli.options import (
+    RUN_ID_RE,
+    BaseUrlOpt,
+    ConfigOpt,
+    DbOpt,
+    JsonOpt,
+    ModelOpt,
+    QuietOpt,
+    SubModelOpt,
+    check_models,
+    db_path,
+    resolve_config,
+    with_db,
+)
+from cli.output import EXIT_USAGE, Failure, echo, err, fail, print_json, resume_hint
+from cli.run_display import STATUS_STYLE, format_last_step, format_when, preview, public_run
+from cli.run_execution import execute_run
 from graph import api, run_index
-from graph.config import ConfigError, Loaded, load_config, settings_from_stored
+from graph.config import ConfigError, settings_from_stored
 from graph.settings import Settings
 from graph.usage import total_tokens
-
-EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
-GRACE_SECONDS = 3.0  # after Ctrl-C, how long parallel sub-calls may take to notice before we leave
-RUN_ID_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
 
 app = typer.Typer(
     name="rlm-research",
@@ -62,313 +64,7 @@ app = typer.Typer(
     context_settings={"help_option_names": ["-h", "--help"]},
 )
 
-err = Console(stderr=True, highlight=False, soft_wrap=True)
 
-# -- shared options ------------------------------------------------------------------------------
-DbOpt = Annotated[
-    Path | None,
-    typer.Option(
-        "--db",
-        help="The run database (SQLite). Default: <data_dir>/runs.sqlite; its folder also holds "
-        "blobs/ and reports/.",
-        dir_okay=False,
-    ),
-]
-JsonOpt = Annotated[
-    bool, typer.Option("--json", help="Print one JSON object on stdout instead of text.")
-]
-ConfigOpt = Annotated[
-    Path | None,
-    typer.Option(
-        "--config",
-        help="A YAML config file to use instead of ./rlm-research.yaml or the user config.",
-        dir_okay=False,
-    ),
-]
-QuietOpt = Annotated[
-    bool, typer.Option("--quiet", "-q", help="No progress output, just the result.")
-]
-ModelOpt = Annotated[
-    str | None,
-    typer.Option(
-        "--model",
-        "-m",
-        help="Root model: local, local:0.5b, a .gguf path, openai:<name>, openrouter:<name>, "
-        "anthropic:<name>, ... Default: local.",
-    ),
-]
-SubModelOpt = Annotated[
-    str | None,
-    typer.Option("--sub-model", help="Model for sub_lm() calls. Default: the root model."),
-]
-BaseUrlOpt = Annotated[
-    str | None,
-    typer.Option(
-        "--base-url",
-        help="OpenAI-compatible server for openai:<name> models, e.g. http://localhost:8000/v1.",
-    ),
-]
-
-
-# -- small helpers -------------------------------------------------------------------------------
-class Failure(Exception):
-    """Stop the command with one red line and an exit code."""
-
-    def __init__(self, message: str, code: int = EXIT_FAILED, run_id: str | None = None) -> None:
-        super().__init__(message)
-        self.code = code
-        self.run_id = run_id
-
-
-def _fail(exc: Failure, json_out: bool) -> NoReturn:
-    err.print(f"[bold red]error:[/] {escape(str(exc))}")
-    if json_out:
-        status = "interrupted" if exc.code == EXIT_INTERRUPTED else "error"
-        _print_json({"run_id": exc.run_id, "status": status, "error": str(exc)})
-    raise typer.Exit(exc.code)
-
-
-def _print_json(obj: Any) -> None:
-    try:
-        sys.stdout.write(json.dumps(obj, ensure_ascii=False, default=str, indent=2) + "\n")
-        sys.stdout.flush()
-    except BrokenPipeError:
-        pass
-
-
-def _echo(text: str) -> None:
-    try:
-        sys.stdout.write(text.rstrip("\n") + "\n")
-        sys.stdout.flush()
-    except BrokenPipeError:
-        pass
-
-
-def _config(flags: dict[str, Any], config_file: Path | None) -> Loaded:
-    try:
-        return load_config(flags, config_file=config_file)
-    except ConfigError as e:
-        raise Failure(str(e), EXIT_USAGE) from None
-
-
-def _db_path(db: Path | None, settings: Settings) -> Path:
-    return db if db is not None else Path(settings.data_dir) / "runs.sqlite"
-
-
-def _with_db(settings: Settings, db: Path) -> Settings:
-    """The database, blobs/ and reports/ share one folder (as graph.api does)."""
-    return dataclasses.replace(settings, data_dir=str(db.parent))
-
-
-def _check_models(settings: Settings) -> None:
-    from tools.chat_models import ModelConfigError, check_models_reachable
-
-    try:
-        check_models_reachable(settings.model, settings.sub_model, base_url=settings.base_url)
-    except ModelConfigError as e:
-        raise Failure(str(e)) from None
-
-
-def _label(spec: Any) -> str | None:
-    if spec is None:
-        return None
-    try:
-        from tools.chat_models import model_label
-
-        return model_label(spec)
-    except Exception:  # noqa: BLE001 - only for display
-        return str(spec)
-
-
-def _resume_hint(run_id: str, db: Path, explicit_db: bool) -> str:
-    return f"rlm-research resume {run_id}" + (f" --db {db}" if explicit_db else "")
-
-
-def _sandbox_mode() -> str | None:
-    """How this process ran REPL workers (bwrap or plain), for the report."""
-    try:
-        from tools.sandbox import sandbox_mode
-
-        mode = sandbox_mode()
-    except Exception:  # noqa: BLE001 - absent or misconfigured: the report just omits it
-        return None
-    return mode + ("" if mode == "bwrap" else " (reduced isolation: no bwrap)")
-
-
-def _debug() -> bool:
-    return os.environ.get("RLM_DEBUG", "").strip() not in ("", "0", "false")
-
-
-# -- Ctrl-C --------------------------------------------------------------------------------------
-class InterruptGuard:
-    """The first Ctrl-C raises KeyboardInterrupt so the run stops where it is (finished steps
-    are already checkpointed). LangGraph then waits for parallel sub-calls still running in
-    threads; if that takes more than GRACE_SECONDS, or on a second Ctrl-C, we say the same
-    thing and leave at once, as a crash would: the checkpoints are durable either way."""
-
-    def __init__(self, on_stop: Any, on_first: Any = None) -> None:
-        self.on_stop = on_stop  # prints the message, marks the run interrupted; runs once
-        self.on_first = on_first  # a first word at once, while calls in flight finish
-        self.hits = 0
-        self._lock = threading.Lock()
-        self._stopped = False
-        self._previous: Any = None
-
-    def __enter__(self) -> InterruptGuard:
-        if threading.current_thread() is threading.main_thread():
-            self._previous = signal.signal(signal.SIGINT, self._handler)
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        if self._previous is not None:
-            signal.signal(signal.SIGINT, self._previous)
-
-    def _handler(self, signum: int, frame: Any) -> None:
-        self.hits += 1
-        if self.hits > 1:
-            self.hard_exit()
-        timer = threading.Timer(GRACE_SECONDS, self.hard_exit)
-        timer.daemon = True
-        timer.start()
-        if self.on_first is not None:
-            try:
-                self.on_first()
-            except Exception:  # noqa: BLE001 - never let feedback block the stop
-                pass
-        raise KeyboardInterrupt
-
-    def stop_once(self) -> None:
-        with self._lock:  # held while speaking, so a hard exit waits for the message
-            if self._stopped:
-                return
-            self._stopped = True
-            self.on_stop()
-
-    def hard_exit(self) -> NoReturn:
-        try:
-            self.stop_once()
-            atexit._run_exitfuncs()  # stops REPL workers, as a normal exit would
-        finally:
-            os._exit(EXIT_INTERRUPTED)
-
-
-# -- running -------------------------------------------------------------------------------------
-def _execute(
-    *,
-    run_id: str,
-    question: str | None,
-    context: Any,
-    settings: Settings,
-    db: Path,
-    explicit_db: bool,
-    json_out: bool,
-    quiet: bool,
-    report_question: str,
-    sources: list[dict[str, Any]] | None,
-) -> None:
-    """Stream the run with progress, then report. Raises typer.Exit with the right code."""
-    from cli.progress import make_progress
-    from cli.report import write_report
-    from graph.api import stream
-
-    hint = _resume_hint(run_id, db, explicit_db)
-    live = not json_out and not quiet and err.is_terminal
-    progress = make_progress(run_id, model=_label(settings.model) or "", live=live, quiet=quiet)
-    result = None
-    stopped = threading.Event()
-
-    def on_stop() -> None:
-        stopped.set()
-        try:
-            progress.__exit__(None, None, None)
-        except Exception:  # noqa: BLE001
-            pass
-        if result is None:
-            try:
-                run_index.record_end(db, run_id, error=KeyboardInterrupt())
-            except Exception:  # noqa: BLE001 - the message matters more
-                pass
-        err.print(f"[yellow]Interrupted.[/] Resume with: [bold]{escape(hint)}[/]")
-        if json_out:
-            _print_json({"run_id": run_id, "status": "interrupted", "resume": hint})
-
-    events = stream(question, context, settings=settings, run_id=run_id, db_path=db)
-    guard = InterruptGuard(
-        on_stop, lambda: progress.note("Stopping... (Ctrl-C again to quit at once)")
-    )
-    try:
-        with guard, progress:
-            for event in events:
-                if event.get("kind") == "result":
-                    result = event["result"]
-                else:
-                    progress.handle(event)
-    except KeyboardInterrupt:
-        events.close()
-        guard.stop_once()
-        raise typer.Exit(EXIT_INTERRUPTED) from None
-    except Exception as e:  # a model or graph error mid-run: the checkpoints stay resumable
-        events.close()
-        if _debug():
-            traceback.print_exc()
-        message = run_index.one_line(e)
-        err.print(f"[bold red]error:[/] run {run_id} failed: {escape(message)}")
-        err.print(f"Resume with: [bold]{escape(hint)}[/]")
-        if json_out:
-            _print_json({"run_id": run_id, "status": "failed", "error": message, "resume": hint})
-        raise typer.Exit(EXIT_FAILED) from None
-    if stopped.is_set():  # the guard already spoke
-        raise typer.Exit(EXIT_INTERRUPTED)
-    assert result is not None
-
-    row = run_index.get_run(db, run_id) or {}
-    status = row.get("status") or ("answered" if result.answer.strip() else "failed")
-    error = row.get("error")
-    md_path, jsonl_path = write_report(
-        result,
-        data_dir=db.parent,
-        question=report_question,
-        status=status,
-        sources=sources if sources is not None else row.get("sources"),
-        models={"model": _label(settings.model), "sub_model": _label(settings.sub_model)},
-        error=error,
-        sandbox=_sandbox_mode(),
-    )
-    run_index.set_report(db, run_id, md_path)
-    tracker = progress.tracker
-    if json_out:
-        _print_json(
-            {
-                "run_id": run_id,
-                "status": status,
-                "answer": result.answer,
-                "stop_reason": result.stop_reason,
-                "usage": result.usage,
-                "report": str(md_path),
-                "peak_rss_mb": round(peak_rss_mb()),
-                "trajectory": str(jsonl_path),
-                "error": error,
-            }
-        )
-    else:
-        if result.answer.strip():
-            _echo(result.answer)
-        from graph.usage import total_calls, total_tokens
-
-        colour = "green" if status == "answered" else "red"
-        err.print(
-            f"[{colour}]{status}[/] ({escape(result.stop_reason)}) · run {run_id} · "
-            f"{total_calls(result.usage)} model call(s) · {total_tokens(result.usage):,} tokens · "
-            f"{result.usage.get('sub_calls', 0)} sub-call(s) · {tracker.elapsed:.1f} s"
-        )
-        if error:
-            err.print(f"[bold red]error:[/] {escape(error)}")
-        err.print(f"Report:     {escape(str(md_path))}")
-        err.print(f"Trajectory: {escape(str(jsonl_path))}")
-    raise typer.Exit(EXIT_OK if status == "answered" else EXIT_FAILED)
-
-
-# -- commands ------------------------------------------------------------------------------------
 @app.command()
 def run(
     question: Annotated[str, typer.Argument(help="The question to answer over the sources.")],
@@ -434,7 +130,7 @@ def run(
             "max_turns": max_turns,
             "web": web,
         }
-        loaded = _config(flags, config)
+        loaded = resolve_config(flags, config)
         if not question.strip():
             raise Failure("the question is empty", EXIT_USAGE)
         if run_id is not None and not RUN_ID_RE.fullmatch(run_id):
@@ -442,8 +138,8 @@ def run(
                 f"bad --run-id {run_id!r}: use 1-64 letters, digits, '.', '_' or '-'", EXIT_USAGE
             )
         settings = loaded.settings
-        db_file = _db_path(db, settings)
-        settings = _with_db(settings, db_file)
+        db_file = db_path(db, settings)
+        settings = with_db(settings, db_file)
 
         from tools.sources import SourceError, load_sources
 
@@ -465,18 +161,18 @@ def run(
                 f"`rlm-research resume {rid}` or choose another id",
                 EXIT_USAGE,
             )
-        _check_models(settings)
+        check_models(settings)
     except Failure as e:
-        _fail(e, json_out)
+        fail(e, json_out)
     except KeyboardInterrupt:
-        _fail(Failure("interrupted before the run started; nothing was saved", 130), json_out)
+        fail(Failure("interrupted before the run started; nothing was saved", 130), json_out)
 
     run_index.record_start(
         db_file, rid, question=question, sources=sources.sizes(), settings=settings
     )
     if sources.skipped and not json_out and not quiet:
         err.print(f"[dim]skipped {len(sources.skipped)} binary or empty file(s)[/]")
-    _execute(
+    execute_run(
         run_id=rid,
         question=question,
         context=sources.context(),
@@ -508,8 +204,8 @@ def resume(
     when a server moved). A finished run is not run again: its answer and report are shown.
     """
     try:
-        loaded = _config({}, config)
-        db_file = _db_path(db, loaded.settings)
+        loaded = resolve_config({}, config)
+        db_file = db_path(db, loaded.settings)
         row = run_index.get_run(db_file, run_id)
         if not run_index.has_checkpoints(db_file, run_id):
             raise Failure(f"no run {run_id!r} to resume in {db_file}")
@@ -518,7 +214,7 @@ def resume(
             if row and row.get("settings"):
                 settings = settings_from_stored(row["settings"], overrides)
             else:  # started before the index existed, or elsewhere: use today's config
-                settings = _config(overrides, config).settings
+                settings = resolve_config(overrides, config).settings
         except ConfigError as e:
             raise Failure(str(e), EXIT_USAGE) from None
         if row and row.get("settings") and row["settings"].get("model") is None and not model:
@@ -526,16 +222,16 @@ def resume(
                 f"run {run_id} was started with a model object from Python; give --model",
                 EXIT_USAGE,
             )
-        settings = _with_db(settings, db_file)
-        _check_models(settings)
+        settings = with_db(settings, db_file)
+        check_models(settings)
     except Failure as e:
         e.run_id = run_id
-        _fail(e, json_out)
+        fail(e, json_out)
     except KeyboardInterrupt:
-        _fail(Failure("interrupted before resuming; nothing changed", 130, run_id), json_out)
+        fail(Failure("interrupted before resuming; nothing changed", 130, run_id), json_out)
 
     row = row or {}
-    _execute(
+    execute_run(
         run_id=run_id,
         question=None,
         context=None,
@@ -547,34 +243,6 @@ def resume(
         report_question=row.get("question") or "",
         sources=row.get("sources"),
     )
-
-
-def _when(ts: float | None) -> str:
-    if not ts:
-        return "?"
-    return dt.datetime.fromtimestamp(ts).strftime("%Y-%m-%d %H:%M")
-
-
-def _preview(text: str | None, n: int) -> str:
-    flat = " ".join((text or "").split())
-    return flat if len(flat) <= n else flat[: n - 1] + "…"
-
-
-def _public(row: dict[str, Any]) -> dict[str, Any]:
-    """A run as JSON: no process bookkeeping."""
-    out = {k: v for k, v in row.items() if k not in ("pid", "host")}
-    for key in ("started", "updated"):
-        if out.get(key):
-            out[key] = dt.datetime.fromtimestamp(out[key], dt.UTC).isoformat()
-    return out
-
-
-_STATUS_STYLE = {
-    "answered": "green",
-    "failed": "red",
-    "interrupted": "yellow",
-    "running": "cyan",
-}
 
 
 @app.command("runs")
@@ -600,12 +268,12 @@ def list_runs(
             raise Failure(
                 f"bad --status {status!r}: use one of {', '.join(run_index.STATUSES)}", EXIT_USAGE
             )
-        db_file = _db_path(db, _config({}, config).settings)
+        db_file = db_path(db, resolve_config({}, config).settings)
     except Failure as e:
-        _fail(e, json_out)
+        fail(e, json_out)
     runs = api.list_runs(db_file, limit=limit, status=status)
     if json_out:
-        _print_json([_public(r) for r in runs])
+        print_json([public_run(r) for r in runs])
         return
     if not runs:
         err.print(f"No runs in {escape(str(db_file))}.")
@@ -614,24 +282,17 @@ def list_runs(
     for col in ("run id", "status", "started", "last step", "tokens", "question", "answer"):
         table.add_column(col, overflow="ellipsis", no_wrap=col in ("run id", "started"))
     for r in runs:
-        style = _STATUS_STYLE.get(r["status"], "")
+        style = STATUS_STYLE.get(r["status"], "")
         table.add_row(
             r["run_id"],
             f"[{style}]{r['status']}[/]" if style else r["status"],
-            _when(r.get("started")),
-            _last_step(r.get("last_step")),
+            format_when(r.get("started")),
+            format_last_step(r.get("last_step")),
             f"{total_tokens(r.get('usage')):,}",
-            escape(_preview(r.get("question"), 50)),
-            escape(_preview(r.get("answer"), 40)),
+            escape(preview(r.get("question"), 50)),
+            escape(preview(r.get("answer"), 40)),
         )
     Console(highlight=False).print(table)
-
-
-def _last_step(last: dict[str, Any] | None) -> str:
-    if not last:
-        return ""
-    nxt = ", ".join(last.get("next") or []) or "done"
-    return f"{last.get('step')} -> {nxt}"
 
 
 @app.command()
@@ -643,23 +304,24 @@ def show(
 ) -> None:
     """Show one run: its question, status, answer, usage, sources and report path."""
     try:
-        db_file = _db_path(db, _config({}, config).settings)
+        db_file = db_path(db, resolve_config({}, config).settings)
         row = run_index.get_run(db_file, run_id)
         if row is None:
             raise Failure(f"no run {run_id!r} in {db_file}", run_id=run_id)
     except Failure as e:
-        _fail(e, json_out)
+        fail(e, json_out)
     if json_out:
-        _print_json(_public(row))
+        print_json(public_run(row))
         return
     out = Console(highlight=False, soft_wrap=True)
-    style = _STATUS_STYLE.get(row["status"], "")
+    style = STATUS_STYLE.get(row["status"], "")
     out.print(f"[bold]Run[/] {row['run_id']}  [{style}]{row['status']}[/]", end="")
     out.print(f"  ({escape(row['stop_reason'])})" if row.get("stop_reason") else "")
     out.print(f"[bold]Question:[/] {escape(row.get('question') or '?')}")
     out.print(f"[bold]Model:[/] {escape(row.get('model') or '?')}", end="")
     out.print(f"  sub-model: {escape(row['sub_model'])}" if row.get("sub_model") else "")
-    out.print(f"[bold]Started:[/] {_when(row.get('started'))}  updated {_when(row.get('updated'))}")
+    started, updated = format_when(row.get("started")), format_when(row.get("updated"))
+    out.print(f"[bold]Started:[/] {started}  updated {updated}")
     for s in row.get("sources") or []:
         out.print(f"[bold]Source:[/] {escape(str(s.get('name')))} ({s.get('chars', 0):,} chars)")
     usage = row.get("usage") or {}
@@ -673,10 +335,10 @@ def show(
     if row.get("report"):
         out.print(f"[bold]Report:[/] {escape(row['report'])}")
     if row["status"] in ("interrupted", "failed"):
-        hint = _resume_hint(run_id, db_file, db is not None)
+        hint = resume_hint(run_id, db_file, db is not None)
         out.print(f"Resume with: [bold]{escape(hint)}[/]")
     out.print("[bold]Answer:[/]")
-    _echo(row.get("answer") or "(none yet)")
+    echo(row.get("answer") or "(none yet)")
 
 
 if __name__ == "__main__":

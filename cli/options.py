@@ -1,0 +1,97 @@
+"""The options the commands share, and how flags, config and --db resolve to the settings, the
+run database and reachable models."""
+
+from __future__ import annotations
+
+import dataclasses
+import re
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+from cli.output import EXIT_USAGE, Failure
+from graph.config import ConfigError, Loaded, load_config
+from graph.settings import Settings
+
+RUN_ID_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
+
+DbOpt = Annotated[
+    Path | None,
+    typer.Option(
+        "--db",
+        help="The run database (SQLite). Default: <data_dir>/runs.sqlite; its folder also holds "
+        "blobs/ and reports/.",
+        dir_okay=False,
+    ),
+]
+JsonOpt = Annotated[
+    bool, typer.Option("--json", help="Print one JSON object on stdout instead of text.")
+]
+ConfigOpt = Annotated[
+    Path | None,
+    typer.Option(
+        "--config",
+        help="A YAML config file to use instead of ./rlm-research.yaml or the user config.",
+        dir_okay=False,
+    ),
+]
+QuietOpt = Annotated[
+    bool, typer.Option("--quiet", "-q", help="No progress output, just the result.")
+]
+ModelOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--model",
+        "-m",
+        help="Root model: local, local:0.5b, a .gguf path, openai:<name>, openrouter:<name>, "
+        "anthropic:<name>, ... Default: local.",
+    ),
+]
+SubModelOpt = Annotated[
+    str | None,
+    typer.Option("--sub-model", help="Model for sub_lm() calls. Default: the root model."),
+]
+BaseUrlOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--base-url",
+        help="OpenAI-compatible server for openai:<name> models, e.g. http://localhost:8000/v1.",
+    ),
+]
+
+
+def resolve_config(flags: dict[str, Any], config_file: Path | None) -> Loaded:
+    try:
+        return load_config(flags, config_file=config_file)
+    except ConfigError as e:
+        raise Failure(str(e), EXIT_USAGE) from None
+
+
+def db_path(db: Path | None, settings: Settings) -> Path:
+    return db if db is not None else Path(settings.data_dir) / "runs.sqlite"
+
+
+def with_db(settings: Settings, db: Path) -> Settings:
+    """The database, blobs/ and reports/ share one folder (as graph.api does)."""
+    return dataclasses.replace(settings, data_dir=str(db.parent))
+
+
+def check_models(settings: Settings) -> None:
+    from tools.chat_models import ModelConfigError, check_models_reachable
+
+    try:
+        check_models_reachable(settings.model, settings.sub_model, base_url=settings.base_url)
+    except ModelConfigError as e:
+        raise Failure(str(e)) from None
+
+
+def model_label(spec: Any) -> str | None:
+    if spec is None:
+        return None
+    try:
+        from tools.chat_models import model_label as chat_model_label
+
+        return chat_model_label(spec)
+    except Exception:  # noqa: BLE001 - only for display
+        return str(spec)
