@@ -4,6 +4,7 @@ catch a stuck loop, and route: another turn, or `finalize`."""
 from __future__ import annotations
 
 import hashlib
+import re
 import time
 from typing import Any, Literal
 
@@ -46,6 +47,8 @@ def observe(
         text += "\n\n" + prompts.STUCK_HINT.format(what=what)
         update["hinted"] = True
 
+    if result and final is None and _ASSIGNS_ANSWER.search("\n".join(state.get("code") or [])):
+        text += "\n" + prompts.ANSWER_NOT_FINAL  # small models write answer = {...} and stop
     record = {"depth": state["depth"], "turn": state["turn"], "code": state.get("code") or []}
     record.update(observation=text, time=time.time())
     update["trajectory"] = [store.put_json(record)]
@@ -57,6 +60,9 @@ def observe(
         return Command(update=update, goto="finalize")
     update["transcript"] = [put_message(store, "user", text)]
     return Command(update=update, goto="generate_code")
+
+
+_ASSIGNS_ANSWER = re.compile(r"^\s*answer\s*=", re.M)
 
 
 def stop_reason(state: RLMState, settings: Settings) -> str | None:

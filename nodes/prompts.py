@@ -60,8 +60,11 @@ Variables: {variables}
 Next ```python block, or FINAL("...") when sure."""
 
 EMPTY_OUTPUT = """\
-(no output: nothing was printed. If you searched, nothing matched: try shorter or other words, \
-or print a part of `context` to see how it is written. Do not guess.)"""
+(no output: the cell printed nothing. Print a value to see it. A search loop that printed \
+nothing found no match.)"""
+
+ANSWER_NOT_FINAL = """\
+Setting `answer` yourself does not finish. When you are sure, call FINAL(the_answer)."""
 
 NO_CODE = """\
 I found no code block in your reply. Reply with one ```python block that looks at `context`, \
