@@ -341,5 +341,9 @@ def show(
     echo(row.get("answer") or "(none yet)")
 
 
+from bench.cli import app as bench_app  # noqa: E402 - mounted after the commands above
+
+app.add_typer(bench_app, name="bench")
+
 if __name__ == "__main__":
     app(prog_name="rlm-research")

@@ -1,0 +1,341 @@
+"""The `official` system of `bench.quality`: the reference RLM implementation (PyPI `rlms`,
+import `rlm`) pointed at the same model through an OpenAI-compatible server.
+
+One install, kept out of the project's environment (rlms pins its own client libraries):
+
+    pip install --target ~/.cache/rlm-research/official rlms fastapi starlette-context
+
+(`RLM_OFFICIAL_PATH` overrides the folder.) `rlm` then runs in a child process with that folder on
+its `PYTHONPATH` (`python -m bench.official --driver`, JSON in and out), so a crash or a hang of
+the official code is a result row, not the end of the benchmark.
+
+For the embedded model (`--model local`), each task gets a fresh llama-cpp-python server
+(`python -m llama_cpp.server`, `--cache false`, `--logits_all false`) on a free loopback port,
+stopped after the task: its prompt cache and logits buffers otherwise grow its memory far past
+any cache size. In front of the server (and of any `--base-url`) sits `RenameShim`, a small
+proxy that renames `max_completion_tokens`, which rlms sends, to `max_tokens`, which
+llama-cpp-python 0.3.36 reads (it silently ignores the other, leaving replies unbounded).
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import os
+import socket
+import subprocess
+import sys
+import threading
+import time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+OFFICIAL_PATH = Path(
+    os.environ.get("RLM_OFFICIAL_PATH", Path.home() / ".cache" / "rlm-research" / "official")
+)
+INSTALL = f"pip install --target {OFFICIAL_PATH} rlms fastapi starlette-context"
+REPO = Path(__file__).resolve().parents[1]
+MAX_TOKENS = 1024  # per reply, like this project's default max_completion_tokens
+
+
+# ---------------------------------------------------------------------------------------------
+# The renaming proxy
+
+
+def rename_body(body: dict[str, Any], default_max: int | None = MAX_TOKENS) -> dict[str, Any]:
+    """`max_completion_tokens` -> `max_tokens` (kept if both are given); a default bound if none."""
+    body = dict(body)
+    mct = body.pop("max_completion_tokens", None)
+    if body.get("max_tokens") is None:
+        body["max_tokens"] = mct if mct is not None else default_max
+    if body.get("max_tokens") is None:
+        body.pop("max_tokens")
+    return body
+
+
+class RenameShim:
+    """A loopback HTTP proxy to `upstream` (an OpenAI-compatible `/v1` base URL) that rewrites
+    chat-completion bodies with `rename_body`. Counts requests and the tokens the upstream
+    reported."""
+
+    def __init__(self, upstream: str, default_max: int | None = MAX_TOKENS) -> None:
+        self.upstream = upstream.rstrip("/")
+        self.default_max = default_max
+        self.requests = 0
+        self.bodies: list[dict[str, Any]] = []
+        self._server: ThreadingHTTPServer | None = None
+        self._client = httpx.Client(timeout=httpx.Timeout(3600.0, connect=10.0))
+
+    def start(self) -> RenameShim:
+        shim = self
+
+        class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def log_message(self, *a: Any) -> None:
+                pass
+
+            def _forward(self, method: str) -> None:
+                n = int(self.headers.get("Content-Length") or 0)
+                raw = self.rfile.read(n) if n else b""
+                path = self.path[3:] if self.path.startswith("/v1") else self.path
+                if method == "POST" and path.endswith("/chat/completions") and raw:
+                    body = rename_body(json.loads(raw), shim.default_max)
+                    shim.requests += 1
+                    shim.bodies.append(body)
+                    raw = json.dumps(body).encode()
+                headers = {"Content-Type": "application/json"}
+                if self.headers.get("Authorization"):
+                    headers["Authorization"] = self.headers["Authorization"]
+                try:
+                    r = shim._client.request(
+                        method, shim.upstream + path, content=raw or None, headers=headers
+                    )
+                    status, data = r.status_code, r.content
+                    ctype = r.headers.get("content-type", "application/json")
+                except httpx.HTTPError as exc:
+                    status, ctype = 502, "application/json"
+                    data = json.dumps({"error": {"message": f"shim: {exc}"}}).encode()
+                self.send_response(status)
+                self.send_header("Content-Type", ctype)
+                self.send_header("Content-Length", str(len(data)))
+                self.end_headers()
+                self.wfile.write(data)
+
+            def do_POST(self) -> None:  # noqa: N802
+                self._forward("POST")
+
+            def do_GET(self) -> None:  # noqa: N802
+                self._forward("GET")
+
+        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self._server.daemon_threads = True
+        threading.Thread(target=self._server.serve_forever, daemon=True).start()
+        return self
+
+    @property
+    def base_url(self) -> str:
+        assert self._server is not None
+        return f"http://127.0.0.1:{self._server.server_address[1]}/v1"
+
+    def stop(self) -> None:
+        if self._server is not None:
+            self._server.shutdown()
+            self._server.server_close()
+            self._server = None
+        self._client.close()
+
+    def __enter__(self) -> RenameShim:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+
+# ---------------------------------------------------------------------------------------------
+# llama-cpp-python's server for the embedded model
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def child_env() -> dict[str, str]:
+    env = dict(os.environ)
+    # The project first (bench, tools), then the official install; the venv's site-packages
+    # come after PYTHONPATH, so rlms' pinned clients win in the child only.
+    env["PYTHONPATH"] = os.pathsep.join([str(REPO), str(OFFICIAL_PATH)])
+    return env
+
+
+class LlamaServer:
+    """`python -m llama_cpp.server` for one GGUF on a loopback port; `stop()` kills it."""
+
+    def __init__(self, gguf: str, n_ctx: int = 32768, log: Path | None = None) -> None:
+        self.gguf, self.n_ctx, self.log = gguf, n_ctx, log
+        self.port = free_port()
+        self.proc: subprocess.Popen | None = None
+
+    @property
+    def base_url(self) -> str:
+        return f"http://127.0.0.1:{self.port}/v1"
+
+    def start(self, wait: float = 300.0) -> LlamaServer:
+        cmd = [sys.executable, "-m", "llama_cpp.server", "--model", self.gguf]
+        cmd += ["--host", "127.0.0.1", "--port", str(self.port), "--n_ctx", str(self.n_ctx)]
+        cmd += ["--model_alias", "local", "--cache", "false", "--logits_all", "false"]
+        out = open(self.log, "ab") if self.log else subprocess.DEVNULL  # noqa: SIM115
+        self.proc = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT, env=child_env())
+        deadline = time.monotonic() + wait
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"llama_cpp.server exited with {self.proc.returncode}")
+            with contextlib.suppress(httpx.HTTPError):
+                if httpx.get(self.base_url + "/models", timeout=2).status_code == 200:
+                    return self
+            time.sleep(1)
+        self.stop()
+        raise RuntimeError("llama_cpp.server did not come up")
+
+    def stop(self) -> None:
+        if self.proc and self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        self.proc = None
+
+    def __enter__(self) -> LlamaServer:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+
+# ---------------------------------------------------------------------------------------------
+# The system
+
+
+def check_installed() -> None:
+    probe = subprocess.run(
+        [sys.executable, "-c", "import rlm; print(rlm.RLM)"],
+        env=child_env(),
+        capture_output=True,
+        text=True,
+    )
+    if probe.returncode != 0:
+        raise RuntimeError(f"the official rlms package is not installed; run: {INSTALL}")
+
+
+def run_official(task: Any, opts: argparse.Namespace) -> dict[str, Any]:
+    """Run the official RLM on `task` (a `bench.tasks.Task`) and return a quality-runner row."""
+    check_installed()
+    spec = str(opts.model)
+    with contextlib.ExitStack() as stack:
+        if spec.startswith("local"):
+            from tools.local_weights import resolve_weights
+
+            weights = "0.5b" if spec == "local:0.5b" else "1.5b"
+            log = Path(str(opts.out) + ".llama_server.log") if opts.out else None
+            server = stack.enter_context(LlamaServer(str(resolve_weights(weights)), log=log))
+            upstream, model_name = server.base_url, "local"
+        elif spec.startswith("openai:"):
+            upstream = opts.base_url or "https://api.openai.com/v1"
+            model_name = spec.split(":", 1)[1]
+        else:
+            raise RuntimeError(f"official: model {spec!r} not supported (local or openai:<name>)")
+        shim = stack.enter_context(RenameShim(upstream))
+        job = {
+            "context": task.context,
+            "question": task.question,
+            "base_url": shim.base_url,
+            "model": model_name,
+            "api_key": os.environ.get("OPENAI_API_KEY") or "sk-no-key-needed",
+            "max_iterations": opts.max_turns,
+            "timeout": opts.timeout,
+        }
+        try:
+            proc = subprocess.run(
+                [sys.executable, "-m", "bench.official", "--driver"],
+                input=json.dumps(job),
+                capture_output=True,
+                text=True,
+                env=child_env(),
+                timeout=opts.timeout + 120,
+            )
+        except subprocess.TimeoutExpired:
+            return {"answer": "", "stop_reason": "budget:time", "usage": {}, "trajectory": []}
+        lines = [ln for ln in proc.stdout.splitlines() if ln.startswith("{")]
+        if proc.returncode != 0 or not lines:
+            raise RuntimeError(f"official driver failed: {proc.stderr[-800:]}")
+        out = json.loads(lines[-1])
+        out["shim_requests"] = shim.requests
+        return out
+
+
+def driver() -> None:
+    """Child process: run `rlm.RLM` on the JSON job from stdin, print one JSON line."""
+    import io
+
+    from rlm import RLM  # type: ignore[import-not-found]
+    from rlm.logger import RLMLogger  # type: ignore[import-not-found]
+
+    job = json.loads(sys.stdin.read())
+    logger = RLMLogger()
+    rlm = RLM(
+        backend="openai",
+        backend_kwargs={
+            "model_name": job["model"],
+            "base_url": job["base_url"],
+            "api_key": job["api_key"],
+        },
+        environment="local",
+        max_depth=1,
+        max_iterations=job["max_iterations"],
+        max_timeout=job["timeout"],
+        sampling_args={"temperature": 0.0, "max_tokens": MAX_TOKENS},
+        logger=logger,
+        verbose=False,
+    )
+    stop, answer, usage, meta = "answered", "", {}, None
+    real_stdout, sys.stdout = sys.stdout, io.StringIO()  # the REPL's prints stay out of our JSON
+    try:
+        res = rlm.completion(job["context"], root_prompt=job["question"])
+        answer, meta = res.response or "", res.metadata
+        summ = res.usage_summary.to_dict().get("model_usage_summaries", {})
+        usage = {
+            "models": {
+                f"official:{m}": {
+                    "calls": u.get("total_calls", 0),
+                    "input_tokens": u.get("total_input_tokens", 0),
+                    "output_tokens": u.get("total_output_tokens", 0),
+                }
+                for m, u in summ.items()
+            }
+        }
+    except Exception as exc:  # TimeoutExceededError, ErrorThresholdExceededError, ...
+        name = type(exc).__name__
+        stop = "budget:time" if "Timeout" in name else f"error:{name}"
+        answer = str(getattr(exc, "partial_answer", "") or "")
+    finally:
+        sys.stdout = real_stdout
+    iterations = (meta or {}).get("iterations") or []
+    if stop == "answered" and len(iterations) >= job["max_iterations"]:
+        stop = "budget:turns"
+    trajectory = []
+    for i, it in enumerate(iterations):
+        blocks = it.get("code_blocks") or []
+        obs = "\n".join(
+            (b.get("result", {}).get("stdout") or "") + (b.get("result", {}).get("stderr") or "")
+            for b in blocks
+        )
+        trajectory.append(
+            {
+                "depth": 0,
+                "turn": i + 1,
+                "code": [b.get("code", "") for b in blocks],
+                "observation": obs[:4000],
+                "response": (it.get("response") or "")[:4000],
+            }
+        )
+    print(
+        json.dumps(
+            {"answer": answer, "stop_reason": stop, "usage": usage, "trajectory": trajectory},
+            default=str,
+        )
+    )
+
+
+if __name__ == "__main__":
+    if "--driver" in sys.argv:
+        driver()
+    else:
+        print(__doc__)
