@@ -38,10 +38,11 @@ FINAL("7731")
 ```"""
 
 BIG_CONTEXT_TIP = """\
-- The text is long. To read all of it, split it and ask helpers:
+- The text is long. Search it first. To read all of it, split it and ask helpers:
   chunks = [context[i:i+{chunk}] for i in range(0, len(context), {chunk})]
-  answers = sub_lm_batched(["Question: ... Answer from this text only, or say NONE.\\n\\n" + c \
-for c in chunks])
+  answers = sub_lm_batched(["{question} Quote the sentence that answers it, or say NONE.\\n\\n" \
++ c for c in chunks])
+  print(answers)
 """
 
 FIRST_USER = """\
@@ -71,8 +72,9 @@ I found no code block in your reply. Reply with one ```python block that looks a
 or with FINAL("the answer") in a code block when you are sure."""
 
 STUCK_HINT = """\
-You are repeating yourself: {what}. Do something different: look at another part of \
-`context`, search for other words, or split it into chunks and use sub_lm_batched."""
+You are repeating yourself: {what}. If an earlier output already answers the question, \
+write FINAL(...) now. Otherwise do something different: look at another part of `context`, \
+search for other words, or split it into chunks and use sub_lm_batched."""
 
 CLOSING = """\
 Stop now ({reason}). Reply with your best final answer to the question "{question}" \
