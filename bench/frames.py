@@ -216,17 +216,10 @@ def run_system(
     system: str, question: str, sources: dict[str, str] | None, opts: argparse.Namespace
 ) -> dict[str, Any]:
     if system == "rlm":
-        from graph import Settings, run
+        from bench.quality import rlm_settings
+        from graph import run
 
-        settings = Settings(
-            model=opts.model_obj or opts.model,
-            base_url=opts.base_url,
-            temperature=0.0,
-            max_turns=opts.max_turns,
-            max_seconds=float(opts.timeout),
-            data_dir=opts.data_dir,
-        )
-        res = run(question, sources or None, settings=settings)
+        res = run(question, sources or None, settings=rlm_settings(opts))
         return {
             "answer": res.answer,
             "stop_reason": res.stop_reason,

@@ -61,10 +61,11 @@ def usage_totals(usage: dict[str, Any] | None) -> dict[str, int]:
     }
 
 
-def run_rlm(task: Task, opts: argparse.Namespace) -> dict[str, Any]:
-    from graph import Settings, run
+def rlm_settings(opts: argparse.Namespace) -> Any:
+    """The settings every benchmark runs this project with: temperature 0, the run's budgets."""
+    from graph import Settings
 
-    settings = Settings(
+    return Settings(
         model=opts.model_obj or opts.model,
         base_url=opts.base_url,
         temperature=0.0,
@@ -72,7 +73,12 @@ def run_rlm(task: Task, opts: argparse.Namespace) -> dict[str, Any]:
         max_seconds=float(opts.timeout),
         data_dir=opts.data_dir,
     )
-    res = run(task.question, task.context, settings=settings)
+
+
+def run_rlm(task: Task, opts: argparse.Namespace) -> dict[str, Any]:
+    from graph import run
+
+    res = run(task.question, task.context, settings=rlm_settings(opts))
     return {
         "answer": res.answer,
         "stop_reason": res.stop_reason,
