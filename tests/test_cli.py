@@ -21,15 +21,12 @@ from cli.main import app
 from cli.progress import LiveProgress
 from graph import run_index
 from tests.support.cli_process import cli_env, run_cli, start_cli
+from tests.support.scripted_models import py
 from tests.support.stub_openai import Fault, RuleResponder, StubOpenAI, read_count_file
 
 ROOT = Path(__file__).resolve().parents[1]
 DOC = "Intro.\n" + "filler line\n" * 300 + "The vault code is 7413.\n" + "more filler\n" * 300
 FINAL_NOW = "```python\nFINAL(context[:6])\n```"
-
-
-def py(code: str) -> str:
-    return f"```python\n{code}\n```"
 
 
 @pytest.fixture

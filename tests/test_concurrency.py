@@ -26,13 +26,10 @@ from graph.api import list_runs, resume, run
 from graph.settings import Settings
 from nodes.model_call import ModelCallError
 from tests.support.cli_process import cli_env, start_cli
+from tests.support.scripted_models import py
 from tests.support.stub_openai import Fault, RuleResponder, StubOpenAI
 
 N = 4
-
-
-def py(code: str) -> str:
-    return f"```python\n{code}\n```"
 
 
 def token(i: int) -> str:

@@ -17,13 +17,10 @@ import pytest
 
 from graph.api import list_runs
 from graph.usage import total_calls as total_calls_in
+from tests.support.scripted_models import py
 from tests.support.stub_openai import PROJECT_ROOT, StubProcess, read_count_file
 
 SLOW = 60.0  # the reply that is in flight when the test kills the run
-
-
-def py(code: str) -> str:
-    return f"```python\n{code}\n```"
 
 
 FINISH = py("FINAL('done:' + str(S1))")

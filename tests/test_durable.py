@@ -9,11 +9,7 @@ from langgraph.checkpoint.sqlite import SqliteSaver
 
 from graph import builder, run
 from graph.blob_store import BlobStore
-from tests.support.scripted_models import script
-
-
-def py(code: str) -> str:
-    return f"```python\n{code}\n```"
+from tests.support.scripted_models import py, script
 
 
 def test_a_rebuilt_worker_gets_its_variables_back_and_names_what_it_lost(make_settings):

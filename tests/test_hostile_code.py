@@ -503,7 +503,7 @@ def test_overwriting_sub_lm_and_answer(mode, data, workers):
         "struct.pack('>I', 9) + b'not json!'",
         "struct.pack('>I', 4_000_000_000)",
         "struct.pack('>I', 2) + b'[]'",
-        "struct.pack('>I', 30) + b'{\"op\": \"sub_lm\", \"requests\": 7}'",
+        'struct.pack(\'>I\', 30) + b\'{"op": "sub_lm", "requests": 7}\'',
     ],
 )
 def test_forged_messages_on_the_host_pipe(mode, data, workers, frame):

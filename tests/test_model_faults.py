@@ -27,6 +27,7 @@ from graph.settings import Settings
 from nodes import prompts
 from nodes.model_call import ModelCallError
 from tests.support.cli_process import cli_env, run_cli
+from tests.support.scripted_models import py
 from tests.support.stub_openai import (
     Fault,
     RuleResponder,
@@ -40,10 +41,6 @@ ANSWER = CONTEXT[:5]
 # Seconds per model request where a test plays a hanging server: short, yet ample for the
 # stub's normal replies on a loaded machine.
 TIMEOUT = 1.0
-
-
-def py(code: str) -> str:
-    return f"```python\n{code}\n```"
 
 
 FINAL_NOW = py("FINAL(context[:5])")

@@ -4,13 +4,9 @@ from __future__ import annotations
 
 import nodes.host_calls
 from graph import run
-from tests.support.scripted_models import RuleModel, script
+from tests.support.scripted_models import RuleModel, py, script
 from tools import repl_host
 from tools.web_search import WebError
-
-
-def py(code: str) -> str:
-    return f"```python\n{code}\n```"
 
 
 def fake_web(calls: list):

@@ -12,7 +12,7 @@ from urllib.parse import parse_qs, urlsplit
 import pytest
 
 from graph import Settings, run
-from tests.support.scripted_models import script
+from tests.support.scripted_models import py, script
 from tools import web_search
 from tools.web_search import WebError, call_web, fetch, search
 
@@ -370,8 +370,6 @@ def test_fetch_errors_are_one_line():
 
 
 # -- through the graph ---------------------------------------------------------------------------
-def py(code: str) -> str:
-    return f"```python\n{code}\n```"
 
 
 @pytest.fixture

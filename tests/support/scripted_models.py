@@ -15,6 +15,11 @@ from langchain_core.messages import AIMessage, BaseMessage
 from langchain_core.outputs import ChatGeneration, ChatResult
 
 
+def py(code: str) -> str:
+    """A model reply that is one python code block."""
+    return f"```python\n{code}\n```"
+
+
 def script(*replies: str) -> FakeListChatModel:
     """A model that gives these replies in order (then starts over)."""
     return FakeListChatModel(responses=list(replies))
