@@ -72,6 +72,7 @@ class _DeclaredConfig(BaseModel):
     cell_timeout: float | None = Field(None, gt=0)
     max_output_chars: int | None = Field(None, ge=100)
     stuck_after: int | None = Field(None, ge=1)
+    stuck_temperature: float | None = Field(None, ge=0.0, le=2.0)
     data_dir: str | None = None
     # CLI-only keys (not run settings).
     max_source_bytes: int | None = Field(None, ge=1, description="size limit of each source")

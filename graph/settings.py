@@ -54,6 +54,9 @@ class Settings:
     # The same code with the same output (or the same error) this many times again earns a hint;
     # two more repeats after the hint end the run.
     stuck_after: int = 1
+    # The turns after that hint sample at least this warm (0 keeps temperature as set): at
+    # temperature 0 a small model, shown its own loop, still writes the same code again.
+    stuck_temperature: float = 0.7
 
     # Web research: `web_search` / `fetch_url` in the REPL, called by the host.
     web: bool = False

@@ -65,6 +65,8 @@ class RLMState(RLMInput, total=False):
     journal_ref: str | None  # sub-calls answered so far in the current cell
     recent: list[str]  # signatures of recent turns, for stuck detection
     hinted: bool
+    after_empty: bool  # the last cell printed nothing
+    doubted: bool  # a give-up answer after an empty cell was sent back once at this level
     child_trees: Annotated[list[str], operator.add]  # one ref per batch: a list of tree refs
     trajectory: Annotated[list[str], operator.add]  # per-turn record refs
     own_usage: Annotated[Usage, add_usage]  # model calls made by this level

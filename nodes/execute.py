@@ -53,6 +53,9 @@ def execute(
     update: dict[str, Any] = {}
 
     unanswered = [r for r in pending if r["id"] not in results]
+    if unanswered:  # the next slice, unless a budget ran out during the last one
+        results.update(refusals(unanswered, state, settings, store))
+        unanswered = [r for r in unanswered if r["id"] not in results]
     if unanswered:  # a batch larger than max_parallel goes out in slices
         update.update(batch_results_ref=store.put_json(results), sub_results=None)
         return Command(update=update, goto=spawn_sends(state, unanswered, settings))

@@ -3,6 +3,7 @@ before anything runs. At the deepest allowed depth there is no REPL: answer dire
 
 from __future__ import annotations
 
+import time
 from typing import Literal
 
 from langchain_core.messages import HumanMessage, SystemMessage
@@ -15,6 +16,7 @@ from graph.state import RLMState
 from graph.usage import add_usage
 from nodes import prompts
 from nodes.code_blocks import extract_code, final_outside_code
+from nodes.execute import remaining
 from nodes.level_start import start_level
 from nodes.model_call import (
     ModelCallError,
@@ -38,13 +40,23 @@ def generate_code(
     state = {**state, **update}
     depth = state["depth"]
 
+    # A child whose turn comes after the deadline (the later requests of a long batch on a
+    # serialised local model) gives way at once, so the tree stops close to max_seconds.
+    if depth > 0 and time.time() >= remaining(state, settings)["deadline"]:
+        update.update(answer="[sub_lm refused: the time budget is used up]", stop_reason="refused")
+        return Command(update=update, goto="finalize")
+
     if depth >= settings.max_depth:
         return direct_answer(state, settings, update)
 
     transcript = state.get("transcript", [])  # start_level's opening messages included
     emit({"kind": "turn", "depth": depth, "turn": state["turn"] + 1, "level": state["level_id"]})
     try:
-        reply, usage = call_model(settings, depth, load_messages(store, transcript))
+        # In a loop after the stuck hint, a model at temperature 0 repeats itself word for word.
+        temperature = None
+        if state.get("hinted"):
+            temperature = max(settings.temperature, settings.stuck_temperature)
+        reply, usage = call_model(settings, depth, load_messages(store, transcript), temperature)
     except ModelCallError as exc:
         if depth == 0:
             raise  # the run fails here, resumably: `resume` makes this call again

@@ -56,12 +56,14 @@ class ModelCallError(RuntimeError):
     anything, so the run resumes from the step before and finished calls are not repeated."""
 
 
-def call_model(settings: Settings, depth: int, messages: list[AnyMessage]) -> tuple[str, Usage]:
+def call_model(
+    settings: Settings, depth: int, messages: list[AnyMessage], temperature: float | None = None
+) -> tuple[str, Usage]:
     spec = settings.model_for(depth)
     model = build_chat_model(
         spec,
         base_url=settings.base_url,
-        temperature=settings.temperature,
+        temperature=settings.temperature if temperature is None else temperature,
         max_tokens=settings.max_completion_tokens,
         timeout=settings.request_timeout,
         max_retries=settings.max_retries,

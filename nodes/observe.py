@@ -28,6 +28,12 @@ def observe(
     text = prompts.NO_CODE if result is None else render_result(result, settings.max_output_chars)
     update: dict[str, Any] = {}
     final = result.get("final") if result else None
+    # A small model gives up after one empty search: send a "none" answer back once.
+    gave_up = final is not None and state.get("after_empty") and looks_negative(final)
+    if gave_up and not state.get("doubted"):
+        final, text = None, prompts.DOUBT_NEGATIVE
+        update["doubted"] = True
+    update["after_empty"] = result is not None and prompts.EMPTY_OUTPUT in text
     stop = "answered" if final is not None else stop_reason(state, settings)
 
     signature = turn_signature(state.get("code") or [], result, text)
@@ -63,6 +69,16 @@ def observe(
 
 
 _ASSIGNS_ANSWER = re.compile(r"^\s*answer\s*=", re.M)
+_NEGATIVE = re.compile(
+    r"(none|null|nil|0|n/?a|unknown|\[\]|no\b.*|not (found|known|mentioned|present)\b.*"
+    r"|cannot\b.*|there (is|are) no\b.*|)[.!]?",
+    re.I | re.S,
+)
+
+
+def looks_negative(answer: str) -> bool:
+    """'NONE', '0', 'No access code found.': answers that say the search came up empty."""
+    return _NEGATIVE.fullmatch(str(answer).strip().strip("\"'")) is not None
 
 
 def stop_reason(state: RLMState, settings: Settings) -> str | None:

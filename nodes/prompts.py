@@ -9,32 +9,49 @@ You answer a question about a long text. The text is NOT in this chat. It is sto
 Python variable `context` inside a Python REPL that you control.
 
 Each turn, reply with one ```python code block. I run it and show you what it printed. \
-Then you write the next block. Useful code:
-- print(context[:1000])  # look at the start
-- print(len(context), context.count("\\n"))
-- search: import re
-  for m in re.finditer(r"word", context): print(context[max(0, m.start()-150):m.end()+150])
-- lines = context.splitlines(); print([l for l in lines if "word" in l][:20])
+Then you write the next block.
+
+In the REPL you have:
+- grep("word") returns the list of lines of `context` that contain "word" (any case; a regex \
+works too).
 - sub_lm("question + text") asks a helper model and returns its answer as a string. \
 The helper cannot see `context`, so put the text it needs into the prompt.
 - sub_lm_batched([prompt1, prompt2, ...]) asks many helpers at once and returns a list.
-{big_context_tip}
-When you are sure, write FINAL("the answer") in a code block. Check in `context` before you \
-answer; never invent an answer. Print only what you need: output over {max_output_chars:,} \
-characters is cut.
+- FINAL("the answer") ends the work with that answer.
 
-Example.
-Question: What is the access code for room 12?
+How to work:
+1. Search for one name or key word from the question, not the whole question: \
+print(grep("Name")[:20])
+2. If a search finds nothing, try a shorter or another word. Never answer "none" or 0 \
+after one empty search.
+3. If the answer is a fact about something you found (a place, a person, a company), \
+grep for that next.
+4. To count, list or compare many lines, write code that checks every line (for records, \
+parse each line's fields with re) and print the result. Do not count by eye.
+5. If each line needs judgement, ask helpers about each line and count their replies in code:
+   found = grep("Name")
+   replies = sub_lm_batched(["Does this line say the order was late? Answer yes or no.\\n" \
++ l for l in found])
+   print(sum("yes" in r.lower() for r in replies), "of", len(found))
+{big_context_tip}
+Check in `context` before you answer; never invent an answer. Print only what you need: \
+output over {max_output_chars:,} characters is cut.
+
+Example (another text and question).
+Question: In what year did the founder of Brightwell Mills die?
 You:
 ```python
-import re
-for m in re.finditer(r"room 12", context):
-    print(context[max(0, m.start()-200):m.end()+200])
+print(grep("Brightwell")[:20])
 ```
-Output: ...the access code for room 12 is 7731...
+Output: ['Brightwell Mills was founded by Ada Korr in 1901.']
 You:
 ```python
-FINAL("7731")
+print(grep("Ada Korr")[:20])
+```
+Output: ['Ada Korr (1870-1932) was a weaver.']
+You:
+```python
+FINAL("1932")
 ```"""
 
 BIG_CONTEXT_TIP = """\
@@ -61,8 +78,14 @@ Variables: {variables}
 Next ```python block, or FINAL("...") when sure."""
 
 EMPTY_OUTPUT = """\
-(no output: the cell printed nothing. Print a value to see it. A search loop that printed \
-nothing found no match.)"""
+(no output: the cell printed nothing. Print a value to see it. If it was a search, it \
+found no match: try other words before you conclude anything.)"""
+
+DOUBT_NEGATIVE = """\
+Not finished: you answered right after a cell that printed nothing, and an empty search \
+does not show that the answer is "none" or 0. Print a few lines of `context` to see how it \
+is written, then search with other words, or split it into chunks and ask sub_lm_batched. \
+If you are still sure, write FINAL again."""
 
 ANSWER_NOT_FINAL = """\
 Setting `answer` yourself does not finish. When you are sure, call FINAL(the_answer)."""

@@ -10,6 +10,7 @@ import pytest
 
 from graph import run
 from graph.builder import graph
+from nodes import prompts
 from tests.support.scripted_models import RuleModel, script
 
 DOC = "Intro line.\n" + "filler text\n" * 500 + "The vault code is 7413.\n" + "more filler\n" * 500
@@ -140,7 +141,9 @@ def test_sub_call_budget_refuses_extra_calls(make_settings):
 
 def test_token_budget_stops_the_run(make_settings):
     root = script(py("print('x' * 100)"), py("print(2)"), "closing answer")
-    result = run("q", DOC, settings=make_settings(model=root, max_total_tokens=500))
+    # Room for the first call (system prompt, ~4 chars a token) but not for the second.
+    budget = len(prompts.SYSTEM) * 3 // 8 + 150
+    result = run("q", DOC, settings=make_settings(model=root, max_total_tokens=budget))
     assert result.stop_reason == "budget:token"
     assert result.answer == "closing answer"
 
@@ -237,3 +240,54 @@ def test_fences_the_small_models_write(make_settings):
     for (name, reply), want in zip(replies.items(), ["t", "i", "3", "m", "42"], strict=True):
         result = run("q", DOC, settings=make_settings(model=script(reply)))
         assert result.answer == want, name
+
+
+def test_grep_finds_lines_in_any_case(make_settings):
+    root = script(py("hits = grep('VAULT CODE')\nprint(hits)"), py("FINAL(hits[0])"))
+    result = run("What is the vault code?", DOC, settings=make_settings(model=root))
+    assert result.answer == "The vault code is 7413."
+    assert "The vault code is 7413." in result.trajectory[0]["observation"]
+
+
+def test_a_give_up_after_an_empty_search_is_sent_back_once(make_settings):
+    root = script(
+        py("for l in context.splitlines():\n    if 'door code' in l: print(l)"),
+        py("FINAL('NONE')"),  # one empty search is no proof: sent back
+        py("print(grep('code'))"),
+        py("FINAL('7413')"),
+    )
+    result = run("What is the vault code?", DOC, settings=make_settings(model=root))
+    assert result.answer == "7413"
+    assert "empty search" in result.trajectory[1]["observation"]
+
+
+def test_a_repeated_give_up_is_accepted(make_settings):
+    empty = py("x = [l for l in context.splitlines() if 'door' in l]")
+    root = script(empty, py("FINAL('NONE')"), empty, py("FINAL('NONE')"))
+    result = run("What is the door code?", DOC, settings=make_settings(model=root))
+    assert result.answer == "NONE" and result.stop_reason == "answered"
+
+
+def test_after_the_stuck_hint_the_model_samples_warmer(make_settings):
+    from tests.support.stub_openai import StubOpenAI
+
+    same = py("print(context[:10])")
+    with StubOpenAI([same, same, same, py("FINAL('done')")]) as stub:
+        settings = make_settings(model="openai:stub", base_url=stub.base_url, max_turns=20)
+        result = run("q", DOC, settings=settings)
+        temps = [c.get("temperature") for c in stub.calls]
+    assert result.answer == "done"
+    # The hint comes with the second repeat; the turns after it sample at stuck_temperature.
+    assert temps[:2] == [0.0, 0.0] and temps[2:] == [0.7, 0.7]
+
+
+def test_the_time_budget_stops_a_long_batch_between_slices(make_settings):
+    sub = RuleModel(default="part", delay=1.0)
+    root = script(py("rs = sub_lm_batched([f'chunk {i}' for i in range(6)])\nprint(rs)"), "best")
+    settings = make_settings(model=root, sub_model=sub, max_parallel=2, max_seconds=1.5)
+    result = run("q", DOC, settings=settings)
+    assert result.stop_reason == "budget:time" and result.answer == "best"
+    shown = result.trajectory[0]["observation"]
+    assert shown.count("'part'") >= 2  # the first slice ran
+    assert "time budget is used up" in shown  # the last slice did not
+    assert len(sub.calls) < 6

@@ -16,6 +16,7 @@ import io
 import json
 import os
 import pickle
+import re
 import resource
 import struct
 import sys
@@ -35,6 +36,7 @@ PROTECTED = (
     "FINAL",
     "FINAL_VAR",
     "SHOW_VARS",
+    "grep",
 )
 
 
@@ -163,6 +165,16 @@ class Worker:
                 raise NameError(f"FINAL_VAR: no variable named {name!r}")
             return FINAL(self.ns[key])
 
+        def grep(pattern: Any, text: Any = None) -> list[str]:
+            """Lines of `text` (default `context`) containing `pattern`, any case; or a regex."""
+            src = self.ns.get("context", "") if text is None else text
+            lines = src.splitlines() if isinstance(src, str) else [str(x) for x in src]
+            try:
+                rx = re.compile(str(pattern), re.I)
+            except re.error:  # "f(x" and the like: the words as written
+                rx = re.compile(re.escape(str(pattern)), re.I)
+            return [line for line in lines if rx.search(line)]
+
         def SHOW_VARS() -> list[str]:  # noqa: N802
             return sorted(k for k in self.ns if not k.startswith("_") and k not in PROTECTED)
 
@@ -175,6 +187,7 @@ class Worker:
             "FINAL": FINAL,
             "FINAL_VAR": FINAL_VAR,
             "SHOW_VARS": SHOW_VARS,
+            "grep": grep,
         }
         if web:
 
@@ -221,6 +234,11 @@ class Worker:
         }
 
     def run_cell(self, blocks: list[str], cell: int) -> dict[str, Any]:
+        # An answer given in an earlier cell was sent back (the run went on): not this cell's.
+        self.final = None
+        ans = self.ns.get("answer")
+        if isinstance(ans, dict) and ans.get("ready"):
+            ans["ready"] = False
         self.in_cell = True
         results = []
         try:
