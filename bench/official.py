@@ -15,17 +15,27 @@ stopped after the task: its prompt cache and logits buffers otherwise grow its m
 any cache size. In front of the server (and of any `--base-url`) sits `RenameShim`, a small
 proxy that renames `max_completion_tokens`, which rlms sends, to `max_tokens`, which
 llama-cpp-python 0.3.36 reads (it silently ignores the other, leaving replies unbounded).
+
+The server runs verbose: after every completion llama.cpp logs
+`llama_perf_context_print: prompt eval time = ... ms / N tokens`, N being the prompt tokens it
+actually evaluated (the rest of the prompt came from the KV prefix it kept from the previous
+call). Each task gets its own section of `<out>.llama_server.log` (a temporary file without
+`--out`); the sum over that section is the row's `input_tokens_evaluated`, next to the
+`input_tokens` rlms reports as sent.
 """
 
 from __future__ import annotations
 
 import argparse
 import contextlib
+import datetime
 import json
 import os
+import re
 import socket
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -154,13 +164,40 @@ def child_env() -> dict[str, str]:
     return env
 
 
-class LlamaServer:
-    """`python -m llama_cpp.server` for one GGUF on a loopback port; `stop()` kills it."""
+# llama.cpp's timing line after each completion (`llama_print_timings:` in older versions):
+#   llama_perf_context_print: prompt eval time =  1234.56 ms /   123 tokens (...)
+PROMPT_EVAL = re.compile(r"prompt eval time\s*=\s*[\d.]+\s*ms\s*/\s*(\d+)\s*tokens")
 
-    def __init__(self, gguf: str, n_ctx: int = 32768, log: Path | None = None) -> None:
-        self.gguf, self.n_ctx, self.log = gguf, n_ctx, log
+
+def evaluated_tokens(log_text: str) -> int:
+    """The prompt tokens llama.cpp evaluated, summed over the timing lines in `log_text`: exact
+    to within one token a call (llama.cpp times a one-token decode as generation)."""
+    return sum(int(n) for n in PROMPT_EVAL.findall(log_text))
+
+
+def add_evaluated(usage: dict[str, Any], label: str, log_text: str) -> None:
+    """Put the evaluated prompt tokens from a task's server log into `usage` for its model (the
+    one model it used, else `label`); nothing when the log has no timing line (no completion)."""
+    if not PROMPT_EVAL.search(log_text):
+        return
+    models = usage.setdefault("models", {})
+    if len(models) == 1:
+        label = next(iter(models))
+    models.setdefault(label, {})["input_tokens_evaluated"] = evaluated_tokens(log_text)
+
+
+class LlamaServer:
+    """`python -m llama_cpp.server` for one GGUF on a loopback port; `stop()` kills it. With a
+    `log`, its output is appended there under a `==== <section> <time> ====` line, and
+    `log_text()` is what it wrote in this run."""
+
+    def __init__(
+        self, gguf: str, n_ctx: int = 32768, log: Path | None = None, section: str = "server"
+    ) -> None:
+        self.gguf, self.n_ctx, self.log, self.section = gguf, n_ctx, log, section
         self.port = free_port()
         self.proc: subprocess.Popen | None = None
+        self.log_start = 0
 
     @property
     def base_url(self) -> str:
@@ -170,8 +207,19 @@ class LlamaServer:
         cmd = [sys.executable, "-m", "llama_cpp.server", "--model", self.gguf]
         cmd += ["--host", "127.0.0.1", "--port", str(self.port), "--n_ctx", str(self.n_ctx)]
         cmd += ["--model_alias", "local", "--cache", "false", "--logits_all", "false"]
-        out = open(self.log, "ab") if self.log else subprocess.DEVNULL  # noqa: SIM115
-        self.proc = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT, env=child_env())
+        cmd += ["--verbose", "true"]  # the default, said aloud: the timing lines need it
+        out: Any = subprocess.DEVNULL
+        if self.log:
+            out = open(self.log, "ab")  # noqa: SIM115 - closed below, the child keeps its copy
+            self.log_start = out.tell()
+            when = datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds")
+            out.write(f"\n==== {self.section} {when} ====\n".encode())
+            out.flush()
+        try:
+            self.proc = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT, env=child_env())
+        finally:
+            if self.log:
+                out.close()
         deadline = time.monotonic() + wait
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
@@ -192,6 +240,14 @@ class LlamaServer:
                 self.proc.kill()
                 self.proc.wait()
         self.proc = None
+
+    def log_text(self) -> str:
+        """What this run wrote to the log (its own section); "" without a log."""
+        if not self.log or not self.log.exists():
+            return ""
+        with open(self.log, "rb") as f:
+            f.seek(self.log_start)
+            return f.read().decode("utf-8", errors="replace")
 
     def __enter__(self) -> LlamaServer:
         return self.start()
@@ -219,13 +275,18 @@ def run_official(task: Any, opts: argparse.Namespace) -> dict[str, Any]:
     """Run the official RLM on `task` (a `bench.tasks.Task`) and return a quality-runner row."""
     check_installed()
     spec = str(opts.model)
+    server: LlamaServer | None = None
     with contextlib.ExitStack() as stack:
         if spec.startswith("local"):
             from tools.local_weights import resolve_weights
 
             weights = "0.5b" if spec == "local:0.5b" else "1.5b"
-            log = Path(str(opts.out) + ".llama_server.log") if opts.out else None
-            server = stack.enter_context(LlamaServer(str(resolve_weights(weights)), log=log))
+            if opts.out:
+                log = Path(str(opts.out) + ".llama_server.log")
+            else:  # a log of its own all the same, for the evaluated prompt tokens
+                log = Path(stack.enter_context(tempfile.TemporaryDirectory())) / "llama.log"
+            server = LlamaServer(str(resolve_weights(weights)), log=log, section=task.id)
+            stack.enter_context(server)
             upstream, model_name = server.base_url, "local"
         elif spec.startswith("openai:"):
             upstream = opts.base_url or "https://api.openai.com/v1"
@@ -252,12 +313,17 @@ def run_official(task: Any, opts: argparse.Namespace) -> dict[str, Any]:
                 timeout=opts.timeout + 120,
             )
         except subprocess.TimeoutExpired:
-            return {"answer": "", "stop_reason": "budget:time", "usage": {}, "trajectory": []}
-        lines = [ln for ln in proc.stdout.splitlines() if ln.startswith("{")]
-        if proc.returncode != 0 or not lines:
-            raise RuntimeError(f"official driver failed: {proc.stderr[-800:]}")
-        out = json.loads(lines[-1])
-        out["shim_requests"] = shim.requests
+            out = {"answer": "", "stop_reason": "budget:time", "usage": {}, "trajectory": []}
+        else:
+            lines = [ln for ln in proc.stdout.splitlines() if ln.startswith("{")]
+            if proc.returncode != 0 or not lines:
+                raise RuntimeError(f"official driver failed: {proc.stderr[-800:]}")
+            out = json.loads(lines[-1])
+            out["shim_requests"] = shim.requests
+        if server is not None:
+            server.stop()  # stopped, it has written every completion's timing line
+            out["usage"] = out.get("usage") or {}
+            add_evaluated(out["usage"], f"official:{model_name}", server.log_text())
         return out
 
 

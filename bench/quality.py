@@ -15,7 +15,9 @@ Systems, all on the same model:
 Every finished (task, system, model) row is appended to `--out` as one JSON line; a second run
 with the same `--out` skips the rows already there (resumable). Each row's trajectory goes to
 `<out>.traj/<task>.<system>.json` for failure analysis. The table printed at the end covers every
-row of `--out` that matches the arguments.
+row of `--out` that matches the arguments. `prompt tok` is what was sent, `eval tok` what the
+embedded model had to evaluate after reusing its KV prefix cache (`-` when unknown: hosted models,
+rows written before it was recorded).
 
 Failure reasons: `no answer` (empty), `code errors` (half or more of the turns raised),
 `no code` (half or more of the turns ran nothing), `stuck`, `budget` (turns/tokens),
@@ -51,14 +53,31 @@ TRUNCATION_NOTE = "\n[... the text is cut here: it is longer than the window ...
 # trajectory (may be empty) and extra fields.
 
 
-def usage_totals(usage: dict[str, Any] | None) -> dict[str, int]:
+def usage_totals(usage: dict[str, Any] | None) -> dict[str, int | None]:
+    """Totals over the models. `prompt_tokens_evaluated` (what the model had to evaluate after
+    its KV prefix cache) is known only when every model reported it, else None."""
     models = (usage or {}).get("models", {})
+    evaluated = [m.get("input_tokens_evaluated") for m in models.values()]
+    known = bool(evaluated) and None not in evaluated
     return {
         "calls": sum(m.get("calls", 0) for m in models.values()),
         "prompt_tokens": sum(m.get("input_tokens", 0) for m in models.values()),
+        "prompt_tokens_evaluated": sum(evaluated) if known else None,
         "completion_tokens": sum(m.get("output_tokens", 0) for m in models.values()),
         "sub_calls": (usage or {}).get("sub_calls", 0),
     }
+
+
+def eval_cell(rows: list[dict[str, Any]]) -> str:
+    """Mean prompt tokens evaluated over the rows that know it (rows written before the field
+    existed, or by hosted models, don't): `-` for none, `(k/n)` after it for some."""
+    known = [
+        r["prompt_tokens_evaluated"] for r in rows if r.get("prompt_tokens_evaluated") is not None
+    ]
+    if not known:
+        return "-"
+    part = "" if len(known) == len(rows) else f" ({len(known)}/{len(rows)})"
+    return f"{statistics.mean(known):,.0f}{part}"
 
 
 def rlm_settings(opts: argparse.Namespace) -> Any:
@@ -320,15 +339,16 @@ def selected(rows: list[dict[str, Any]], opts: argparse.Namespace) -> list[dict[
 def table(rows: list[dict[str, Any]]) -> str:
     """Markdown: one line per run, then the mean per (family, size, system)."""
     head = (
-        "| task | system | score | seconds | calls | sub-calls | prompt tok | completion tok "
-        "| turns | failure | answer |\n|---|---|---|---|---|---|---|---|---|---|---|"
+        "| task | system | score | seconds | calls | sub-calls | prompt tok | eval tok "
+        "| completion tok | turns | failure | answer |\n" + "|---" * 12 + "|"
     )
     lines = [head]
     for r in sorted(rows, key=lambda r: (r["family"], r["size"], r["seed"], r["system"])):
         ans = str(r.get("answer") or "").replace("|", "/").replace("\n", " ")[:40]
         lines.append(
             f"| {r['task']} | {r['system']} | {r['score']:.2f} | {r['seconds']:.0f} | {r['calls']} "
-            f"| {r.get('sub_calls', 0)} | {r['prompt_tokens']:,} | {r['completion_tokens']:,} "
+            f"| {r.get('sub_calls', 0)} | {r['prompt_tokens']:,} | {eval_cell([r])} "
+            f"| {r['completion_tokens']:,} "
             f"| {r.get('turns', 0)} | {r['failure'] or '-'} | {ans} |"
         )
     groups: dict[tuple[str, int, str], list[dict[str, Any]]] = {}
@@ -337,8 +357,8 @@ def table(rows: list[dict[str, Any]]) -> str:
     lines += [
         "",
         "| family | size | system | runs | mean score | mean seconds | mean calls "
-        "| mean prompt tok | failures |",
-        "|---|---|---|---|---|---|---|---|---|",
+        "| mean prompt tok | mean eval tok | failures |",
+        "|---|---|---|---|---|---|---|---|---|---|",
     ]
     for (fam, size, system), rs in sorted(groups.items()):
         fails: dict[str, int] = {}
@@ -351,7 +371,8 @@ def table(rows: list[dict[str, Any]]) -> str:
             f"| {statistics.mean(r['score'] for r in rs):.2f} "
             f"| {statistics.mean(r['seconds'] for r in rs):.0f} "
             f"| {statistics.mean(r['calls'] for r in rs):.1f} "
-            f"| {statistics.mean(r['prompt_tokens'] for r in rs):,.0f} | {fail_txt} |"
+            f"| {statistics.mean(r['prompt_tokens'] for r in rs):,.0f} | {eval_cell(rs)} "
+            f"| {fail_txt} |"
         )
     return "\n".join(lines)
 

@@ -42,7 +42,7 @@ from cli.run_execution import execute_run
 from graph import api, run_index
 from graph.config import ConfigError, settings_from_stored
 from graph.settings import Settings
-from graph.usage import total_tokens
+from graph.usage import input_text, total_tokens
 
 app = typer.Typer(
     name="rlm-research",
@@ -328,7 +328,7 @@ def show(
     for label, m in (usage.get("models") or {}).items():
         out.print(
             f"[bold]Usage:[/] {escape(label)}: {m.get('calls', 0)} call(s), "
-            f"{m.get('input_tokens', 0):,} in / {m.get('output_tokens', 0):,} out"
+            f"{input_text(m, ' in')} / {m.get('output_tokens', 0):,} out"
         )
     if row.get("error"):
         out.print(f"[bold red]Error:[/] {escape(row['error'])}")

@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from graph.blob_store import BlobNotFound, BlobStore
-from graph.usage import total_calls, total_tokens
+from graph.usage import input_text, total_calls, total_tokens
 
 OUTPUT_CHARS = 2_000  # of each root turn's output in the report
 MAX_TREE_ROWS = 300
@@ -115,12 +115,16 @@ def render_report(
         out += ["| Model | Calls | Input tokens | Output tokens |", "|---|---:|---:|---:|"]
         for label, m in sorted(models_used.items()):
             out.append(
-                f"| `{label}` | {m.get('calls', 0):,} | {m.get('input_tokens', 0):,} | "
+                f"| `{label}` | {m.get('calls', 0):,} | {input_text(m)} | "
                 f"{m.get('output_tokens', 0):,} |"
             )
+        total_in = {"input_tokens": sum(m.get("input_tokens", 0) for m in models_used.values())}
+        if all("input_tokens_evaluated" in m for m in models_used.values()):  # else partial
+            total_in["input_tokens_evaluated"] = sum(
+                m["input_tokens_evaluated"] for m in models_used.values()
+            )
         out.append(
-            f"| **total** | {total_calls(usage):,} | "
-            f"{sum(m.get('input_tokens', 0) for m in models_used.values()):,} | "
+            f"| **total** | {total_calls(usage):,} | {input_text(total_in)} | "
             f"{sum(m.get('output_tokens', 0) for m in models_used.values()):,} |"
         )
     else:

@@ -5,6 +5,8 @@ from __future__ import annotations
 from typing import Any
 
 # {"models": {label: {"calls", "input_tokens", "output_tokens"}}, "sub_calls": n, "web_calls": n}
+# A model that reports how many prompt tokens it actually evaluated (the embedded llama.cpp model:
+# the rest came from its KV prefix cache) also has "input_tokens_evaluated"; others never do.
 Usage = dict[str, Any]
 COUNTERS = ("sub_calls", "web_calls")
 
@@ -20,8 +22,9 @@ def add_usage(old: Usage | None, new: Usage | None) -> Usage:
             slot = out["models"].setdefault(
                 label, {"calls": 0, "input_tokens": 0, "output_tokens": 0}
             )
-            for key in slot:
-                slot[key] += counts.get(key, 0)
+            for key, value in counts.items():  # every numeric counter, optional ones included
+                if isinstance(value, int | float) and not isinstance(value, bool):
+                    slot[key] = slot.get(key, 0) + value
     return out
 
 
@@ -29,16 +32,23 @@ def model_call_usage(label: str, message: Any, prompt_chars: int) -> Usage:
     """One model call. Providers report tokens; scripted models don't, so estimate 4 chars/token."""
     meta = getattr(message, "usage_metadata", None) or {}
     text = message.content if isinstance(getattr(message, "content", None), str) else ""
-    return {
-        "models": {
-            label: {
-                "calls": 1,
-                "input_tokens": meta.get("input_tokens") or prompt_chars // 4,
-                "output_tokens": meta.get("output_tokens") or len(text) // 4,
-            }
-        },
-        "sub_calls": 0,
+    counts = {
+        "calls": 1,
+        "input_tokens": meta.get("input_tokens") or prompt_chars // 4,
+        "output_tokens": meta.get("output_tokens") or len(text) // 4,
     }
+    evaluated = (getattr(message, "response_metadata", None) or {}).get("prompt_tokens_evaluated")
+    if isinstance(evaluated, int) and not isinstance(evaluated, bool):
+        counts["input_tokens_evaluated"] = evaluated
+    return {"models": {label: counts}, "sub_calls": 0}
+
+
+def input_text(counts: dict[str, Any], unit: str = "") -> str:
+    """Input tokens as shown: `12,345<unit>`, then ` (3,210 evaluated)` when the model said."""
+    text = f"{counts.get('input_tokens', 0):,}{unit}"
+    if counts.get("input_tokens_evaluated") is not None:
+        text += f" ({counts['input_tokens_evaluated']:,} evaluated)"
+    return text
 
 
 def total_tokens(usage: Usage | None) -> int:

@@ -6,7 +6,7 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any
 
-from graph.usage import total_calls, total_tokens
+from graph.usage import input_text, total_calls, total_tokens
 
 PROGRESS_TEXT = 200  # characters of an observation shown in a progress message
 
@@ -47,10 +47,11 @@ def preview(text: str | None, n: int) -> str:
 
 def usage_summary(usage: dict[str, Any] | None) -> dict[str, Any]:
     usage = usage or {}
-    models = {
-        label: {k: int(m.get(k, 0)) for k in ("calls", "input_tokens", "output_tokens")}
-        for label, m in (usage.get("models") or {}).items()
-    }
+    models: dict[str, dict[str, int]] = {}
+    for label, m in (usage.get("models") or {}).items():
+        models[label] = {k: int(m.get(k, 0)) for k in ("calls", "input_tokens", "output_tokens")}
+        if m.get("input_tokens_evaluated") is not None:  # only models that report it
+            models[label]["input_tokens_evaluated"] = int(m["input_tokens_evaluated"])
     return {
         "models": models,
         "model_calls": total_calls(usage),
@@ -62,7 +63,7 @@ def usage_summary(usage: dict[str, Any] | None) -> dict[str, Any]:
 
 def usage_line(summary: dict[str, Any]) -> str:
     parts = [
-        f"{label}: {m['calls']} call(s), {m['input_tokens']:,} in / {m['output_tokens']:,} out"
+        f"{label}: {m['calls']} call(s), {input_text(m, ' in')} / {m['output_tokens']:,} out"
         for label, m in summary["models"].items()
     ] or ["no model calls"]
     line = "; ".join(parts) + f"; {summary['sub_calls']} sub-call(s)"
