@@ -85,6 +85,7 @@ class RenameShim:
 
         class Handler(BaseHTTPRequestHandler):
             protocol_version = "HTTP/1.1"
+            disable_nagle_algorithm = True  # else each reply waits ~40 ms for a delayed ACK
 
             def log_message(self, *a: Any) -> None:
                 pass

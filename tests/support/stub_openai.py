@@ -344,6 +344,9 @@ def _make_handler(stub: StubOpenAI) -> type[BaseHTTPRequestHandler]:
 
 class _Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"  # keep-alive, like the real API; SSE uses chunked encoding
+    # Headers and body go out as separate writes: with Nagle on, the body waits for the client's
+    # delayed ACK, ~40 ms a call, which is no longer an "instant" model.
+    disable_nagle_algorithm = True
     stub: StubOpenAI
 
     def setup(self) -> None:
