@@ -375,9 +375,141 @@ def test_official_system_through_the_shim(tmp_path):
     assert out["usage"]["models"]["official:stub"]["calls"] >= 2
 
 
+# What llama-cpp-python's server (verbose) writes around two completions: the second one reused
+# the KV prefix of the first and evaluated only the new tokens.
+SERVER_LOG = """\
+llama_model_loader: loaded meta data with 29 key-value pairs and 338 tensors from qwen.gguf
+llama_context: n_ctx_per_seq (32768) < n_ctx_train (32768) -- the full capacity of the model
+INFO:     Uvicorn running on http://127.0.0.1:40123 (Press CTRL+C to quit)
+llama_perf_context_print:        load time =    2345.67 ms
+llama_perf_context_print: prompt eval time =    2345.10 ms /  1874 tokens (    1.25 ms per token,   799.11 tokens per second)
+llama_perf_context_print:        eval time =    1520.33 ms /    63 runs   (   24.13 ms per token,    41.44 tokens per second)
+llama_perf_context_print:       total time =    3901.42 ms /  1937 tokens
+llama_perf_context_print:    graphs reused =         61
+INFO:     127.0.0.1:51234 - "POST /v1/chat/completions HTTP/1.1" 200 OK
+Llama.generate: 1936 prefix-match hit, remaining 215 prompt tokens to eval
+llama_perf_context_print:        load time =    2345.67 ms
+llama_perf_context_print: prompt eval time =     301.88 ms /   215 tokens (    1.40 ms per token,   712.21 tokens per second)
+llama_perf_context_print:        eval time =     990.02 ms /    40 runs   (   24.75 ms per token,    40.40 tokens per second)
+llama_perf_context_print:       total time =    1310.77 ms /   255 tokens
+INFO:     127.0.0.1:51234 - "POST /v1/chat/completions HTTP/1.1" 200 OK
+"""  # noqa: E501
+
+
+def test_evaluated_tokens_sums_the_prompt_eval_lines():
+    from bench.official import add_evaluated, evaluated_tokens
+
+    assert evaluated_tokens(SERVER_LOG) == 1874 + 215
+    assert evaluated_tokens("llama_print_timings: prompt eval time = 5.0 ms / 7 tokens") == 7
+    assert evaluated_tokens("INFO: nothing ran\n") == 0
+    usage = {"models": {"official:local": {"calls": 2, "input_tokens": 4087}}}
+    add_evaluated(usage, "official:local", SERVER_LOG)
+    assert usage["models"]["official:local"]["input_tokens_evaluated"] == 2089
+    empty: dict = {}  # the driver timed out: its usage is lost, the server's count is not
+    add_evaluated(empty, "official:local", SERVER_LOG)
+    assert empty == {"models": {"official:local": {"input_tokens_evaluated": 2089}}}
+    untouched: dict = {}  # no completion, no timing line: unknown, not 0
+    add_evaluated(untouched, "official:local", "INFO: started\n")
+    assert untouched == {}
+
+
+def test_llama_server_log_has_a_section_per_task(tmp_path, monkeypatch):
+    from bench import official
+
+    started = []
+
+    class FakeProc:
+        returncode = None
+
+        def __init__(self, cmd, stdout, **kw):
+            started.append(cmd)
+            stdout.write(SERVER_LOG.encode())  # what the server writes to its log
+            stdout.flush()
+
+        def poll(self):
+            return self.returncode
+
+        def terminate(self):
+            self.returncode = 0
+
+        def wait(self, timeout=None):
+            return 0
+
+    monkeypatch.setattr(official.subprocess, "Popen", FakeProc)
+    monkeypatch.setattr(
+        official.httpx, "get", lambda *a, **k: types.SimpleNamespace(status_code=200)
+    )
+    log = tmp_path / "q.jsonl.llama_server.log"
+    for task in ("needle@100K#s1", "needle@100K#s2"):
+        with official.LlamaServer("m.gguf", log=log, section=task) as server:
+            pass
+        text = server.log_text()
+        assert text.count("==== ") == 1 and f"==== {task} " in text
+        assert official.evaluated_tokens(text) == 2089  # this task's completions only
+    assert official.evaluated_tokens(log.read_text()) == 2 * 2089
+    assert started[0][-2:] == ["--verbose", "true"]
+
+
+def test_table_shows_evaluated_tokens_and_old_rows_still_print():
+    base = {"family": "needle", "size": 100_000, "system": "rlm", "score": 1.0, "seconds": 5,
+            "calls": 2, "completion_tokens": 40, "failure": "", "answer": "42"}  # fmt: skip
+    old = {**base, "task": "needle@100K#s1", "seed": 1, "prompt_tokens": 1000}  # no such field
+    new = {**base, "task": "needle@100K#s2", "seed": 2, "prompt_tokens": 3000,
+           "prompt_tokens_evaluated": 1200}  # fmt: skip
+    unknown = {**base, "task": "needle@100K#s3", "seed": 3, "prompt_tokens": 500,
+               "prompt_tokens_evaluated": None}  # fmt: skip
+    out = quality.table([old, new, unknown])
+    assert "| prompt tok | eval tok | completion tok |" in out
+    assert "| needle@100K#s1 | rlm | 1.00 | 5 | 2 | 0 | 1,000 | - | 40 |" in out
+    assert "| needle@100K#s2 | rlm | 1.00 | 5 | 2 | 0 | 3,000 | 1,200 | 40 |" in out
+    assert "| needle@100K#s3 | rlm | 1.00 | 5 | 2 | 0 | 500 | - | 40 |" in out
+    assert "| mean prompt tok | mean eval tok | failures |" in out
+    assert "| needle | 100K | rlm | 3 | 1.00 | 5 | 2.0 | 1,500 | 1,200 (1/3) | - |" in out
+    assert "| 1,000 | - | - |" in quality.table([old]).splitlines()[-1]
+
+
+def test_usage_totals_knows_evaluated_tokens_only_when_every_model_reports_them():
+    local = {"calls": 2, "input_tokens": 3000, "output_tokens": 40, "input_tokens_evaluated": 1200}
+    hosted = {"calls": 1, "input_tokens": 10, "output_tokens": 2}
+    assert quality.usage_totals({"models": {"l": local}})["prompt_tokens_evaluated"] == 1200
+    both = {"models": {"l": local, "l2": local}}
+    assert quality.usage_totals(both)["prompt_tokens_evaluated"] == 2400
+    mixed = quality.usage_totals({"models": {"l": local, "h": hosted}})
+    assert mixed["prompt_tokens_evaluated"] is None and mixed["prompt_tokens"] == 3010
+    assert quality.usage_totals({})["prompt_tokens_evaluated"] is None
+
+
 def test_truncation_keeps_a_text_that_fits():
     text = "word " * 20_000  # 100K chars, ~25K tokens at 4 chars a token
     out, cut = quality.truncate_to_tokens(text, 30_000, lambda s: len(s) // 4 + 1)
     assert out == text and not cut
     out, cut = quality.truncate_to_tokens(text, 10_000, lambda s: len(s) // 4 + 1)
     assert cut and 39_000 < len(out) <= 40_000
+
+
+# --------------------------------------------------------------------------------------------
+# bench.side_by_side
+
+
+@pytest.mark.timeout(120)
+def test_side_by_side_prints_numbers(capsys):
+    """Tiny sizes, one repeat; numbers for ours always, for official only where it is installed
+    (not in CI: the script then says how to install it and still measures ours)."""
+    from bench import side_by_side
+
+    argv = ["--repeats", "1", "--mb", "1", "--turns", "3", "--batch", "2", "--delay", "0.05"]
+    side_by_side.main(argv)
+    out = capsys.readouterr().out
+    cells = {ln[:34].strip(): ln[34:].split() for ln in out.splitlines() if ln[:1].isalpha()}
+    rows = ["run s, 3 turns", "ms per turn, from in-call s (*)", "batch of 2: run s"]
+    rows += ["batch of 2: server span s", "tree RSS peak", "added (peak - before)"]
+    installed = "# official: rlms" in out
+    assert installed or "# official: not installed" in out
+    for row in rows:
+        ours, official = cells[row][:2]
+        float(ours)
+        if installed:
+            float(official)
+    assert 0.05 <= float(cells["batch of 2: server span s"][0]) < 1.0
+    assert float(cells["tree RSS peak"][0]) > float(cells["tree RSS before the run"][0])
+    assert "# failed" not in out
