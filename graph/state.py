@@ -66,7 +66,7 @@ class RLMState(RLMInput, total=False):
     recent: list[str]  # signatures of recent turns, for stuck detection
     hinted: bool
     after_empty: bool  # the last cell printed nothing
-    doubted: bool  # a give-up answer after an empty cell was sent back once at this level
+    sent_back: list[str]  # kinds of too-early answer already sent back once at this level
     child_trees: Annotated[list[str], operator.add]  # one ref per batch: a list of tree refs
     trajectory: Annotated[list[str], operator.add]  # per-turn record refs
     own_usage: Annotated[Usage, add_usage]  # model calls made by this level

@@ -11,9 +11,11 @@ from typing import Any, Literal
 from langgraph.runtime import Runtime
 from langgraph.types import Command
 
+from graph.blob_store import BlobStore
 from graph.settings import Settings
 from graph.state import RLMState
 from nodes import prompts
+from nodes.answer_checks import guessed_unseen, literal_finals, looks_negative
 from nodes.execute import budget_exhausted
 from nodes.model_call import blob_store, emit, put_message, settings_of
 
@@ -28,11 +30,11 @@ def observe(
     text = prompts.NO_CODE if result is None else render_result(result, settings.max_output_chars)
     update: dict[str, Any] = {}
     final = result.get("final") if result else None
-    # A small model gives up after one empty search: send a "none" answer back once.
-    gave_up = final is not None and state.get("after_empty") and looks_negative(final)
-    if gave_up and not state.get("doubted"):
-        final, text = None, prompts.DOUBT_NEGATIVE
-        update["doubted"] = True
+    sent_back = list(state.get("sent_back") or [])
+    check = early_answer(state, store, result, final) if final is not None else None
+    if check is not None and check not in sent_back:
+        final, text = None, prompts.SENT_BACK[check].format(observation=text)
+        update["sent_back"] = sent_back + [check]
     update["after_empty"] = result is not None and prompts.EMPTY_OUTPUT in text
     stop = "answered" if final is not None else stop_reason(state, settings)
 
@@ -69,16 +71,20 @@ def observe(
 
 
 _ASSIGNS_ANSWER = re.compile(r"^\s*answer\s*=", re.M)
-_NEGATIVE = re.compile(
-    r"(none|null|nil|0|n/?a|unknown|\[\]|no\b.*|not (found|known|mentioned|present)\b.*"
-    r"|cannot\b.*|there (is|are) no\b.*|)[.!]?",
-    re.I | re.S,
-)
 
 
-def looks_negative(answer: str) -> bool:
-    """'NONE', '0', 'No access code found.': answers that say the search came up empty."""
-    return _NEGATIVE.fullmatch(str(answer).strip().strip("\"'")) is not None
+def early_answer(
+    state: RLMState, store: BlobStore, result: dict[str, Any] | None, final: str
+) -> str | None:
+    """Which too-early answer this is ("gave_up" / "guessed"), if any; see `answer_checks`."""
+    if state.get("after_empty") and looks_negative(final):
+        return "gave_up"
+    if result is not None and literal_finals(state.get("code") or []):
+        shown = [store.get_json(ref) for ref in state["transcript"]]
+        seen = "\n".join(str(m["content"]) for m in shown if m["role"] != "assistant")
+        if guessed_unseen(state.get("code") or [], result, final, seen):
+            return "guessed"
+    return None
 
 
 def stop_reason(state: RLMState, settings: Settings) -> str | None:

@@ -25,19 +25,16 @@ print(grep("Name")[:20])
 2. If a search finds nothing, try a shorter or another word. Never answer "none" or 0 \
 after one empty search.
 3. If the answer is a fact about something you found (a place, a person, a company), \
-grep for that next.
+grep for that next (example 1).
 4. To count, list or compare many lines, write code that checks every line (for records, \
 parse each line's fields with re) and print the result. Do not count by eye.
-5. If each line needs judgement, ask helpers about each line and count their replies in code:
-   found = grep("Name")
-   replies = sub_lm_batched(["Does this line say the order was late? Answer yes or no.\\n" \
-+ l for l in found])
-   print(sum("yes" in r.lower() for r in replies), "of", len(found))
+5. If each line needs judgement (is it good? was it late?), ask helpers one yes/no question \
+per line and count the yes replies in code (example 2).
 {big_context_tip}
 Check in `context` before you answer; never invent an answer. Print only what you need: \
 output over {max_output_chars:,} characters is cut.
 
-Example (another text and question).
+Example 1 (another text).
 Question: In what year did the founder of Brightwell Mills die?
 You:
 ```python
@@ -52,6 +49,26 @@ Output: ['Ada Korr (1870-1932) was a weaver.']
 You:
 ```python
 FINAL("1932")
+```
+
+Example 2 (another text).
+Question: How many of the trips to Oslo were delayed?
+You:
+```python
+found = grep("Oslo")
+print(len(found), found[:3])
+```
+Output: 31 ['Trip 4 to Oslo left at 9:10 as planned.', 'Trip 9 to Oslo: we waited two hours.', \
+'Trip 12 to Oslo was on time.']
+You:
+```python
+replies = sub_lm_batched(["Was this trip delayed? Answer yes or no.\\n" + l for l in found])
+print(sum("yes" in r.lower() for r in replies), "of", len(found))
+```
+Output: 12 of 31
+You:
+```python
+FINAL("12")
 ```"""
 
 BIG_CONTEXT_TIP = """\
@@ -81,11 +98,17 @@ EMPTY_OUTPUT = """\
 (no output: the cell printed nothing. Print a value to see it. If it was a search, it \
 found no match: try other words before you conclude anything.)"""
 
-DOUBT_NEGATIVE = """\
+SENT_BACK = {
+    "gave_up": """\
 Not finished: you answered right after a cell that printed nothing, and an empty search \
 does not show that the answer is "none" or 0. Print a few lines of `context` to see how it \
 is written, then search with other words, or split it into chunks and ask sub_lm_batched. \
-If you are still sure, write FINAL again."""
+If you are still sure, write FINAL again.""",
+    "guessed": """\
+Not finished: you wrote FINAL in the same cell as code whose output you had not read yet, \
+so that answer was a guess. Read the output first:
+{observation}""",
+}
 
 ANSWER_NOT_FINAL = """\
 Setting `answer` yourself does not finish. When you are sure, call FINAL(the_answer)."""
@@ -96,8 +119,9 @@ or with FINAL("the answer") in a code block when you are sure."""
 
 STUCK_HINT = """\
 You are repeating yourself: {what}. If an earlier output already answers the question, \
-write FINAL(...) now. Otherwise do something different: look at another part of `context`, \
-search for other words, or split it into chunks and use sub_lm_batched."""
+write FINAL(...) now. Otherwise take the next step instead: grep for another word, follow a \
+name you found, count with code, or, if each line needs judgement, ask sub_lm_batched one \
+yes/no question per line and count the yes replies (example 2)."""
 
 CLOSING = """\
 Stop now ({reason}). Reply with your best final answer to the question "{question}" \

@@ -261,6 +261,23 @@ def test_a_give_up_after_an_empty_search_is_sent_back_once(make_settings):
     assert "empty search" in result.trajectory[1]["observation"]
 
 
+def test_a_final_guess_next_to_unread_output_is_sent_back_once(make_settings):
+    root = script(
+        py("print(grep('vault'))\nFINAL('1234')"),  # written before the output was read
+        py("FINAL('7413')"),
+    )
+    result = run("What is the vault code?", DOC, settings=make_settings(model=root))
+    assert result.answer == "7413"
+    shown = result.trajectory[0]["observation"]
+    assert "was a guess" in shown and "The vault code is 7413." in shown
+
+
+def test_a_final_literal_already_seen_is_accepted_in_a_printing_cell(make_settings):
+    root = script(py("print(grep('vault'))"), py("print('done')\nFINAL('7413')"))
+    result = run("What is the vault code?", DOC, settings=make_settings(model=root))
+    assert result.answer == "7413" and len(result.trajectory) == 2
+
+
 def test_a_repeated_give_up_is_accepted(make_settings):
     empty = py("x = [l for l in context.splitlines() if 'door' in l]")
     root = script(empty, py("FINAL('NONE')"), empty, py("FINAL('NONE')"))
