@@ -50,7 +50,7 @@ def observe(
         what = "no code again"
         if result:
             what = (
-                "the same error again" if cell_error(result) else "the same code and result again"
+                "the same error again" if cell_error(result) else "code and results you had before"
             )
         text += "\n\n" + prompts.STUCK_HINT.format(what=what)
         update["hinted"] = True
@@ -112,10 +112,11 @@ def turn_signature(code: list[str], result: dict[str, Any] | None, observation: 
 
 
 def trailing_repeats(signatures: list[str]) -> int:
-    """How many times the newest signature repeats the one before it, in a row."""
+    """How many of the newest turns, in a row, each repeat a turn before them in the window:
+    the same turn again (A A A), or a cycle (A B C A B C: grep this city, that city, ...)."""
     n = 0
-    for prev in reversed(signatures[:-1]):
-        if prev != signatures[-1]:
+    for i in range(len(signatures) - 1, 0, -1):
+        if signatures[i] not in signatures[:i]:
             break
         n += 1
     return n

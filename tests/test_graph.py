@@ -308,3 +308,12 @@ def test_the_time_budget_stops_a_long_batch_between_slices(make_settings):
     assert shown.count("'part'") >= 2  # the first slice ran
     assert "time budget is used up" in shown  # the last slice did not
     assert len(sub.calls) < 6
+
+
+def test_a_cycle_of_searches_counts_as_stuck(make_settings):
+    a, b, c = (py(f"print(grep('{w}'))") for w in ("filler", "more", "Intro"))
+    root = script(a, b, c, a, b, c, "final guess")
+    result = run("q", DOC, settings=make_settings(model=root, max_turns=20))
+    assert any("repeating yourself" in t["observation"] for t in result.trajectory)
+    assert result.stop_reason == "stuck" and result.answer == "final guess"
+    assert len(result.trajectory) == 6
