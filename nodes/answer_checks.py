@@ -57,7 +57,7 @@ def printed_before_final(result: dict[str, Any], final: str) -> bool:
 
 def guessed_unseen(code: list[str], result: dict[str, Any], final: str, seen: str) -> bool:
     """FINAL("x") written next to output the model had not read, with x nowhere in `seen`
-    (what the model was shown before this cell)."""
+    (what earlier cells printed)."""
     if final not in literal_finals(code) or not printed_before_final(result, final):
         return False
     return final.strip() not in seen

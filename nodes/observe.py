@@ -80,8 +80,10 @@ def early_answer(
     if state.get("after_empty") and looks_negative(final):
         return "gave_up"
     if result is not None and literal_finals(state.get("code") or []):
+        # What earlier cells printed (the opening preview is full of numbers a guess may hit).
         shown = [store.get_json(ref) for ref in state["transcript"]]
-        seen = "\n".join(str(m["content"]) for m in shown if m["role"] != "assistant")
+        outputs = [str(m["content"]) for m in shown if m["role"] == "user"][1:]
+        seen = "\n".join(outputs)
         if guessed_unseen(state.get("code") or [], result, final, seen):
             return "guessed"
     return None
