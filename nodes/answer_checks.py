@@ -1,4 +1,5 @@
-"""Answers a small model gives too early, sent back once per level instead of ending the run.
+"""Answers a small model gives too early, sent back (a few times per level at most) instead of
+ending the run.
 
 Two patterns from the benchmark trajectories of a 1.5B model, both independent of the task:
 - a give-up ("NONE", "0", "not found") right after a cell that printed nothing: one empty search

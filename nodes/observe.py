@@ -32,7 +32,7 @@ def observe(
     final = result.get("final") if result else None
     sent_back = list(state.get("sent_back") or [])
     check = early_answer(state, store, result, final) if final is not None else None
-    if check is not None and check not in sent_back:
+    if check is not None and sent_back.count(check) < SEND_BACK_LIMIT[check]:
         final, text = None, prompts.SENT_BACK[check].format(observation=text)
         update["sent_back"] = sent_back + [check]
     update["after_empty"] = result is not None and prompts.EMPTY_OUTPUT in text
@@ -71,6 +71,10 @@ def observe(
 
 
 _ASSIGNS_ANSWER = re.compile(r"^\s*answer\s*=", re.M)
+
+
+# A guess is never read output, however often it comes; one empty search is worth one doubt.
+SEND_BACK_LIMIT = {"gave_up": 1, "guessed": 3}
 
 
 def early_answer(

@@ -28,8 +28,9 @@ after one empty search.
 grep for that next (example 1).
 4. To count, list or compare many lines, write code that checks every line (for records, \
 parse each line's fields with re) and print the result. Do not count by eye.
-5. If each line needs judgement (is it good? was it late?), ask helpers one yes/no question \
-per line and count the yes replies in code (example 2).
+5. If the question counts lines by a quality that is not written in them (good or bad, \
+happy or not, late or on time), no word will match it: collect the lines with grep, then ask \
+helpers one yes/no question per line and count the yes replies in code (example 2).
 {big_context_tip}
 Check in `context` before you answer; never invent an answer. Print only what you need: \
 output over {max_output_chars:,} characters is cut.
@@ -72,7 +73,12 @@ FINAL("12")
 ```"""
 
 BIG_CONTEXT_TIP = """\
-- The text is long. Search it first. To read all of it, split it and ask helpers:
+- The text is long. Search it first. To judge each line that grep finds (rule 5):
+  found = grep("<name>")
+  replies = sub_lm_batched(["{topic} Answer yes or no for this one line only:\\n" + l \
+for l in found])
+  print(sum("yes" in r.lower() for r in replies), "of", len(found), replies[:5])
+- To read all of it, split it and ask helpers:
   chunks = [context[i:i+{chunk}] for i in range(0, len(context), {chunk})]
   answers = sub_lm_batched(["{question} Quote the sentence that answers it, or say NONE.\\n\\n" \
 + c for c in chunks])
