@@ -14,6 +14,16 @@ from graph.usage import add_usage, input_text, model_call_usage
 from mcp_server.summaries import usage_line, usage_summary
 from tests.support.scripted_models import RuleModel, py
 
+# A local model that reports evaluated tokens next to a hosted one that does not.
+MIXED_USAGE = {
+    "models": {
+        "local:1.5b": {"calls": 3, "input_tokens": 12345, "output_tokens": 40,
+                       "input_tokens_evaluated": 3210},
+        "openai:x": {"calls": 1, "input_tokens": 10, "output_tokens": 2},
+    },
+    "sub_calls": 1,
+}  # fmt: skip
+
 
 def test_model_call_usage_keeps_evaluated_only_when_reported():
     local = AIMessage(
@@ -59,14 +69,7 @@ def test_usage_is_shown_with_the_evaluated_count_when_known():
     assert input_text({"input_tokens": 5, "input_tokens_evaluated": 0}, " in") == (
         "5 in (0 evaluated)"
     )
-    usage = {
-        "models": {
-            "local:1.5b": {"calls": 3, "input_tokens": 12345, "output_tokens": 40,
-                           "input_tokens_evaluated": 3210},
-            "openai:x": {"calls": 1, "input_tokens": 10, "output_tokens": 2},
-        },
-        "sub_calls": 1,
-    }  # fmt: skip
+    usage = MIXED_USAGE
     summary = usage_summary(usage)
     assert summary["models"]["local:1.5b"]["input_tokens_evaluated"] == 3210
     assert "input_tokens_evaluated" not in summary["models"]["openai:x"]
@@ -106,14 +109,7 @@ def test_a_run_on_a_model_that_does_not_report_it_has_no_such_key(make_settings)
 def test_the_report_shows_evaluated_tokens_when_known():
     from cli.report import render_report
 
-    usage = {
-        "models": {
-            "local:1.5b": {"calls": 3, "input_tokens": 12345, "output_tokens": 40,
-                           "input_tokens_evaluated": 3210},
-            "openai:x": {"calls": 1, "input_tokens": 10, "output_tokens": 2},
-        },
-        "sub_calls": 1,
-    }  # fmt: skip
+    usage = MIXED_USAGE
     md = render_report(run_id="r", question="q", answer="a", status="answered",
                        stop_reason="answered", usage=usage, call_tree={}, sources=[],
                        records=[])  # fmt: skip
