@@ -9,7 +9,7 @@ PY := $(VENV)/bin/python
 QUESTION ?= What is the serial number of the replacement cryocooler?
 EXAMPLE ?= examples/observatory_log_2023.txt
 
-.PHONY: run test lint install install-local clean
+.PHONY: run test lint install install-official install-frames clean
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -35,6 +35,14 @@ test: install
 
 lint: install
 	$(VENV)/bin/ruff check . && $(VENV)/bin/ruff format --check .
+
+# Optional, for the benchmarks (bench/RESULTS.md): the official RLM (PyPI `rlms`) in a folder of
+# its own, since it pins its own client libraries; and `datasets` for FRAMES from the hub.
+install-official: install
+	$(PY) -m pip install -q --target $(HOME)/.cache/rlm-research/official rlms fastapi starlette-context
+
+install-frames: install
+	$(PY) -m pip install -q -e '.[dev,local,frames]'
 
 clean:
 	rm -rf $(VENV) .pytest_cache

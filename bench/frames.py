@@ -109,8 +109,8 @@ def load_frames(dataset_file: str | Path | None = None) -> list[dict[str, Any]]:
             import datasets  # type: ignore[import-not-found]
         except ImportError as exc:
             raise DatasetUnavailable(
-                "the `datasets` package is not installed (pip install datasets), and no "
-                "--dataset-file was given"
+                "the `datasets` package is not installed (make install-frames, or pip install "
+                "datasets), and no --dataset-file was given"
             ) from exc
         try:
             ds = datasets.load_dataset(DATASET, split="test")

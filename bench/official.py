@@ -3,7 +3,8 @@ import `rlm`) pointed at the same model through an OpenAI-compatible server.
 
 One install, kept out of the project's environment (rlms pins its own client libraries):
 
-    pip install --target ~/.cache/rlm-research/official rlms fastapi starlette-context
+    make install-official
+    # = pip install --target ~/.cache/rlm-research/official rlms fastapi starlette-context
 
 (`RLM_OFFICIAL_PATH` overrides the folder.) `rlm` then runs in a child process with that folder on
 its `PYTHONPATH` (`python -m bench.official --driver`, JSON in and out), so a crash or a hang of
@@ -47,7 +48,8 @@ import httpx
 OFFICIAL_PATH = Path(
     os.environ.get("RLM_OFFICIAL_PATH", Path.home() / ".cache" / "rlm-research" / "official")
 )
-INSTALL = f"pip install --target {OFFICIAL_PATH} rlms fastapi starlette-context"
+PACKAGES = "rlms fastapi starlette-context"
+INSTALL = f"make install-official (or: pip install --target {OFFICIAL_PATH} {PACKAGES})"
 REPO = Path(__file__).resolve().parents[1]
 MAX_TOKENS = 1024  # per reply, like this project's default max_completion_tokens
 
