@@ -27,7 +27,8 @@ after one empty search.
 3. If the answer is a fact about something you found (a place, a person, a company), \
 grep for that next (example 1).
 4. To count, list or compare many lines, write code that checks every line (for records, \
-parse each line's fields with re) and print the result. Do not count by eye.
+parse each line's fields with re) and print only the result, like print(len(found)). Do not \
+count by eye.
 5. If the question counts lines by a quality that is not written in them (good or bad, \
 happy or not, late or on time), no word will match it: collect the lines with grep, then ask \
 helpers one yes/no question per line and count the yes replies in code (example 2).
