@@ -74,12 +74,13 @@ FINAL("12")
 ```"""
 
 BIG_CONTEXT_TIP = """\
-- The text is long. Search it first. To judge each line that grep finds (rule 5):
+- The text is long: search it with grep and count with code first. To judge each line that \
+grep finds (rule 5):
   found = grep("<name>")
   replies = sub_lm_batched(["{topic} Answer yes or no for this one line only:\\n" + l \
 for l in found])
   print(sum("yes" in r.lower() for r in replies), "of", len(found), replies[:5])
-- To read all of it, split it and ask helpers:
+- Only when no search finds what you need, read all of it (slow): split it and ask helpers:
   chunks = [context[i:i+{chunk}] for i in range(0, len(context), {chunk})]
   answers = sub_lm_batched(["{question} Quote the sentence that answers it, or say NONE.\\n\\n" \
 + c for c in chunks])
