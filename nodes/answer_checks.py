@@ -5,7 +5,8 @@ Two patterns from the benchmark trajectories of a 1.5B model, both independent o
 - a give-up ("NONE", "0", "not found") right after a cell that printed nothing: one empty search
   is no proof that the answer does not exist;
 - FINAL("a literal") in the same cell as code that printed something the model has not read yet:
-  a literal it never saw anywhere is a guess written before the search ran.
+  a literal written before the search ran is a guess (a model copying a worked example whole,
+  search, count and FINAL("12"), did exactly this).
 """
 
 from __future__ import annotations
@@ -56,9 +57,8 @@ def printed_before_final(result: dict[str, Any], final: str) -> bool:
     return bool(out)
 
 
-def guessed_unseen(code: list[str], result: dict[str, Any], final: str, seen: str) -> bool:
-    """FINAL("x") written next to output the model had not read, with x nowhere in `seen`
-    (what earlier cells printed)."""
-    if final not in literal_finals(code) or not printed_before_final(result, final):
-        return False
-    return final.strip() not in seen
+def guessed_unseen(code: list[str], result: dict[str, Any], final: str) -> bool:
+    """FINAL("x") written in a cell that also printed output the model had not read. (Whether x
+    appeared in earlier output cannot tell a guess from a reading: a guessed "12" is in every
+    log with dates.)"""
+    return final in literal_finals(code) and printed_before_final(result, final)

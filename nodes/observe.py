@@ -11,11 +11,10 @@ from typing import Any, Literal
 from langgraph.runtime import Runtime
 from langgraph.types import Command
 
-from graph.blob_store import BlobStore
 from graph.settings import Settings
 from graph.state import RLMState
 from nodes import prompts
-from nodes.answer_checks import guessed_unseen, literal_finals, looks_negative
+from nodes.answer_checks import guessed_unseen, looks_negative
 from nodes.execute import budget_exhausted
 from nodes.model_call import blob_store, emit, put_message, settings_of
 
@@ -31,7 +30,7 @@ def observe(
     update: dict[str, Any] = {}
     final = result.get("final") if result else None
     sent_back = list(state.get("sent_back") or [])
-    check = early_answer(state, store, result, final) if final is not None else None
+    check = early_answer(state, result, final) if final is not None else None
     if check is not None and sent_back.count(check) < SEND_BACK_LIMIT[check]:
         final, text = None, prompts.SENT_BACK[check].format(observation=text)
         update["sent_back"] = sent_back + [check]
@@ -77,19 +76,12 @@ _ASSIGNS_ANSWER = re.compile(r"^\s*answer\s*=", re.M)
 SEND_BACK_LIMIT = {"gave_up": 1, "guessed": 3}
 
 
-def early_answer(
-    state: RLMState, store: BlobStore, result: dict[str, Any] | None, final: str
-) -> str | None:
+def early_answer(state: RLMState, result: dict[str, Any] | None, final: str) -> str | None:
     """Which too-early answer this is ("gave_up" / "guessed"), if any; see `answer_checks`."""
     if state.get("after_empty") and looks_negative(final):
         return "gave_up"
-    if result is not None and literal_finals(state.get("code") or []):
-        # What earlier cells printed (the opening preview is full of numbers a guess may hit).
-        shown = [store.get_json(ref) for ref in state["transcript"]]
-        outputs = [str(m["content"]) for m in shown if m["role"] == "user"][1:]
-        seen = "\n".join(outputs)
-        if guessed_unseen(state.get("code") or [], result, final, seen):
-            return "guessed"
+    if result is not None and guessed_unseen(state.get("code") or [], result, final):
+        return "guessed"
     return None
 
 

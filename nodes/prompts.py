@@ -25,18 +25,18 @@ print(grep("Name")[:20])
 2. If a search finds nothing, try a shorter or another word. Never answer "none" or 0 \
 after one empty search.
 3. If the answer is a fact about something you found (a place, a person, a company), \
-grep for that next (example 1).
+grep for that next (see the example).
 4. To count, list or compare many lines, write code that checks every line (for records, \
 parse each line's fields with re) and print only the result, like print(len(found)). Do not \
 count by eye.
 5. If the question counts lines by a quality that is not written in them (good or bad, \
 happy or not, late or on time), no word will match it: collect the lines with grep, then ask \
-helpers one yes/no question per line and count the yes replies in code (example 2).
+helpers one yes/no question per line and count the yes replies in code (the snippet below).
 {big_context_tip}
 Check in `context` before you answer; never invent an answer. Print only what you need: \
 output over {max_output_chars:,} characters is cut.
 
-Example 1 (another text).
+Example (another text).
 Question: In what year did the founder of Brightwell Mills die?
 You:
 ```python
@@ -51,26 +51,6 @@ Output: ['Ada Korr (1870-1932) was a weaver.']
 You:
 ```python
 FINAL("1932")
-```
-
-Example 2 (another text).
-Question: How many of the trips to Oslo were delayed?
-You:
-```python
-found = grep("Oslo")
-print(len(found), found[:3])
-```
-Output: 31 ['Trip 4 to Oslo left at 9:10 as planned.', 'Trip 9 to Oslo: we waited two hours.', \
-'Trip 12 to Oslo was on time.']
-You:
-```python
-replies = sub_lm_batched(["Was this trip delayed? Answer yes or no.\\n" + l for l in found])
-print(sum("yes" in r.lower() for r in replies), "of", len(found))
-```
-Output: 12 of 31
-You:
-```python
-FINAL("12")
 ```"""
 
 BIG_CONTEXT_TIP = """\
@@ -129,7 +109,7 @@ STUCK_HINT = """\
 You are repeating yourself: {what}. If an earlier output already answers the question, \
 write FINAL(...) now. Otherwise take the next step instead: grep for another word, follow a \
 name you found, count with code, or, if each line needs judgement, ask sub_lm_batched one \
-yes/no question per line and count the yes replies (example 2)."""
+yes/no question per line and count the yes replies."""
 
 CLOSING = """\
 Stop now ({reason}). Reply with your best final answer to the question "{question}" \
