@@ -4,9 +4,9 @@ ending the run.
 Two patterns from the benchmark trajectories of a 1.5B model, both independent of the task:
 - a give-up ("NONE", "0", "not found") right after a cell that printed nothing: one empty search
   is no proof that the answer does not exist;
-- FINAL("a literal") in the same cell as code that printed something the model has not read yet:
-  a literal written before the search ran is a guess (a model copying a worked example whole,
-  search, count and FINAL("12"), did exactly this).
+- FINAL("a literal") in the same cell as code that printed something the model has not read yet,
+  when that output does not contain the literal: a guess written before the search ran (a model
+  copying a worked example whole, search, count and FINAL("12"), did exactly this).
 """
 
 from __future__ import annotations
@@ -47,18 +47,23 @@ def literal_finals(code: list[str]) -> list[str]:
     return out
 
 
-def printed_before_final(result: dict[str, Any], final: str) -> bool:
-    """The cell printed something besides the echo of its FINAL value."""
+def printed_before_final(result: dict[str, Any], final: str) -> str:
+    """What the cell printed besides the echo of its FINAL value."""
     out = "".join(b.get("stdout", "") for b in result.get("blocks", [])).strip()
     for echo in (repr(final), final):
         if out.endswith(echo):
-            out = out[: -len(echo)].strip()
-            break
-    return bool(out)
+            return out[: -len(echo)].strip()
+    return out
 
 
 def guessed_unseen(code: list[str], result: dict[str, Any], final: str) -> bool:
-    """FINAL("x") written in a cell that also printed output the model had not read. (Whether x
-    appeared in earlier output cannot tell a guess from a reading: a guessed "12" is in every
-    log with dates.)"""
-    return final in literal_finals(code) and printed_before_final(result, final)
+    """FINAL("x") written in a cell that also printed output the model had not read, and that
+    output does not back x (x is not in it as a word of its own). A search that prints the
+    answer's line and FINAL(the value) in one cell stands; "2 of 67" and FINAL("12") does not."""
+    if final not in literal_finals(code):
+        return False
+    printed = printed_before_final(result, final)
+    if not printed:
+        return False
+    word = re.compile(r"(?<![\w-])" + re.escape(final.strip()) + r"(?![\w-])", re.I)
+    return word.search(printed) is None

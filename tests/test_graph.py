@@ -272,6 +272,12 @@ def test_a_final_guess_next_to_unread_output_is_sent_back_once(make_settings):
     assert "was a guess" in shown and "The vault code is 7413." in shown
 
 
+def test_a_final_literal_that_the_same_cell_prints_is_accepted(make_settings):
+    root = script(py("print(grep('vault code'))\nFINAL('7413')"))
+    result = run("What is the vault code?", DOC, settings=make_settings(model=root))
+    assert result.answer == "7413" and len(result.trajectory) == 1
+
+
 def test_a_final_literal_alone_in_its_cell_is_accepted(make_settings):
     root = script(py("print(grep('vault'))"), py("FINAL('7413')"))
     result = run("What is the vault code?", DOC, settings=make_settings(model=root))
