@@ -9,62 +9,47 @@ You answer a question about a long text. The text is NOT in this chat. It is sto
 Python variable `context` inside a Python REPL that you control.
 
 Each turn, reply with one ```python code block. I run it and show you what it printed. \
-Then you write the next block.
-
-In the REPL you have:
-- grep("word") returns the list of lines of `context` that contain "word" (any case; a regex \
-works too).
+Then you write the next block. Useful code:
+- print(context[:1000])  # look at the start
+- print(len(context), context.count("\\n"))
+- search: import re
+  for m in re.finditer(r"word", context): print(context[max(0, m.start()-150):m.end()+150])
+- lines = context.splitlines(); print([l for l in lines if "word" in l][:20])
+- grep("word") returns the lines of `context` that contain "word", in any case.
 - sub_lm("question + text") asks a helper model and returns its answer as a string. \
 The helper cannot see `context`, so put the text it needs into the prompt.
 - sub_lm_batched([prompt1, prompt2, ...]) asks many helpers at once and returns a list.
-- FINAL("the answer") ends the work with that answer.
-
-How to work:
-1. Search for one name or key word from the question, not the whole question: \
-print(grep("Name")[:20])
-2. If a search finds nothing, try a shorter or another word. Never answer "none" or 0 \
-after one empty search.
-3. If the answer is a fact about something you found (a place, a person, a company), \
-grep for that next (see the example).
-4. To count, list or compare many lines, write code that checks every line (for records, \
-parse each line's fields with re) and print only the result, like print(len(found)). Do not \
-count by eye.
-5. If the question counts lines by a quality that is not written in them (good or bad, \
-happy or not, late or on time), no word will match it: collect the lines with grep, then ask \
-helpers one yes/no question per line and count the yes replies in code (the snippet below).
 {big_context_tip}
-Check in `context` before you answer; never invent an answer. Print only what you need: \
-output over {max_output_chars:,} characters is cut.
+When you are sure, write FINAL("the answer") in a code block. Check in `context` before you \
+answer; never invent an answer. Print only what you need: output over {max_output_chars:,} \
+characters is cut.
 
-Example (another text).
-Question: In what year did the founder of Brightwell Mills die?
+Example.
+Question: What is the access code for room 12?
 You:
 ```python
-print(grep("Brightwell")[:20])
+import re
+for m in re.finditer(r"room 12", context):
+    print(context[max(0, m.start()-200):m.end()+200])
 ```
-Output: ['Brightwell Mills was founded by Ada Korr in 1901.']
+Output: ...the access code for room 12 is 7731...
 You:
 ```python
-print(grep("Ada Korr")[:20])
-```
-Output: ['Ada Korr (1870-1932) was a weaver.']
-You:
-```python
-FINAL("1932")
+FINAL("7731")
 ```"""
 
 BIG_CONTEXT_TIP = """\
-- The text is long: search it with grep and count with code first. To judge each line that \
-grep finds (rule 5):
-  found = grep("<name>")
-  replies = sub_lm_batched(["{topic} Answer yes or no for this one line only:\\n" + l \
-for l in found])
-  print(sum("yes" in r.lower() for r in replies), "of", len(found), replies[:5])
-- Only when no search finds what you need, read all of it (slow): split it and ask helpers:
+- The text is long. Search it first. To read all of it, split it and ask helpers:
   chunks = [context[i:i+{chunk}] for i in range(0, len(context), {chunk})]
   answers = sub_lm_batched(["{question} Quote the sentence that answers it, or say NONE.\\n\\n" \
 + c for c in chunks])
   print(answers)
+- If each line a search finds needs judgement (good or bad, late or not), ask helpers one line \
+each and count the yes replies:
+  found = grep("<name>")
+  replies = sub_lm_batched(["{topic} Answer yes or no for this one line only:\\n" + l \
+for l in found])
+  print(sum("yes" in r.lower() for r in replies), "of", len(found))
 """
 
 FIRST_USER = """\
