@@ -12,7 +12,7 @@ Each turn, reply with one ```python code block. I run it and show you what it pr
 Then you write the next block. Useful code:
 - print(context[:1000])  # look at the start
 - print(len(context), context.count("\\n"))
-- search: import re
+- import re
   for m in re.finditer(r"word", context): print(context[max(0, m.start()-150):m.end()+150])
 - lines = context.splitlines(); print([l for l in lines if "word" in l][:20])
 - grep("word") returns the lines of `context` that contain "word", in any case.
