@@ -44,10 +44,9 @@ class Settings:
 
     # The REPL.
     cell_timeout: float = 120.0  # seconds of a cell's own work, not counting sub-calls
-    # Of a cell's output shown to the model. None: 20,000 characters, or 4,000 for the embedded
-    # models, whose 32K-token window 20,000-character outputs (~6K tokens each) filled in four
-    # turns, every one of them slow to read on a CPU.
-    max_output_chars: int | None = None
+    # Of a cell's output shown to the model. (A 4,000 cap for the embedded models was tried: the
+    # 1.5B model then lost its way on counting tasks it had solved with the 20,000 default.)
+    max_output_chars: int = 20_000
     # The REPL worker's limits (docs/sandbox.md): per process, enforced by the OS.
     repl_memory_mb: int = 4096
     repl_cpu_seconds: int = 3600
@@ -69,21 +68,6 @@ class Settings:
     web_timeout: float = 20.0
 
     data_dir: str = field(default_factory=default_data_dir)
-
-    @property
-    def output_chars(self) -> int:
-        """`max_output_chars`, or its default for the root model."""
-        if self.max_output_chars is not None:
-            return self.max_output_chars
-        from tools.chat_models import ModelConfigError, parse_spec
-
-        local = False
-        if isinstance(self.model, str):
-            try:
-                local = parse_spec(self.model)[0] == "local"
-            except ModelConfigError:
-                pass
-        return 4_000 if local else 20_000
 
     def model_for(self, depth: int) -> Any:
         return self.model if depth == 0 or self.sub_model is None else self.sub_model

@@ -95,7 +95,7 @@ def clip_reply(reply: str, settings: Settings, store: BlobStore) -> tuple[str, s
     history keeps its start and end (where code usually is) and says how much was cut. The
     code was already extracted from the full reply, and the full text stays in the blob store.
     """
-    limit = max(settings.output_chars, 6 * settings.max_completion_tokens)
+    limit = max(settings.max_output_chars, 6 * settings.max_completion_tokens)
     if len(reply) <= limit:
         return reply, None
     cut = len(reply) - limit

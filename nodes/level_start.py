@@ -89,7 +89,7 @@ def opening_messages(
         # The real question in the example: small models copy the snippet word for word.
         short = question.strip().replace('"', "'").replace("\n", " ")[:200]
         tip = prompts.BIG_CONTEXT_TIP.format(chunk=CHUNK_CHARS, question=short, topic=topic(short))
-    system = prompts.SYSTEM.format(big_context_tip=tip, max_output_chars=settings.output_chars)
+    system = prompts.SYSTEM.format(big_context_tip=tip, max_output_chars=settings.max_output_chars)
     first = prompts.FIRST_USER.format(
         question=question,
         kind="string",

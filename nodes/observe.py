@@ -26,7 +26,7 @@ def observe(
     store = blob_store(settings)
     ref = state.get("cell_result_ref")
     result: dict[str, Any] | None = store.get_json(ref) if ref else None
-    text = prompts.NO_CODE if result is None else render_result(result, settings.output_chars)
+    text = prompts.NO_CODE if result is None else render_result(result, settings.max_output_chars)
     update: dict[str, Any] = {}
     final = result.get("final") if result else None
     sent_back = list(state.get("sent_back") or [])
