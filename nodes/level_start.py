@@ -88,7 +88,7 @@ def opening_messages(
     if len(joined) > BIG_CONTEXT_CHARS:
         # The real question in the example: small models copy the snippet word for word.
         short = question.strip().replace('"', "'").replace("\n", " ")[:200]
-        tip = prompts.BIG_CONTEXT_TIP.format(chunk=CHUNK_CHARS, question=short, topic=topic(short))
+        tip = prompts.BIG_CONTEXT_TIP.format(chunk=CHUNK_CHARS, question=short)
     system = prompts.SYSTEM.format(big_context_tip=tip, max_output_chars=settings.max_output_chars)
     first = prompts.FIRST_USER.format(
         question=question,
@@ -99,14 +99,3 @@ def opening_messages(
         preview=joined[:300] + (" ..." if len(joined) > 300 else ""),
     )
     return [put_message(store, "system", system), put_message(store, "user", first)]
-
-
-_ANSWER_FORMAT = re.compile(r"\s*\b(answer|reply|respond|give)\b[^.?!]*[.?!]?\s*$", re.I)
-
-
-def topic(question: str) -> str:
-    """The question without a trailing "Answer with a number." and the like: in the per-line
-    snippet it would override "answer yes or no" (a small model merged the two)."""
-    while (cut := _ANSWER_FORMAT.sub("", question)) != question and cut:
-        question = cut
-    return question

@@ -15,7 +15,6 @@ Then you write the next block. Useful code:
 - import re
   for m in re.finditer(r"word", context): print(context[max(0, m.start()-150):m.end()+150])
 - lines = context.splitlines(); print([l for l in lines if "word" in l][:20])
-- grep("word") returns the lines of `context` that contain "word", in any case.
 - sub_lm("question + text") asks a helper model and returns its answer as a string. \
 The helper cannot see `context`, so put the text it needs into the prompt.
 - sub_lm_batched([prompt1, prompt2, ...]) asks many helpers at once and returns a list.
@@ -44,12 +43,6 @@ BIG_CONTEXT_TIP = """\
   answers = sub_lm_batched(["{question} Quote the sentence that answers it, or say NONE.\\n\\n" \
 + c for c in chunks])
   print(answers)
-- If each line a search finds needs judgement (good or bad, late or not), ask helpers one line \
-each and count the yes replies:
-  found = grep("<name>")
-  replies = sub_lm_batched(["{topic} Answer yes or no for this one line only:\\n" + l \
-for l in found])
-  print(sum("yes" in r.lower() for r in replies), "of", len(found))
 """
 
 FIRST_USER = """\
@@ -92,7 +85,7 @@ or with FINAL("the answer") in a code block when you are sure."""
 
 STUCK_HINT = """\
 You are repeating yourself: {what}. If an earlier output already answers the question, \
-write FINAL(...) now. Otherwise take the next step instead: grep for another word, follow a \
+write FINAL(...) now. Otherwise take the next step instead: search for another word, follow a \
 name you found, count with code, or, if each line needs judgement, ask sub_lm_batched one \
 yes/no question per line and count the yes replies."""
 
