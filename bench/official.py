@@ -170,6 +170,7 @@ def child_env() -> dict[str, str]:
 # llama.cpp's timing line after each completion (`llama_print_timings:` in older versions):
 #   llama_perf_context_print: prompt eval time =  1234.56 ms /   123 tokens (...)
 PROMPT_EVAL = re.compile(r"prompt eval time\s*=\s*[\d.]+\s*ms\s*/\s*(\d+)\s*tokens")
+GENERATED = re.compile(r"^\S*\s+eval time =\s*[\d.]+ ms /\s*(\d+) runs", re.M)
 
 
 def evaluated_tokens(log_text: str) -> int:
@@ -186,7 +187,11 @@ def add_evaluated(usage: dict[str, Any], label: str, log_text: str) -> None:
     models = usage.setdefault("models", {})
     if len(models) == 1:
         label = next(iter(models))
-    models.setdefault(label, {})["input_tokens_evaluated"] = evaluated_tokens(log_text)
+    slot = models.setdefault(label, {})
+    slot["input_tokens_evaluated"] = evaluated_tokens(log_text)
+    if not slot.get("calls"):  # rlms loses its usage when it times out: count from the log
+        slot["calls"] = len(PROMPT_EVAL.findall(log_text))
+        slot["output_tokens"] = sum(int(n) for n in GENERATED.findall(log_text))
 
 
 class LlamaServer:

@@ -407,7 +407,8 @@ def test_evaluated_tokens_sums_the_prompt_eval_lines():
     assert usage["models"]["official:local"]["input_tokens_evaluated"] == 2089
     empty: dict = {}  # the driver timed out: its usage is lost, the server's count is not
     add_evaluated(empty, "official:local", SERVER_LOG)
-    assert empty == {"models": {"official:local": {"input_tokens_evaluated": 2089}}}
+    slot = {"input_tokens_evaluated": 2089, "calls": 2, "output_tokens": 63 + 40}
+    assert empty == {"models": {"official:local": slot}}
     untouched: dict = {}  # no completion, no timing line: unknown, not 0
     add_evaluated(untouched, "official:local", "INFO: started\n")
     assert untouched == {}
