@@ -89,13 +89,7 @@ def call_model(
 
 
 def _is_malformed(e: BaseException) -> bool:
-    if isinstance(e, json.JSONDecodeError):
-        return True
-    try:
-        import openai
-    except ImportError:
-        return False
-    return isinstance(e, openai.APIResponseValidationError)
+    return _is_error(e, "APIResponseValidationError", (json.JSONDecodeError,))
 
 
 def _failure(spec: Any, settings: Settings, e: BaseException, attempts: int) -> str:
@@ -120,30 +114,25 @@ def _failure(spec: Any, settings: Settings, e: BaseException, attempts: int) -> 
     return f"model {label}{where}: {what}"
 
 
-def _is_timeout(e: BaseException) -> bool:
+def _is_error(e: BaseException, openai_name: str, others: tuple[type, ...]) -> bool:
+    """`e` is `openai.<openai_name>` (when that package is installed) or one of `others`."""
     try:
         import openai
-
-        if isinstance(e, openai.APITimeoutError):
-            return True
     except ImportError:
-        pass
+        return isinstance(e, others)
+    return isinstance(e, (getattr(openai, openai_name), *others))
+
+
+def _is_timeout(e: BaseException) -> bool:
     import httpx
 
-    return isinstance(e, (TimeoutError, httpx.TimeoutException))
+    return _is_error(e, "APITimeoutError", (TimeoutError, httpx.TimeoutException))
 
 
 def _is_connection_error(e: BaseException) -> bool:
-    try:
-        import openai
-
-        if isinstance(e, openai.APIConnectionError):
-            return True
-    except ImportError:
-        pass
     import httpx
 
-    return isinstance(e, (ConnectionError, httpx.TransportError))
+    return _is_error(e, "APIConnectionError", (ConnectionError, httpx.TransportError))
 
 
 def _flatten(content: list[Any]) -> str:
