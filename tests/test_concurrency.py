@@ -179,6 +179,16 @@ def finish(proc: subprocess.Popen[str]) -> dict:
     return json.loads(out)
 
 
+def finish_all(procs: list[subprocess.Popen[str]]) -> list[dict]:
+    """Each process's JSON result; any still running when one fails is killed."""
+    try:
+        return [finish(p) for p in procs]
+    finally:
+        for p in procs:
+            if p.poll() is None:
+                p.kill()
+
+
 def wait_until(predicate, timeout: float = 60.0) -> None:
     deadline = time.monotonic() + timeout
     while not predicate():
@@ -193,12 +203,7 @@ def test_four_cli_processes_share_one_database(tmp_path: Path):
     script = Script(threading.Barrier(N))
     with StubOpenAI(script.responder()) as stub:
         procs = start_runs(tmp_path, db, stub.base_url, env)
-        try:
-            outs = [finish(p) for p in procs]
-        finally:
-            for p in procs:
-                if p.poll() is None:
-                    p.kill()
+        outs = finish_all(procs)
         assert stub.call_count == 3 * N
     for i, out in enumerate(outs):
         assert out["status"] == "answered" and out["answer"] == expected(i)
@@ -242,12 +247,7 @@ def test_four_processes_killed_mid_run_each_resume_on_their_own(tmp_path: Path):
             start_cli("resume", f"p{i}", "--db", str(db), "--json", env=env, start_new_session=True)
             for i in range(N)
         ]
-        try:
-            outs = [finish(p) for p in resumers]
-        finally:
-            for p in resumers:
-                if p.poll() is None:
-                    p.kill()
+        outs = finish_all(resumers)
         calls = stub.calls
 
     for i, out in enumerate(outs):
