@@ -39,7 +39,7 @@ def literal_finals(code: list[str]) -> list[str]:
             if (
                 isinstance(node, ast.Call)
                 and isinstance(node.func, ast.Name)
-                and node.func.id == "FINAL"
+                and node.func.id in ("FINAL", "final", "Final")
                 and node.args
                 and isinstance(node.args[0], ast.Constant)
             ):

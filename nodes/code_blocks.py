@@ -15,6 +15,8 @@ import textwrap
 _OPEN = re.compile(r"^[ \t]*(`{3,}|~{3,})[ \t]*([\w+.-]*)[^\n]*$")
 _RUNNABLE_TAGS = {"", "repl", "python", "py", "python3", "ipython", "pycon"}
 _FINAL_START = re.compile(r"^[ \t]*FINAL(_VAR)?\(", re.M)
+# Lines that start the REPL's side of the conversation, as the prompt's example writes it.
+INVENTED_TURN = re.compile(r"^[ \t]*(Output|You|Variables):", re.M)
 
 
 def _fences(reply: str) -> list[tuple[str, str, int, int]]:
@@ -36,6 +38,25 @@ def _fences(reply: str) -> list[tuple[str, str, int, int]]:
         out.append((tag, body, i, j))
         i = j + 1
     return out
+
+
+def cut_invented_turns(reply: str) -> str:
+    """The reply up to where, after a closed code fence, it starts writing the REPL's output
+    itself ("Output: ...") and more turns after it. Small models continue the worked example:
+    they invent the output, then write code that trusts it (a 1.5B model wrote 19 blocks and 19
+    made-up outputs in one reply); only what comes before the invention was meant to run."""
+    lines = reply.split("\n")
+    fences = _fences(reply)
+    for tag, body, _start, end in fences:
+        if tag not in _RUNNABLE_TAGS and not extract_code(body):
+            continue
+        for k in range(end + 1, len(lines)):
+            if any(start <= k <= e for _t, _b, start, e in fences):
+                continue
+            if INVENTED_TURN.match(lines[k]):
+                return "\n".join(lines[:k]).rstrip()
+        break
+    return reply
 
 
 def extract_code(reply: str) -> list[str]:

@@ -15,7 +15,7 @@ from graph.settings import Settings
 from graph.state import RLMState
 from graph.usage import add_usage
 from nodes import prompts
-from nodes.code_blocks import extract_code, final_outside_code
+from nodes.code_blocks import cut_invented_turns, extract_code, final_outside_code
 from nodes.execute import remaining
 from nodes.level_start import start_level
 from nodes.model_call import (
@@ -28,6 +28,9 @@ from nodes.model_call import (
     settings_of,
 )
 
+# Where a reply that goes on to invent the REPL's output stops (see `cut_invented_turns`): sent
+# as stop sequences to models known to take them, so the invention is not even generated.
+INVENTED_TURN_STOPS = ["\nOutput:"]
 LEAF_MAX_CHARS = 100_000  # what a direct answer may read: about 25K tokens, inside a 32K window
 
 
@@ -56,7 +59,9 @@ def generate_code(
         temperature = None
         if state.get("hinted"):
             temperature = max(settings.temperature, settings.stuck_temperature)
-        reply, usage = call_model(settings, depth, load_messages(store, transcript), temperature)
+        reply, usage = call_model(
+            settings, depth, load_messages(store, transcript), temperature, INVENTED_TURN_STOPS
+        )
     except ModelCallError as exc:
         if depth == 0:
             raise  # the run fails here, resumably: `resume` makes this call again
@@ -64,12 +69,18 @@ def generate_code(
         # parent's usage and budgets, and the parent's code can carry on.
         update.update(answer=f"[sub_lm failed: {exc}]", stop_reason="error")
         return Command(update=update, goto="finalize")
-    message = put_message(store, "assistant", *clip_reply(reply, settings, store))
+    # The history keeps the reply up to an invented "Output:", so the model is not shown its
+    # own made-up results as if they had happened; the whole reply stays in the blob store.
+    kept = cut_invented_turns(reply)
+    text, full_ref = clip_reply(kept, settings, store)
+    if kept != reply:
+        full_ref = store.put_text(reply)
+    message = put_message(store, "assistant", text, full_ref)
     update["transcript"] = update.get("transcript", []) + [message]
     update["turn"] = state["turn"] + 1
     update["usage"] = update["own_usage"] = usage
-    code = extract_code(reply)
-    final = final_outside_code(reply)
+    code = extract_code(kept)
+    final = final_outside_code(kept)
     update["cell_result_ref"] = None
     if code and final:  # code, then FINAL(...) in prose: the answer, if the code runs cleanly
         code = code + [f"FINAL({final[1]!r})" if final[0] == "text" else f"FINAL_VAR({final[1]!r})"]

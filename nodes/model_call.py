@@ -57,8 +57,14 @@ class ModelCallError(RuntimeError):
 
 
 def call_model(
-    settings: Settings, depth: int, messages: list[AnyMessage], temperature: float | None = None
+    settings: Settings,
+    depth: int,
+    messages: list[AnyMessage],
+    temperature: float | None = None,
+    stop: list[str] | None = None,
 ) -> tuple[str, Usage]:
+    """One model call. `stop` goes only to the embedded model: some hosted models (OpenAI's
+    reasoning models) refuse the parameter, and the caller cuts the reply itself anyway."""
     spec = settings.model_for(depth)
     model = build_chat_model(
         spec,
@@ -71,7 +77,8 @@ def call_model(
     attempts = max(0, settings.max_retries) + 1
     for attempt in range(1, attempts + 1):
         try:
-            reply = model.invoke(messages)
+            local = getattr(model, "_llm_type", "") == "llama-cpp-embedded"
+            reply = model.invoke(messages, stop=stop) if stop and local else model.invoke(messages)
             break
         except Exception as e:
             # The OpenAI client retries 429 / 5xx / timeouts / resets itself, but not a 200 whose

@@ -249,6 +249,45 @@ def test_grep_finds_lines_in_any_case(make_settings):
     assert "The vault code is 7413." in result.trajectory[0]["observation"]
 
 
+def test_final_in_lower_case_finishes_unless_the_name_is_taken(make_settings):
+    # A 1.5B model wrote final("79") four turns running, each a NameError.
+    root = script(py("final('7413')"))
+    assert run("What is the vault code?", DOC, settings=make_settings(model=root)).answer == "7413"
+    root = script(py("final = 'my own value'"), py("FINAL(final)"))
+    result = run("What is the vault code?", DOC, settings=make_settings(model=root))
+    assert result.answer == "my own value"
+
+
+def test_a_reply_that_invents_the_output_runs_only_its_first_step(make_settings):
+    # A 1.5B model continued the prompt's example: its code, a made-up "Output:", more code
+    # trusting it, and FINAL. Only the code before the invention runs; the history drops it.
+    invented = (
+        "```python\nhits = grep('vault code')\nprint(hits)\n```\n"
+        "Output: ['The vault code is 9999.']\n\n```python\nFINAL('9999')\n```"
+    )
+    root = script(invented, py("FINAL(hits[0][-5:-1])"))
+    result = run("What is the vault code?", DOC, settings=make_settings(model=root))
+    assert result.answer == "7413"
+    assert len(result.trajectory) == 2
+    assert "9999" not in json.dumps(result.trajectory[0]["code"])
+
+
+def test_an_empty_grep_names_the_part_of_the_phrase_that_occurs(make_settings):
+    root = script(py('print(grep("the vault code\'s owner"))'), py("FINAL('7413')"))
+    result = run("What is the vault code?", DOC, settings=make_settings(model=root))
+    observation = result.trajectory[0]["observation"]
+    assert "1 line has 'the vault code', such as:\nThe vault code is 7413." in observation
+
+
+def test_a_prompt_with_the_snippets_placeholder_is_refused(make_settings):
+    blank = "<your question about the line>"
+    code = f"r = sub_lm_batched(['Answer yes or no. {blank}\\n' + x for x in 'ab'])"
+    root = script(py(code), py("FINAL('done')"))
+    result = run("Which?", DOC, settings=make_settings(model=root))
+    assert "replace <your question about the line>" in result.trajectory[0]["observation"]
+    assert result.usage["sub_calls"] == 0
+
+
 def test_a_give_up_after_an_empty_search_is_sent_back_once(make_settings):
     root = script(
         py("for l in context.splitlines():\n    if 'door code' in l: print(l)"),

@@ -38,6 +38,37 @@ PROTECTED = (
     "SHOW_VARS",
     "grep",
 )
+# Spellings small models write for FINAL. Bound only while the name is free, so a cell's own
+# variable called `final` keeps its value across cells.
+ALIASES = {"final": "FINAL", "Final": "FINAL"}
+# A snippet's placeholder ("<your question about the line>") left in a sub_lm prompt.
+UNFILLED = re.compile(r"<your [a-z ,/-]{3,60}>")
+
+
+def _pattern(pattern: Any) -> re.Pattern[str]:
+    try:
+        return re.compile(str(pattern), re.I)
+    except re.error:  # "f(x" and the like: the words as written
+        return re.compile(re.escape(str(pattern)), re.I)
+
+
+def _nearest_search(pattern: str, lines: list[str]) -> str:
+    """A note for a grep that found nothing: the longest run of the pattern's words (from its
+    start, then from its end) that does occur. Small models search whole phrases from the
+    question ("Ann Lee's employer"), find nothing and repeat the search; the name alone hits."""
+    words = re.sub(r"'s\b", "", pattern).split()
+    tries = [" ".join(words[:k]) for k in range(len(words), 0, -1)]
+    tries += [" ".join(words[k:]) for k in range(1, len(words))]
+    for phrase in tries:
+        if len(phrase) < 3 or phrase.lower() == pattern.lower():
+            continue
+        rx = _pattern(re.escape(phrase))
+        found = [line for line in lines if rx.search(line)]
+        if found:
+            have = "1 line has" if len(found) == 1 else f"{len(found):,} lines have"
+            shown = "\n".join(line[:300] for line in found[:3])
+            return f"(grep: no line has {pattern!r}; {have} {phrase!r}, such as:\n{shown})"
+    return f"(grep: no line has {pattern!r})"
 
 
 class WebError(Exception):
@@ -123,6 +154,10 @@ class Worker:
     def _request(self, requests: list[dict[str, Any]]) -> list[str]:
         if not self.in_cell or threading.current_thread() is not threading.main_thread():
             raise RuntimeError("sub_lm can only be called from the cell's own code while it runs")
+        for req in requests:
+            blank = UNFILLED.search(req["prompt"])
+            if blank:  # the prompt's snippet copied as is: the helpers would answer nonsense
+                raise ValueError(f"replace {blank.group(0)} in your prompt with your own words")
         with self.channel.lock:
             self.channel.send({"op": "sub_lm", "requests": requests})
             reply = self.channel.recv()
@@ -169,11 +204,10 @@ class Worker:
             """Lines of `text` (default `context`) containing `pattern`, any case; or a regex."""
             src = self.ns.get("context", "") if text is None else text
             lines = src.splitlines() if isinstance(src, str) else [str(x) for x in src]
-            try:
-                rx = re.compile(str(pattern), re.I)
-            except re.error:  # "f(x" and the like: the words as written
-                rx = re.compile(re.escape(str(pattern)), re.I)
-            return [line for line in lines if rx.search(line)]
+            hits = [line for line in lines if _pattern(pattern).search(line)]
+            if not hits:
+                print(_nearest_search(str(pattern), lines))
+            return hits
 
         def SHOW_VARS() -> list[str]:  # noqa: N802
             return sorted(k for k in self.ns if not k.startswith("_") and k not in PROTECTED)
@@ -205,6 +239,8 @@ class Worker:
     # -- running cells ---------------------------------------------------------------------
     def run_block(self, code: str, label: str) -> dict[str, Any]:
         self.ns.update(self.api)  # a cell may have overwritten them; put them back
+        for alias, name in ALIASES.items():
+            self.ns.setdefault(alias, self.api[name])
         out, err = BoundedText(self.capture_limit), BoundedText(self.capture_limit)
         error = None
         old = sys.stdout, sys.stderr
@@ -267,6 +303,8 @@ class Worker:
         self.pickles = {}
         for name, value in self.ns.items():
             if name.startswith("__") or name in PROTECTED or self.loaded.get(name) is value:
+                continue
+            if name in ALIASES and value is self.api[ALIASES[name]]:
                 continue
             if type(value).__name__ == "module":
                 modules[name] = value.__name__
