@@ -26,7 +26,12 @@ def observe(
     store = blob_store(settings)
     ref = state.get("cell_result_ref")
     result: dict[str, Any] | None = store.get_json(ref) if ref else None
-    text = prompts.NO_CODE if result is None else render_result(result, settings.max_output_chars)
+    question = goal(state, store)
+    text = (
+        prompts.NO_CODE
+        if result is None
+        else render_result(result, settings.max_output_chars, question)
+    )
     update: dict[str, Any] = {}
     final = result.get("final") if result else None
     sent_back = list(state.get("sent_back") or [])
@@ -120,7 +125,16 @@ def trailing_repeats(signatures: list[str]) -> int:
     return n
 
 
-def render_result(result: dict[str, Any], limit: int) -> str:
+def goal(state: RLMState, store: Any) -> str:
+    """The level's question on one line, at most 300 characters, repeated under each output: a
+    small model twenty turns in loses track of what it was asked (it printed 79 matching lines,
+    then went on printing them one by one instead of answering "how many")."""
+    ref = state.get("question_ref")
+    text = " ".join(store.get_text(ref).split()) if ref else ""
+    return text if len(text) <= 300 else text[:297] + "..."
+
+
+def render_result(result: dict[str, Any], limit: int, question: str = "") -> str:
     notes = []
     if result.get("restored_without"):
         names = ", ".join(result["restored_without"])
@@ -148,4 +162,4 @@ def render_result(result: dict[str, Any], limit: int) -> str:
     variables = ", ".join(result.get("vars", [])) or "none"
     if notes:
         output = "\n".join(notes) + "\n" + output
-    return prompts.OBSERVATION.format(output=output, variables=variables)
+    return prompts.OBSERVATION.format(output=output, variables=variables, question=question)

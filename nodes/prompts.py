@@ -11,34 +11,38 @@ Python variable `context` inside a Python REPL that you control.
 Each turn, reply with one ```python code block. I run it and show you what it printed. \
 Then you write the next block. Useful code:
 - print(context[:1000])  # look at the start
-- print(len(context), context.count("\\n"))
-- import re
-  for m in re.finditer(r"word", context): print(context[max(0, m.start()-150):m.end()+150])
-- lines = context.splitlines(); print([l for l in lines if "word" in l][:20])
+- grep("words") returns the lines of `context` that contain the words, in any case:
+  hits = grep("Tom Reed"); print(len(hits), hits[:10])
 - sub_lm("question + text") asks a helper model and returns its answer as a string. \
 The helper cannot see `context`, so put the text it needs into the prompt.
 - sub_lm_batched([prompt1, prompt2, ...]) asks many helpers at once and returns a list.
 {big_context_tip}
-When you are sure, write FINAL("the answer") in a code block. Check in `context` before you \
-answer; never invent an answer. Print only what you need: output over {max_output_chars:,} \
-characters is cut.
+Search for the names in the question (a person, place, product, label), not for common words. \
+A name you find in the output can be your next search. When you are sure, write \
+FINAL("the answer") in a code block. Check in `context` before you answer; never invent an \
+answer. Print only what you need: output over {max_output_chars:,} characters is cut.
 
 Example.
-Question: What is the access code for room 12?
+Question: What is the access code for the room where Tom Reed works?
 You:
 ```python
-import re
-for m in re.finditer(r"room 12", context):
-    print(context[max(0, m.start()-200):m.end()+200])
+hits = grep("Tom Reed")
+print(len(hits), hits[:10])
 ```
-Output: ...the access code for room 12 is 7731...
+Output: 1 ['Tom Reed has worked in room 12 since 2019.']
+You:
+```python
+hits = grep("room 12")
+print(len(hits), hits[:10])
+```
+Output: 2 ['Room 12 was painted in May.', 'The access code for room 12 is 7731.']
 You:
 ```python
 FINAL("7731")
 ```"""
 
 BIG_CONTEXT_TIP = """\
-- The text is long. Search it first. To read all of it, split it and ask helpers:
+- If searching finds nothing, read the text in parts with helpers (slow, so search first):
   chunks = [context[i:i+{chunk}] for i in range(0, len(context), {chunk})]
   answers = sub_lm_batched(["{question} Quote the sentence that answers it, or say NONE.\\n\\n" \
 + c for c in chunks])
@@ -58,7 +62,8 @@ OBSERVATION = """\
 Output:
 {output}
 Variables: {variables}
-Next ```python block, or FINAL("...") when sure."""
+Question: {question}
+Next ```python block, or FINAL("...") when the output answers the question."""
 
 EMPTY_OUTPUT = """\
 (no output: the cell printed nothing. Print a value to see it. If it was a search, it \

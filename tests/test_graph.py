@@ -288,6 +288,15 @@ def test_a_prompt_with_the_snippets_placeholder_is_refused(make_settings):
     assert result.usage["sub_calls"] == 0
 
 
+def test_each_output_repeats_the_question(make_settings):
+    # Twenty turns in, a small model forgets what it was asked; the question under each output
+    # turned "79 matching lines, printed one by one" into FINAL("79").
+    root = script(py("print(len(grep('vault')))"), py("FINAL('7413')"))
+    result = run("What is the vault code?", DOC, settings=make_settings(model=root))
+    assert "1\nVariables:" in result.trajectory[0]["observation"]
+    assert "Question: What is the vault code?" in result.trajectory[0]["observation"]
+
+
 def test_a_give_up_after_an_empty_search_is_sent_back_once(make_settings):
     root = script(
         py("for l in context.splitlines():\n    if 'door code' in l: print(l)"),
