@@ -14,6 +14,8 @@ is loaded, so importing this module is cheap.
 from __future__ import annotations
 
 import ctypes
+import hashlib
+import json
 import os
 import resource
 import threading
@@ -281,6 +283,15 @@ def _to_openai_messages(messages: Sequence[BaseMessage]) -> list[dict[str, str]]
     ]
 
 
+def _prompt_seed(chat: list[dict[str, str]]) -> int:
+    """A sampling seed from the prompt. Without one llama.cpp reuses its fixed default seed, so
+    every call draws the same random numbers: at temperature 0.7 a model shown its own loop
+    wrote the same code again. From the prompt, a run is still reproducible (and a resumed one
+    samples what the first would have)."""
+    digest = hashlib.sha256(json.dumps(chat, sort_keys=True).encode()).digest()
+    return int.from_bytes(digest[:4], "big")
+
+
 def _usage(prompt: int, output: int) -> dict[str, int]:
     return {"input_tokens": prompt, "output_tokens": output, "total_tokens": prompt + output}
 
@@ -329,15 +340,17 @@ class EmbeddedChatModel(BaseChatModel):
     ) -> Any:
         """One `create_chat_completion` (caller holds `m.lock`); per-call kwargs win."""
         m.llama.reset_stats()
+        chat = _to_openai_messages(messages)
+        temperature = kw.get("temperature", self.temperature)
         return m.llama.create_chat_completion(
-            messages=_to_openai_messages(messages),
-            temperature=kw.get("temperature", self.temperature),
+            messages=chat,
+            temperature=temperature,
             max_tokens=kw.get("max_tokens", self.max_tokens),
             stop=list(stop or self.stop or []),
             top_p=self.top_p,
             top_k=self.top_k,
             repeat_penalty=self.repeat_penalty,
-            seed=self.seed,
+            seed=self.seed if self.seed is not None or not temperature else _prompt_seed(chat),
             **extra,
         )
 
