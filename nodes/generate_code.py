@@ -20,6 +20,7 @@ from nodes.execute import remaining
 from nodes.level_start import start_level
 from nodes.model_call import (
     ModelCallError,
+    OutOfTime,
     blob_store,
     call_model,
     emit,
@@ -45,12 +46,12 @@ def generate_code(
 
     # A child whose turn comes after the deadline (the later requests of a long batch on a
     # serialised local model) gives way at once, so the tree stops close to max_seconds.
-    if depth > 0 and time.time() >= remaining(state, settings)["deadline"]:
-        update.update(answer="[sub_lm refused: the time budget is used up]", stop_reason="refused")
-        return Command(update=update, goto="finalize")
+    deadline = remaining(state, settings)["deadline"] if depth > 0 else None
+    if deadline is not None and time.time() >= deadline:
+        return out_of_time(update)
 
     if depth >= settings.max_depth:
-        return direct_answer(state, settings, update)
+        return direct_answer(state, settings, update, deadline)
 
     transcript = state.get("transcript", [])  # start_level's opening messages included
     emit({"kind": "turn", "depth": depth, "turn": state["turn"] + 1, "level": state["level_id"]})
@@ -60,8 +61,15 @@ def generate_code(
         if state.get("hinted"):
             temperature = max(settings.temperature, settings.stuck_temperature)
         reply, usage = call_model(
-            settings, depth, load_messages(store, transcript), temperature, INVENTED_TURN_STOPS
+            settings,
+            depth,
+            load_messages(store, transcript),
+            temperature,
+            INVENTED_TURN_STOPS,
+            deadline,
         )
+    except OutOfTime:
+        return out_of_time(update)
     except ModelCallError as exc:
         if depth == 0:
             raise  # the run fails here, resumably: `resume` makes this call again
@@ -115,8 +123,13 @@ def clip_reply(reply: str, settings: Settings, store: BlobStore) -> tuple[str, s
     return head + note + tail, store.put_text(reply)
 
 
+def out_of_time(update: dict) -> Command[Literal["finalize"]]:
+    update.update(answer="[sub_lm refused: the time budget is used up]", stop_reason="refused")
+    return Command(update=update, goto="finalize")
+
+
 def direct_answer(
-    state: RLMState, settings: Settings, update: dict
+    state: RLMState, settings: Settings, update: dict, deadline: float | None = None
 ) -> Command[Literal["finalize"]]:
     """The deepest level: one model call on the prompt (and its context), no REPL."""
     store = blob_store(settings)
@@ -131,7 +144,10 @@ def direct_answer(
         user = user[:LEAF_MAX_CHARS] + f"\n[... {cut:,} characters cut to fit the model]"
     emit({"kind": "direct", "depth": state["depth"], "level": state["level_id"]})
     messages = [SystemMessage(content=prompts.DIRECT_SYSTEM), HumanMessage(content=user)]
-    reply, usage = call_model(settings, state["depth"], messages)
+    try:
+        reply, usage = call_model(settings, state["depth"], messages, deadline=deadline)
+    except OutOfTime:
+        return out_of_time(update)
     update.update(
         answer=reply.strip(),
         stop_reason="answered",

@@ -50,6 +50,11 @@ def load_messages(store: BlobStore, refs: list[str]) -> list[AnyMessage]:
     return out
 
 
+class OutOfTime(RuntimeError):
+    """The run's time budget ran out before the call reached the model (it waited its turn for
+    the serialised embedded model)."""
+
+
 class ModelCallError(RuntimeError):
     """A model call that failed for good (after the client's own retries). The message is one
     line naming the model, its server and what went wrong; the node fails before writing
@@ -62,9 +67,11 @@ def call_model(
     messages: list[AnyMessage],
     temperature: float | None = None,
     stop: list[str] | None = None,
+    deadline: float | None = None,
 ) -> tuple[str, Usage]:
     """One model call. `stop` goes only to the embedded model: some hosted models (OpenAI's
-    reasoning models) refuse the parameter, and the caller cuts the reply itself anyway."""
+    reasoning models) refuse the parameter, and the caller cuts the reply itself anyway.
+    `deadline` too: a call to the embedded model that is still queued then raises OutOfTime."""
     spec = settings.model_for(depth)
     model = build_chat_model(
         spec,
@@ -78,9 +85,12 @@ def call_model(
     for attempt in range(1, attempts + 1):
         try:
             local = getattr(model, "_llm_type", "") == "llama-cpp-embedded"
-            reply = model.invoke(messages, stop=stop) if stop and local else model.invoke(messages)
+            extra = {"stop": stop, "deadline": deadline} if local else {}
+            reply = model.invoke(messages, **{k: v for k, v in extra.items() if v is not None})
             break
         except Exception as e:
+            if type(e).__name__ == "DeadlinePassed":
+                raise OutOfTime(str(e)) from e
             # The OpenAI client retries 429 / 5xx / timeouts / resets itself, but not a 200 whose
             # body is not JSON (a proxy cutting a reply short): it raised a bare JSONDecodeError
             # at once. Such a reply is as transient as a reset connection, so retry it here too.

@@ -46,3 +46,14 @@ def test_short_reply_with_usage_and_prefix_reuse(model) -> None:
 
     # Every model instance built for this weights file shares the one loaded llama.cpp model.
     assert build_chat_model("local:1.5b").loaded() is model.loaded()
+
+
+def test_a_call_queued_past_its_deadline_is_refused(model) -> None:
+    import time
+
+    from tools.local_model import DeadlinePassed
+
+    msgs = [HumanMessage("Name one colour.")]
+    with pytest.raises(DeadlinePassed):
+        model.invoke(msgs, deadline=time.time() - 1)
+    assert model.invoke(msgs, deadline=time.time() + 600).content  # in time: answered

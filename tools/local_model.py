@@ -283,6 +283,18 @@ def _to_openai_messages(messages: Sequence[BaseMessage]) -> list[dict[str, str]]
     ]
 
 
+class DeadlinePassed(RuntimeError):
+    """The call's `deadline` (epoch seconds) passed while it waited for the shared model."""
+
+
+def _check_deadline(kwargs: dict[str, Any]) -> None:
+    """Calls queue for the one loaded model: a batch of 16 sub-calls that all started before a
+    run's deadline would otherwise run one after another for minutes each, long past it."""
+    deadline = kwargs.pop("deadline", None)
+    if deadline is not None and time.time() >= deadline:
+        raise DeadlinePassed("the time budget ran out while this call waited for the model")
+
+
 def _prompt_seed(chat: list[dict[str, str]]) -> int:
     """A sampling seed from the prompt. Without one llama.cpp reuses its fixed default seed, so
     every call draws the same random numbers: at temperature 0.7 a model shown its own loop
@@ -377,6 +389,7 @@ class EmbeddedChatModel(BaseChatModel):
     ) -> ChatResult:
         m = self.loaded()
         with m.lock:
+            _check_deadline(kwargs)
             t0 = time.perf_counter()
             resp = self._call(m, messages, stop, kwargs)
             choice, usage = resp["choices"][0], resp["usage"]
@@ -397,6 +410,7 @@ class EmbeddedChatModel(BaseChatModel):
     ) -> Iterator[ChatGenerationChunk]:
         m = self.loaded()
         with m.lock:  # held until the stream ends or the consumer closes it
+            _check_deadline(kwargs)
             t0, text, finish = time.perf_counter(), "", None
             for chunk in self._call(m, messages, stop, kwargs, stream=True):
                 choice = chunk["choices"][0]
