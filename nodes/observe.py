@@ -56,7 +56,7 @@ def observe(
             what = (
                 "the same error again" if cell_error(result) else "code and results you had before"
             )
-        text += "\n\n" + prompts.STUCK_HINT.format(what=what)
+        text += "\n\n" + prompts.STUCK_HINT.format(what=what, advice=stuck_advice(result))
         update["hinted"] = True
 
     if result and final is None and _ASSIGNS_ANSWER.search("\n".join(state.get("code") or [])):
@@ -97,6 +97,17 @@ def stop_reason(state: RLMState, settings: Settings) -> str | None:
     if exhausted is not None:  # "token budget" -> "budget:token", "sub-call budget" -> ...
         return "budget:" + exhausted.split()[0]
     return None
+
+
+def stuck_advice(result: dict[str, Any] | None) -> str:
+    """For the stuck hint: a short printed result the model keeps getting. A model that printed
+    `740` three times, told only "take the next step", split a 1M log into 50 helper calls."""
+    if not result or cell_error(result):
+        return prompts.STUCK_ADVICE
+    printed = " ".join("".join(b.get("stdout", "") for b in result.get("blocks", [])).split())
+    if not printed or len(printed) > 120:
+        return prompts.STUCK_ADVICE
+    return prompts.STUCK_ADVICE_PRINTED.format(printed=printed)
 
 
 def cell_error(result: dict[str, Any] | None) -> str | None:

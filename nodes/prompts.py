@@ -89,10 +89,13 @@ I found no code block in your reply. Reply with one ```python block that looks a
 or with FINAL("the answer") in a code block when you are sure."""
 
 STUCK_HINT = """\
-You are repeating yourself: {what}. If an earlier output already answers the question, \
-write FINAL(...) now. Otherwise take the next step instead: search for another word, follow a \
-name you found, count with code, or, if each line needs judgement, ask sub_lm_batched one \
-yes/no question per line and count the yes replies."""
+You are repeating yourself: {what}. {advice} Otherwise take the next step instead: \
+search for another word, follow a name you found, count with code, or, if each line needs \
+judgement, ask sub_lm_batched one yes/no question per line and count the yes replies."""
+
+STUCK_ADVICE = "If an earlier output already answers the question, write FINAL(...) now."
+STUCK_ADVICE_PRINTED = """It printed {printed} again: if that answers the question, write \
+FINAL({printed!r}) now."""
 
 CLOSING = """\
 Stop now ({reason}). Reply with your best final answer to the question "{question}" \

@@ -158,6 +158,18 @@ def test_stuck_loop_gets_a_hint_then_ends(make_settings):
     assert len(result.trajectory) == 4
 
 
+def test_the_stuck_hint_offers_a_short_result_it_keeps_printing(make_settings):
+    root = script(
+        py("print(len(grep('filler')))"), py("print(len(grep('filler')))"), py("FINAL('1000')")
+    )
+    result = run("How many filler lines?", DOC, settings=make_settings(model=root))
+    assert (
+        "It printed 1000 again: if that answers the question, write FINAL('1000') now."
+        in (result.trajectory[1]["observation"])
+    )
+    assert result.answer == "1000"
+
+
 def test_same_error_repeated_counts_as_stuck(make_settings):
     root = script(
         py("undefined_a"),
