@@ -17,6 +17,7 @@ from nodes import prompts
 from nodes.answer_checks import guessed_unseen, looks_negative
 from nodes.execute import budget_exhausted
 from nodes.model_call import blob_store, emit, put_message, settings_of
+from tools.repl_worker import GREP_FOUND_NOTHING
 
 
 def observe(
@@ -39,7 +40,10 @@ def observe(
     if check is not None and sent_back.count(check) < SEND_BACK_LIMIT[check]:
         final, text = None, prompts.SENT_BACK[check].format(observation=text)
         update["sent_back"] = sent_back + [check]
-    update["after_empty"] = result is not None and prompts.EMPTY_OUTPUT in text
+    # A search that found nothing, printed as nothing or as grep's note, proves no "none".
+    update["after_empty"] = result is not None and (
+        prompts.EMPTY_OUTPUT in text or GREP_FOUND_NOTHING in text
+    )
     stop = "answered" if final is not None else stop_reason(state, settings)
 
     signature = turn_signature(state.get("code") or [], result, text)

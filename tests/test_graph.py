@@ -344,6 +344,13 @@ def test_a_final_literal_alone_in_its_cell_is_accepted(make_settings):
     assert result.answer == "7413" and len(result.trajectory) == 2
 
 
+def test_a_give_up_after_a_grep_that_found_nothing_is_sent_back(make_settings):
+    root = script(py("print(grep('door code'))"), py("FINAL('NONE')"), py("FINAL('7413')"))
+    result = run("What is the vault code?", DOC, settings=make_settings(model=root))
+    assert result.answer == "7413"
+    assert "Not finished" in result.trajectory[1]["observation"]
+
+
 def test_a_repeated_give_up_is_accepted(make_settings):
     empty = py("x = [l for l in context.splitlines() if 'door' in l]")
     root = script(empty, py("FINAL('NONE')"), empty, py("FINAL('NONE')"))

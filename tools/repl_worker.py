@@ -41,6 +41,8 @@ PROTECTED = (
 # Spellings small models write for FINAL. Bound only while the name is free, so a cell's own
 # variable called `final` keeps its value across cells.
 ALIASES = {"final": "FINAL", "Final": "FINAL"}
+# How an empty grep's note starts (observe reads a give-up after it as after an empty search).
+GREP_FOUND_NOTHING = "(grep: no line has"
 # A snippet's placeholder ("<your question about the line>") left in a sub_lm prompt.
 UNFILLED = re.compile(r"<your [a-z ,/-]{3,60}>")
 
@@ -67,8 +69,8 @@ def _nearest_search(pattern: str, lines: list[str]) -> str:
         if found:
             have = "1 line has" if len(found) == 1 else f"{len(found):,} lines have"
             shown = "\n".join(line[:300] for line in found[:3])
-            return f"(grep: no line has {pattern!r}; {have} {phrase!r}, such as:\n{shown})"
-    return f"(grep: no line has {pattern!r})"
+            return f"{GREP_FOUND_NOTHING} {pattern!r}; {have} {phrase!r}, such as:\n{shown})"
+    return f"{GREP_FOUND_NOTHING} {pattern!r})"
 
 
 class WebError(Exception):
