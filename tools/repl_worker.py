@@ -206,7 +206,8 @@ class Worker:
             """Lines of `text` (default `context`) containing `pattern`, any case; or a regex."""
             src = self.ns.get("context", "") if text is None else text
             lines = src.splitlines() if isinstance(src, str) else [str(x) for x in src]
-            hits = [line for line in lines if _pattern(pattern).search(line)]
+            rx = _pattern(pattern)
+            hits = [line for line in lines if rx.search(line)]
             if not hits:
                 print(_nearest_search(str(pattern), lines))
             return hits
