@@ -15,6 +15,8 @@ import ast
 import re
 from typing import Any
 
+from tools.repl_worker import ALIASES
+
 _NEGATIVE = re.compile(
     r"(none|null|nil|0|n/?a|unknown|\[\]|no\b.*|not (found|known|mentioned|present)\b.*"
     r"|cannot\b.*|there (is|are) no\b.*|)[.!]?",
@@ -39,7 +41,7 @@ def literal_finals(code: list[str]) -> list[str]:
             if (
                 isinstance(node, ast.Call)
                 and isinstance(node.func, ast.Name)
-                and node.func.id in ("FINAL", "final", "Final")
+                and "FINAL" in (node.func.id, ALIASES.get(node.func.id))
                 and node.args
                 and isinstance(node.args[0], ast.Constant)
             ):
@@ -47,9 +49,14 @@ def literal_finals(code: list[str]) -> list[str]:
     return out
 
 
+def cell_stdout(result: dict[str, Any]) -> str:
+    """Everything the cell's blocks printed, in order."""
+    return "".join(b.get("stdout", "") for b in result.get("blocks", []))
+
+
 def printed_before_final(result: dict[str, Any], final: str) -> str:
     """What the cell printed besides the echo of its FINAL value."""
-    out = "".join(b.get("stdout", "") for b in result.get("blocks", [])).strip()
+    out = cell_stdout(result).strip()
     for echo in (repr(final), final):
         if out.endswith(echo):
             return out[: -len(echo)].strip()

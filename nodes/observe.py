@@ -14,7 +14,7 @@ from langgraph.types import Command
 from graph.settings import Settings
 from graph.state import RLMState
 from nodes import prompts
-from nodes.answer_checks import guessed_unseen, looks_negative
+from nodes.answer_checks import cell_stdout, guessed_unseen, looks_negative
 from nodes.execute import budget_exhausted
 from nodes.model_call import blob_store, emit, put_message, settings_of
 from tools.repl_worker import GREP_FOUND_NOTHING
@@ -108,7 +108,7 @@ def stuck_advice(result: dict[str, Any] | None) -> str:
     `740` three times, told only "take the next step", split a 1M log into 50 helper calls."""
     if not result or cell_error(result):
         return prompts.STUCK_ADVICE
-    printed = " ".join("".join(b.get("stdout", "") for b in result.get("blocks", [])).split())
+    printed = " ".join(cell_stdout(result).split())
     if not printed or len(printed) > 120:
         return prompts.STUCK_ADVICE
     return prompts.STUCK_ADVICE_PRINTED.format(printed=printed)
