@@ -15,6 +15,7 @@ from graph.blob_store import BlobStore
 from graph.settings import Settings
 from graph.usage import Usage, model_call_usage
 from tools.chat_models import build_chat_model, model_label
+from tools.local_model import DeadlinePassed, EmbeddedChatModel
 
 _ROLES = {"system": SystemMessage, "user": HumanMessage, "assistant": AIMessage}
 
@@ -81,16 +82,17 @@ def call_model(
         timeout=settings.request_timeout,
         max_retries=settings.max_retries,
     )
+    extra: dict[str, Any] = {}
+    if isinstance(model, EmbeddedChatModel):
+        extra = {k: v for k, v in (("stop", stop), ("deadline", deadline)) if v is not None}
     attempts = max(0, settings.max_retries) + 1
     for attempt in range(1, attempts + 1):
         try:
-            local = getattr(model, "_llm_type", "") == "llama-cpp-embedded"
-            extra = {"stop": stop, "deadline": deadline} if local else {}
-            reply = model.invoke(messages, **{k: v for k, v in extra.items() if v is not None})
+            reply = model.invoke(messages, **extra)
             break
+        except DeadlinePassed as e:
+            raise OutOfTime(str(e)) from e
         except Exception as e:
-            if type(e).__name__ == "DeadlinePassed":
-                raise OutOfTime(str(e)) from e
             # The OpenAI client retries 429 / 5xx / timeouts / resets itself, but not a 200 whose
             # body is not JSON (a proxy cutting a reply short): it raised a bare JSONDecodeError
             # at once. Such a reply is as transient as a reset connection, so retry it here too.
