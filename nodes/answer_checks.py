@@ -6,7 +6,11 @@ Two patterns from the benchmark trajectories of a 1.5B model, both independent o
   is no proof that the answer does not exist;
 - FINAL("a literal") in the same cell as code that printed something the model has not read yet,
   when that output does not contain the literal: a guess written before the search ran (a model
-  copying a worked example whole, search, count and FINAL("12"), did exactly this).
+  copying a worked example whole, search, count and FINAL("12"), did exactly this);
+- a count that is just how many lines a `grep` matched: asked how many of a product's reviews
+  were favourable, the model grepped the product and answered the number of its reviews, in six
+  runs of six. Matching lines are not always qualifying lines, and telling them apart takes
+  judgement the loop cannot make for the model, so it asks once (see `prompts.SENT_BACK`).
 """
 
 from __future__ import annotations
@@ -74,3 +78,22 @@ def guessed_unseen(code: list[str], result: dict[str, Any], final: str) -> bool:
         return False
     word = re.compile(r"(?<![\w-])" + re.escape(final.strip()) + r"(?![\w-])", re.I)
     return word.search(printed) is None
+
+
+def matched_count(final: str, searches: list[Any]) -> dict[str, Any] | None:
+    """The grep (of this level's recent ones, newest first) whose number of matching lines is
+    the answer, when the answer is a count: its only number. One match is a lookup, not a count.
+    `searches` comes from the worker, so it is read defensively."""
+    numbers = re.findall(r"(?<![\w.-])\d+(?:,\d{3})*(?!\w|[.,]\d)", str(final))
+    if len(numbers) != 1:
+        return None
+    value = int(numbers[0].replace(",", ""))
+    for search in reversed(searches):
+        if (
+            isinstance(search, dict)
+            and isinstance(search.get("pattern"), str)
+            and search.get("hits") == value
+            and value >= 2
+        ):
+            return search
+    return None

@@ -14,10 +14,11 @@ from langgraph.types import Command
 from graph.settings import Settings
 from graph.state import RLMState
 from nodes import prompts
-from nodes.answer_checks import cell_stdout, guessed_unseen, looks_negative
-from nodes.execute import budget_exhausted
+from nodes.answer_checks import cell_stdout, guessed_unseen, looks_negative, matched_count
+from nodes.closest_line import line_advice, printed_lines
+from nodes.execute import budget_exhausted, remaining
 from nodes.model_call import blob_store, emit, put_message, settings_of
-from tools.repl_worker import GREP_FOUND_NOTHING
+from tools.repl_worker import GREP_FOUND_NOTHING, grep_pattern
 
 
 def observe(
@@ -35,10 +36,16 @@ def observe(
     )
     update: dict[str, Any] = {}
     final = result.get("final") if result else None
+    searches = list(state.get("searches") or []) + list((result or {}).get("searches") or [])
+    update["searches"] = searches[-8:]
     sent_back = list(state.get("sent_back") or [])
     check = early_answer(state, result, final) if final is not None else None
+    counted = matched_count(final, searches) if final is not None and check is None else None
+    if counted and counted["hits"] <= remaining(state, settings)["sub_calls"]:
+        check = "all_matches"  # only when judging each line is within the sub-call budget
     if check is not None and sent_back.count(check) < SEND_BACK_LIMIT[check]:
-        final, text = None, prompts.SENT_BACK[check].format(observation=text)
+        kind = prompts.SENT_BACK[check]
+        final, text = None, kind.format(observation=text, question=question, **(counted or {}))
         update["sent_back"] = sent_back + [check]
     # A search that found nothing, printed as nothing or as grep's note, proves no "none".
     update["after_empty"] = result is not None and (
@@ -60,7 +67,9 @@ def observe(
             what = (
                 "the same error again" if cell_error(result) else "code and results you had before"
             )
-        text += "\n\n" + prompts.STUCK_HINT.format(what=what, advice=stuck_advice(result))
+        found = last_search_lines(state, store, searches)
+        advice = stuck_advice(result, question, searches, found)
+        text += "\n\n" + prompts.STUCK_HINT.format(what=what, advice=advice)
         update["hinted"] = True
 
     if result and final is None and _ASSIGNS_ANSWER.search("\n".join(state.get("code") or [])):
@@ -82,7 +91,7 @@ _ASSIGNS_ANSWER = re.compile(r"^\s*answer\s*=", re.M)
 
 
 # A guess is never read output, however often it comes; one empty search is worth one doubt.
-SEND_BACK_LIMIT = {"gave_up": 1, "guessed": 3}
+SEND_BACK_LIMIT = {"gave_up": 1, "guessed": 3, "all_matches": 1}
 
 
 def early_answer(state: RLMState, result: dict[str, Any] | None, final: str) -> str | None:
@@ -103,15 +112,39 @@ def stop_reason(state: RLMState, settings: Settings) -> str | None:
     return None
 
 
-def stuck_advice(result: dict[str, Any] | None) -> str:
-    """For the stuck hint: a short printed result the model keeps getting. A model that printed
-    `740` three times, told only "take the next step", split a 1M log into 50 helper calls."""
+def stuck_advice(
+    result: dict[str, Any] | None,
+    question: str = "",
+    searches: list[Any] | None = None,
+    found: list[str] | None = None,
+) -> str:
+    """For the stuck hint: a short printed result the model keeps getting (a model that printed
+    `740` three times, told only "take the next step", split a 1M log into 50 helper calls), or
+    of the lines it printed or its last search `found`, the one most like the question."""
     if not result or cell_error(result):
         return prompts.STUCK_ADVICE
     printed = " ".join(cell_stdout(result).split())
-    if not printed or len(printed) > 120:
-        return prompts.STUCK_ADVICE
-    return prompts.STUCK_ADVICE_PRINTED.format(printed=printed)
+    if printed and len(printed) <= 120:
+        return prompts.STUCK_ADVICE_PRINTED.format(printed=printed)
+    searched = [str(s["pattern"]) for s in searches or [] if isinstance(s, dict) and "pattern" in s]
+    # The search's own lines when known: a superset of what it printed, unmangled by repr().
+    lines = list(dict.fromkeys(found or printed_lines(cell_stdout(result))))
+    return line_advice(lines, question, searched) or prompts.STUCK_ADVICE
+
+
+def last_search_lines(state: RLMState, store: Any, searches: list[Any]) -> list[str]:
+    """Every line the level's last `grep` over `context` matched, read again by the host: the
+    model printed ten of 28 ("Zojun" names people too) and the town's own line was not among
+    them. Only for the stuck hint, so a rare re-read of the context."""
+    last = searches[-1] if searches else None
+    if not isinstance(last, dict) or last.get("over") != "context" or not last.get("hits"):
+        return []
+    refs = state.get("context_refs") or {}
+    if len(refs) != 1:  # several sources: `context` joins them with headers; keep it simple
+        return []
+    rx = grep_pattern(str(last.get("pattern", "")))
+    text = store.get_text(next(iter(refs.values())))
+    return [line for line in text.splitlines() if rx.search(line)][:10_000]
 
 
 def cell_error(result: dict[str, Any] | None) -> str | None:

@@ -79,6 +79,16 @@ If you are still sure, write FINAL again.""",
 Not finished: you wrote FINAL in the same cell as code whose output you had not read yet, \
 so that answer was a guess. Read the output first:
 {observation}""",
+    "all_matches": """\
+Not finished: {hits} is how many lines grep({pattern!r}) found, every line with those words, \
+and the question may count only some of them. This code lets helpers judge each line and \
+answers with how many count:
+```python
+lines = grep({pattern!r})
+kept = judge_lines(lines, {question!r})
+print(len(kept), "of", len(lines), "lines count")
+FINAL(len(kept))
+```""",
 }
 
 ANSWER_NOT_FINAL = """\
@@ -96,6 +106,15 @@ judgement, ask sub_lm_batched one yes/no question per line and count the yes rep
 STUCK_ADVICE = "If an earlier output already answers the question, write FINAL(...) now."
 STUCK_ADVICE_PRINTED = """It printed {printed} again: if that answers the question, write \
 FINAL({printed!r}) now."""
+STUCK_ADVICE_LINE = """Of the lines your search found, this one has the most words of the \
+question: {line!r}. {follow}"""
+FOLLOW_NAME = """It names {name}, which you have not searched for yet:
+```python
+hits = grep({name!r})
+print(len(hits), hits[:10])
+```"""
+FOLLOW_VALUE = """It says "{phrase}": if that answers the question, write FINAL({value!r})."""
+FOLLOW_ANSWER = "If it answers the question, write FINAL with the answer."
 
 CLOSING = """\
 Stop now ({reason}). Reply with your best final answer to the question "{question}" \

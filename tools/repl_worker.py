@@ -37,6 +37,7 @@ PROTECTED = (
     "FINAL_VAR",
     "SHOW_VARS",
     "grep",
+    "judge_lines",
 )
 # Spellings small models write for FINAL. Bound only while the name is free, so a cell's own
 # variable called `final` keeps its value across cells.
@@ -46,8 +47,18 @@ GREP_FOUND_NOTHING = "(grep: no line has"
 # A snippet's placeholder ("<your question about the line>") left in a sub_lm prompt.
 UNFILLED = re.compile(r"<your [a-z ,/-]{3,60}>")
 
+# judge_lines' helper frames, measured on the embedded 1.5B model: asked the question itself of a
+# line ("does this line count?"), helpers said no to all 79 lines carrying the asked label; asked
+# a one-line question a helper wrote from it, line first, they judged 166 of 167 lines of three
+# review sets and 218 of 218 labelled lines right.
+PER_LINE_QUESTION = (
+    "A question counts lines of a text. Write the yes/no question to ask about ONE line to "
+    'decide whether it is counted. Example: for "How many orders came late?" write "Did this '
+    'order come late?". Reply with the new question only.\nQuestion: '
+)
 
-def _pattern(pattern: Any) -> re.Pattern[str]:
+
+def grep_pattern(pattern: Any) -> re.Pattern[str]:
     try:
         return re.compile(str(pattern), re.I)
     except re.error:  # "f(x" and the like: the words as written
@@ -64,7 +75,7 @@ def _nearest_search(pattern: str, lines: list[str]) -> str:
     for phrase in tries:
         if len(phrase) < 3 or phrase.lower() == pattern.lower():
             continue
-        rx = _pattern(re.escape(phrase))
+        rx = grep_pattern(re.escape(phrase))
         found = [line for line in lines if rx.search(line)]
         if found:
             have = "1 line has" if len(found) == 1 else f"{len(found):,} lines have"
@@ -131,6 +142,7 @@ class Worker:
         self.capture_limit = int(setup.get("capture_chars", 200_000))
         self.in_cell = False
         self.final: str | None = None
+        self.searches: list[dict[str, Any]] = []  # this cell's grep calls: pattern, hit count
         self.ns: dict[str, Any] = {"__name__": "__main__"}
         self.pickles: dict[str, bytes] = {}  # the last snapshot's values, until the host fetches
         self._load_context(setup.get("context_paths", {}))
@@ -206,11 +218,29 @@ class Worker:
             """Lines of `text` (default `context`) containing `pattern`, any case; or a regex."""
             src = self.ns.get("context", "") if text is None else text
             lines = src.splitlines() if isinstance(src, str) else [str(x) for x in src]
-            rx = _pattern(pattern)
+            rx = grep_pattern(pattern)
             hits = [line for line in lines if rx.search(line)]
+            # The host checks a count given as the answer against these (`answer_checks`).
+            over = "context" if text is None else "other"
+            self.searches.append({"pattern": str(pattern)[:200], "hits": len(hits), "over": over})
             if not hits:
                 print(_nearest_search(str(pattern), lines))
             return hits
+
+        def judge_lines(lines: Any, question: Any) -> list[str]:
+            """The lines that helpers judge to count for `question`: one helper turns it into
+            a yes/no question about one line, then one helper per line answers that."""
+            items = [str(x) for x in lines]
+            if not items:
+                return []
+            made = self._request([{"prompt": PER_LINE_QUESTION + str(question), "context": None}])
+            ask = next((s.strip() for s in made[0].splitlines() if s.strip()), "")
+            ask = ask or f"Does this line count for the question: {question}"
+            replies = self._request(
+                [{"prompt": f"Line: {x}\n\n{ask} Reply yes or no.", "context": None} for x in items]
+            )
+            print(f"(judge_lines asked each line: {ask})")
+            return [x for x, r in zip(items, replies, strict=True) if _says_yes(r)]
 
         def SHOW_VARS() -> list[str]:  # noqa: N802
             return sorted(k for k in self.ns if not k.startswith("_") and k not in PROTECTED)
@@ -225,6 +255,7 @@ class Worker:
             "FINAL_VAR": FINAL_VAR,
             "SHOW_VARS": SHOW_VARS,
             "grep": grep,
+            "judge_lines": judge_lines,
         }
         if web:
 
@@ -275,6 +306,7 @@ class Worker:
     def run_cell(self, blocks: list[str], cell: int) -> dict[str, Any]:
         # An answer given in an earlier cell was sent back (the run went on): not this cell's.
         self.final = None
+        self.searches = []
         ans = self.ns.get("answer")
         if isinstance(ans, dict) and ans.get("ready"):
             ans["ready"] = False
@@ -292,6 +324,7 @@ class Worker:
             "blocks": results,
             "skipped": len(blocks) - len(results),
             "final": self._final_answer(),
+            "searches": self.searches[-8:],
             "vars": self._summary(),
             "snapshot": self.snapshot(),
         }
@@ -369,6 +402,10 @@ class Worker:
                 pass
             rows.append(f"{name}: {type(value).__name__}{size}")
         return rows[:40]
+
+
+def _says_yes(reply: str) -> bool:
+    return reply.strip().strip("*\"'").lower().startswith("yes")
 
 
 def _format_error(e: BaseException, label: str) -> str:

@@ -1,0 +1,105 @@
+"""For the stuck hint: the printed line that shares the most words with the question, and what
+it says right after one of them.
+
+A 1.5B model that searched a firm's name got nine lines back, one of them "... Its headquarters
+are in Omaoma", and searched the firm again four times instead of the town: the line that leads
+on was there but lost among the others. Pointing at the line with the most of the question's
+own words (not counting the words it searched for, which every line has) is plain lexical
+overlap, no reading of the question for the model; the model still decides what to do with it.
+What follows a question's word in that line is the link to follow ("headquarters are in Omaoma":
+a name not searched yet) or the value asked for ("founded in 1678"): a link named but not
+shown as code was not followed, and a line quoted without its value was not answered from.
+"""
+
+from __future__ import annotations
+
+import re
+
+from nodes import prompts
+
+# Words every question has; they say nothing about which line matters.
+_COMMON_WORDS = """
+what which where when whom whose there their them they this that these those with from were have
+does many much answer number about into than then only also been being each write reply give
+"""
+_COMMON = frozenset(_COMMON_WORDS.split())
+_WORD = re.compile(r"[a-z]{4,}")
+# A printed list of lines: "['line one', 'line two']"; split it back into lines.
+_SEPARATOR = re.compile(r"""\n|['"],\s*['"]|^\d+\s*\[['"]|\[['"]|['"]\]""")
+
+
+def printed_lines(printed: str) -> list[str]:
+    """A cell's output split into lines, a printed list of strings into its items."""
+    parts = (part.strip().strip("'\"[]") for part in _SEPARATOR.split(printed))
+    return [part for part in parts if part]
+
+
+def closest_line(
+    lines: list[str], question: str, searched: list[str], subject: str = ""
+) -> str | None:
+    """The line with the most distinct words of the question that were not searched for (at
+    least two). A tie goes to the line that names `subject` (the last search) nearest its
+    start, the line about it; a tie that remains gives None."""
+    wanted = question_words(question, searched)
+    if not wanted:
+        return None
+    scored = []
+    for line in lines:
+        at = line.lower().find(subject.lower()) if subject else -1
+        overlap = len(wanted & set(_WORD.findall(line.lower())))
+        scored.append((overlap, -(at if at >= 0 else len(line)), line))
+    scored.sort(key=lambda s: (-s[0], -s[1]))
+    if not scored or scored[0][0] < 2 or (len(scored) > 1 and scored[1][:2] == scored[0][:2]):
+        return None
+    line = scored[0][2]
+    return line if len(line) <= 300 else line[:297] + "..."
+
+
+def question_words(question: str, searched: list[str]) -> set[str]:
+    taken = {w for p in searched for w in _WORD.findall(p.lower())}
+    return set(_WORD.findall(question.lower())) - _COMMON - taken
+
+
+# After a question's word, within a few words: a name (capitalised, not opening a sentence)
+# or a number.
+_AFTER = re.compile(r"((?:\s+[a-z]+){0,3}?)\s+([A-Z][a-z]+(?:\s+[A-Z][a-z]+)*|\d[\d,.]*\d|\d)")
+
+
+def next_link(line: str, question: str, searched: list[str]) -> tuple[str, str] | None:
+    """("name", "Omaoma") when a question's word is followed by a name neither in the question
+    nor searched yet; ("value", "founded in 1678") when it is followed by a number. The word
+    that comes last in the question decides."""
+    known = (question + " " + " ".join(searched)).lower()
+    # The question's later words first: a chained question is nested ("the year the town was
+    # founded where the headquarters of X's employer are"), its last link asked for last, and
+    # the line at hand is the next link to resolve, the inner one.
+    order = question.lower()
+    for word in sorted(question_words(question, searched), key=order.rfind, reverse=True):
+        start = line.lower().find(word)
+        if start < 0:
+            continue
+        m = _AFTER.match(line, start + len(word))
+        if m is None:
+            continue
+        found = m.group(2)
+        if found[0].isdigit():
+            return "value", line[start : m.end()].strip()
+        if not any(part.lower() in known for part in found.split()):
+            return "name", found
+    return None
+
+
+def line_advice(lines: list[str], question: str, searched: list[str]) -> str | None:
+    """The stuck hint's advice: the line most like the question, and the search or the answer
+    it points to."""
+    subject = searched[-1] if searched else ""
+    line = closest_line(lines, question, searched, subject)
+    if not line:
+        return None
+    link = next_link(line, question, searched)
+    follow = prompts.FOLLOW_ANSWER
+    if link and link[0] == "name":
+        follow = prompts.FOLLOW_NAME.format(name=link[1])
+    elif link:
+        follow = prompts.FOLLOW_VALUE.format(phrase=link[1], value=link[1].split()[-1])
+    return prompts.STUCK_ADVICE_LINE.format(line=line, follow=follow)

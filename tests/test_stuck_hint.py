@@ -1,0 +1,49 @@
+"""The stuck hint points at the line, of all its search found, most like the question, and at
+the next link it names or the value it gives."""
+
+from __future__ import annotations
+
+from graph import run
+from tests.support.scripted_models import py, script
+
+DOC = "\n".join(
+    ["Ada Brook (born 1970) is an engineer who grew up in Loane. She works for Quill Works."]
+    + [
+        f"Worker{i} Smith is an engineer. Since 2001 he has worked for Quill Works."
+        for i in range(20)
+    ]
+    + [
+        "Loane is a market town. It was founded in 1500.",
+        "Omaoma is a market town on the Dar river. It was founded in 1678.",
+        "Reed Mills is a firm founded in 1902. Its headquarters are in Omaoma.",
+        "Quill Works is a firm founded in 1861. Its headquarters are in Omaoma.",
+    ]
+)
+QUESTION = "In what year was the town founded where the headquarters of Ada Brook's employer are?"
+
+
+def test_the_hint_follows_the_chain_through_lines_the_model_did_not_print(make_settings):
+    firm = py("hits = grep('Quill Works')\nprint(len(hits), hits[:3])")
+    town = py("hits = grep('Omaoma')\nprint(len(hits), hits[:10])")
+    root = script(firm, firm, town, town, py("FINAL('1678')"))
+    result = run(QUESTION, DOC, settings=make_settings(model=root))
+    assert result.answer == "1678"
+    # The firm's own line was 22nd of 22 hits, not printed; the hint quotes it and the link.
+    on_firm = result.trajectory[1]["observation"]
+    assert "'Quill Works is a firm founded in 1861. Its headquarters are in Omaoma.'" in on_firm
+    assert "It names Omaoma, which you have not searched for yet" in on_firm
+    assert "hits = grep('Omaoma')" in on_firm
+    # On the town: of the town's line and a firm's (two words of the question each), the line
+    # about the searched name, and the value after the question's word.
+    on_town = result.trajectory[3]["observation"]
+    assert "It says \"founded in 1678\": if that answers the question, write FINAL('1678')" in (
+        on_town
+    )
+
+
+def test_no_line_is_pointed_at_when_none_stands_out(make_settings):
+    same = py("print(grep('engineer'))")
+    root = script(same, same, py("FINAL('x')"))
+    result = run("Who is the oldest engineer?", DOC, settings=make_settings(model=root))
+    hint = result.trajectory[1]["observation"]
+    assert "You are repeating yourself" in hint and "most words of the question" not in hint
