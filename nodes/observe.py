@@ -36,12 +36,12 @@ def observe(
     )
     update: dict[str, Any] = {}
     final = result.get("final") if result else None
-    searches = list(state.get("searches") or []) + list((result or {}).get("searches") or [])
-    update["searches"] = searches[-8:]
+    searches = (list(state.get("searches") or []) + cell_searches(result))[-8:]
+    update["searches"] = searches
     sent_back = list(state.get("sent_back") or [])
     check = early_answer(state, result, final) if final is not None else None
     counted = matched_count(final, searches) if final is not None and check is None else None
-    if counted and counted["hits"] <= remaining(state, settings)["sub_calls"]:
+    if counted and counted["hits"] + 1 <= remaining(state, settings)["sub_calls"]:
         check = "all_matches"  # only when judging each line is within the sub-call budget
     if check is not None and sent_back.count(check) < SEND_BACK_LIMIT[check]:
         kind = prompts.SENT_BACK[check]
@@ -130,6 +130,17 @@ def stuck_advice(
     # The search's own lines when known: a superset of what it printed, unmangled by repr().
     lines = list(dict.fromkeys(found or printed_lines(cell_stdout(result))))
     return line_advice(lines, question, searched) or prompts.STUCK_ADVICE
+
+
+def cell_searches(result: dict[str, Any] | None) -> list[dict[str, Any]]:
+    """The cell's `grep` calls as the worker reported them, kept to their expected shape (the
+    worker's messages are checked, never trusted)."""
+    out = []
+    for item in (result or {}).get("searches") or []:
+        if isinstance(item, dict) and isinstance(item.get("hits"), int):
+            pattern, over = str(item.get("pattern", ""))[:200], str(item.get("over", ""))[:10]
+            out.append({"pattern": pattern, "hits": item["hits"], "over": over})
+    return out[-8:]
 
 
 def last_search_lines(state: RLMState, store: Any, searches: list[Any]) -> list[str]:

@@ -49,8 +49,8 @@ UNFILLED = re.compile(r"<your [a-z ,/-]{3,60}>")
 
 # judge_lines' helper frames, measured on the embedded 1.5B model: asked the question itself of a
 # line ("does this line count?"), helpers said no to all 79 lines carrying the asked label; asked
-# a one-line question a helper wrote from it, line first, they judged 166 of 167 lines of three
-# review sets and 218 of 218 labelled lines right.
+# a one-line question a helper wrote from it, line first, they judged 75 of 76 lines of three
+# review sets and 218 of 218 labelled lines right (question first: 76 of 76, but 131 of 146).
 PER_LINE_QUESTION = (
     "A question counts lines of a text. Write the yes/no question to ask about ONE line to "
     'decide whether it is counted. Example: for "How many orders came late?" write "Did this '
