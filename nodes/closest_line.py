@@ -1,5 +1,5 @@
-"""For the stuck hint: the printed line that shares the most words with the question, and what
-it says right after one of them.
+"""For the stuck hint: of the lines the last search matched (or else the cell printed), the one
+that shares the most words with the question, and what it says right after one of them.
 
 A 1.5B model that searched a firm's name got nine lines back, one of them "... Its headquarters
 are in Omaoma", and searched the firm again four times instead of the town: the line that leads
