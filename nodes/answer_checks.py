@@ -80,20 +80,11 @@ def guessed_unseen(code: list[str], result: dict[str, Any], final: str) -> bool:
     return word.search(printed) is None
 
 
-def matched_count(final: str, searches: list[Any]) -> dict[str, Any] | None:
+def matched_count(final: str, searches: list[dict[str, Any]]) -> dict[str, Any] | None:
     """The grep (of this level's recent ones, newest first) whose number of matching lines is
-    the answer, when the answer is a count: its only number. One match is a lookup, not a count.
-    `searches` comes from the worker, so it is read defensively."""
+    the answer, when the answer is a count: its only number. One match is a lookup, not a count."""
     numbers = re.findall(r"(?<![\w.-])\d+(?:,\d{3})*(?!\w|[.,]\d)", str(final))
-    if len(numbers) != 1:
+    value = int(numbers[0].replace(",", "")) if len(numbers) == 1 else 0
+    if value < 2:
         return None
-    value = int(numbers[0].replace(",", ""))
-    for search in reversed(searches):
-        if (
-            isinstance(search, dict)
-            and isinstance(search.get("pattern"), str)
-            and search.get("hits") == value
-            and value >= 2
-        ):
-            return search
-    return None
+    return next((s for s in reversed(searches) if s["hits"] == value), None)

@@ -18,7 +18,7 @@ from nodes.answer_checks import cell_stdout, guessed_unseen, looks_negative, mat
 from nodes.closest_line import line_advice, printed_lines
 from nodes.execute import budget_exhausted, remaining
 from nodes.model_call import blob_store, emit, put_message, settings_of
-from tools.repl_worker import GREP_FOUND_NOTHING, grep_pattern
+from tools.repl_worker import GREP_FOUND_NOTHING, grep_lines
 
 
 def observe(
@@ -39,14 +39,11 @@ def observe(
     searches = (list(state.get("searches") or []) + cell_searches(result))[-8:]
     update["searches"] = searches
     sent_back = list(state.get("sent_back") or [])
-    check = early_answer(state, result, final) if final is not None else None
-    counted = matched_count(final, searches) if final is not None and check is None else None
-    if counted and counted["hits"] + 1 <= remaining(state, settings)["sub_calls"]:
-        check = "all_matches"  # only when judging each line is within the sub-call budget
-    if check is not None and sent_back.count(check) < SEND_BACK_LIMIT[check]:
-        kind = prompts.SENT_BACK[check]
-        final, text = None, kind.format(observation=text, question=question, **(counted or {}))
-        update["sent_back"] = sent_back + [check]
+    early = early_answer(state, settings, result, final, searches) if final is not None else None
+    if early is not None and sent_back.count(early[0]) < SEND_BACK_LIMIT[early[0]]:
+        kind, fields = early
+        text = prompts.SENT_BACK[kind].format(observation=text, question=question, **fields)
+        final, update["sent_back"] = None, sent_back + [kind]
     # A search that found nothing, printed as nothing or as grep's note, proves no "none".
     update["after_empty"] = result is not None and (
         prompts.EMPTY_OUTPUT in text or GREP_FOUND_NOTHING in text
@@ -94,12 +91,23 @@ _ASSIGNS_ANSWER = re.compile(r"^\s*answer\s*=", re.M)
 SEND_BACK_LIMIT = {"gave_up": 1, "guessed": 3, "all_matches": 1}
 
 
-def early_answer(state: RLMState, result: dict[str, Any] | None, final: str) -> str | None:
-    """Which too-early answer this is ("gave_up" / "guessed"), if any; see `answer_checks`."""
+def early_answer(
+    state: RLMState,
+    settings: Settings,
+    result: dict[str, Any] | None,
+    final: str,
+    searches: list[dict[str, Any]],
+) -> tuple[str, dict[str, Any]] | None:
+    """Which too-early answer this is ("gave_up" / "guessed" / "all_matches"), if any, with
+    what its message names; see `answer_checks`."""
     if state.get("after_empty") and looks_negative(final):
-        return "gave_up"
+        return "gave_up", {}
     if result is not None and guessed_unseen(state.get("code") or [], result, final):
-        return "guessed"
+        return "guessed", {}
+    counted = matched_count(final, searches)
+    # Only when judging each line (and writing the per-line question) fits the sub-call budget.
+    if counted and counted["hits"] + 1 <= remaining(state, settings)["sub_calls"]:
+        return "all_matches", counted
     return None
 
 
@@ -115,7 +123,7 @@ def stop_reason(state: RLMState, settings: Settings) -> str | None:
 def stuck_advice(
     result: dict[str, Any] | None,
     question: str = "",
-    searches: list[Any] | None = None,
+    searches: list[dict[str, Any]] | None = None,
     found: list[str] | None = None,
 ) -> str:
     """For the stuck hint: a short printed result the model keeps getting (a model that printed
@@ -126,7 +134,7 @@ def stuck_advice(
     printed = " ".join(cell_stdout(result).split())
     if printed and len(printed) <= 120:
         return prompts.STUCK_ADVICE_PRINTED.format(printed=printed)
-    searched = [str(s["pattern"]) for s in searches or [] if isinstance(s, dict) and "pattern" in s]
+    searched = [s["pattern"] for s in searches or []]
     # The search's own lines when known: a superset of what it printed, unmangled by repr().
     lines = list(dict.fromkeys(found or printed_lines(cell_stdout(result))))
     return line_advice(lines, question, searched) or prompts.STUCK_ADVICE
@@ -136,26 +144,25 @@ def cell_searches(result: dict[str, Any] | None) -> list[dict[str, Any]]:
     """The cell's `grep` calls as the worker reported them, kept to their expected shape (the
     worker's messages are checked, never trusted)."""
     out = []
-    for item in (result or {}).get("searches") or []:
+    for item in ((result or {}).get("searches") or [])[-8:]:
         if isinstance(item, dict) and isinstance(item.get("hits"), int):
             pattern, over = str(item.get("pattern", ""))[:200], str(item.get("over", ""))[:10]
             out.append({"pattern": pattern, "hits": item["hits"], "over": over})
-    return out[-8:]
+    return out
 
 
-def last_search_lines(state: RLMState, store: Any, searches: list[Any]) -> list[str]:
+def last_search_lines(state: RLMState, store: Any, searches: list[dict[str, Any]]) -> list[str]:
     """Every line the level's last `grep` over `context` matched, read again by the host: the
     model printed ten of 28 ("Zojun" names people too) and the town's own line was not among
     them. Only for the stuck hint, so a rare re-read of the context."""
     last = searches[-1] if searches else None
-    if not isinstance(last, dict) or last.get("over") != "context" or not last.get("hits"):
+    if last is None or last["over"] != "context" or not last["hits"]:
         return []
     refs = state.get("context_refs") or {}
     if len(refs) != 1:  # several sources: `context` joins them with headers; keep it simple
         return []
-    rx = grep_pattern(str(last.get("pattern", "")))
     text = store.get_text(next(iter(refs.values())))
-    return [line for line in text.splitlines() if rx.search(line)][:10_000]
+    return grep_lines(last["pattern"], text.splitlines())[:10_000]
 
 
 def cell_error(result: dict[str, Any] | None) -> str | None:

@@ -65,6 +65,13 @@ def grep_pattern(pattern: Any) -> re.Pattern[str]:
         return re.compile(re.escape(str(pattern)), re.I)
 
 
+def grep_lines(pattern: Any, lines: list[str]) -> list[str]:
+    """What `grep` returns: the lines that match `pattern` (see `grep_pattern`). The host calls
+    it too, to read a search's lines again for the stuck hint."""
+    rx = grep_pattern(pattern)
+    return [line for line in lines if rx.search(line)]
+
+
 def _nearest_search(pattern: str, lines: list[str]) -> str:
     """A note for a grep that found nothing: the longest run of the pattern's words (from its
     start, then from its end) that does occur. Small models search whole phrases from the
@@ -75,8 +82,7 @@ def _nearest_search(pattern: str, lines: list[str]) -> str:
     for phrase in tries:
         if len(phrase) < 3 or phrase.lower() == pattern.lower():
             continue
-        rx = grep_pattern(re.escape(phrase))
-        found = [line for line in lines if rx.search(line)]
+        found = grep_lines(re.escape(phrase), lines)
         if found:
             have = "1 line has" if len(found) == 1 else f"{len(found):,} lines have"
             shown = "\n".join(line[:300] for line in found[:3])
@@ -218,8 +224,7 @@ class Worker:
             """Lines of `text` (default `context`) containing `pattern`, any case; or a regex."""
             src = self.ns.get("context", "") if text is None else text
             lines = src.splitlines() if isinstance(src, str) else [str(x) for x in src]
-            rx = grep_pattern(pattern)
-            hits = [line for line in lines if rx.search(line)]
+            hits = grep_lines(pattern, lines)
             # The host checks a count given as the answer against these (`answer_checks`).
             over = "context" if text is None else "other"
             self.searches.append({"pattern": str(pattern)[:200], "hits": len(hits), "over": over})
