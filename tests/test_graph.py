@@ -261,6 +261,26 @@ def test_grep_finds_lines_in_any_case(make_settings):
     assert "The vault code is 7413." in result.trajectory[0]["observation"]
 
 
+def test_grep_matches_whole_words_and_says_where_a_word_hides_inside_others(make_settings):
+    # At 1M characters grep("Drivor") matched 58 lines, most "Mordrivor Labs", and the town's
+    # own line was not among the ten printed.
+    doc = "\n".join(
+        [
+            "Ann works for Mordrivor Labs.",
+            "Drivor is a town.",
+            "Bo grew up in Drivor.",
+            "A favourable one.",
+        ]
+    )
+    cells = [py("print(grep('drivor'))"), py("print(grep('favour'))")]
+    root = script(*cells, py(r"print(grep(r'\w*favour\w*'))"), py("FINAL('x')"))
+    result = run("Where is Drivor?", doc, settings=make_settings(model=root))
+    assert "['Drivor is a town.', 'Bo grew up in Drivor.']" in result.trajectory[0]["observation"]
+    note = result.trajectory[1]["observation"]
+    assert "no line has 'favour' as a word of its own; 1 line has it inside longer words" in note
+    assert "['A favourable one.']" in result.trajectory[2]["observation"]
+
+
 def test_final_in_lower_case_finishes_unless_the_name_is_taken(make_settings):
     # A 1.5B model wrote final("79") four turns running, each a NameError.
     root = script(py("final('7413')"))

@@ -58,24 +58,40 @@ PER_LINE_QUESTION = (
 )
 
 
-def grep_pattern(pattern: Any) -> re.Pattern[str]:
+def grep_pattern(pattern: Any, whole_words: bool = True) -> re.Pattern[str]:
+    r"""`pattern` as a case-insensitive regex, or its words as written if it is not one. Where it
+    starts or ends with a letter or digit, it matches only where a word starts or ends: at 1M
+    characters grep("Drivor") found 58 lines, most of them "Mordrivor Labs", and the town's own
+    line was not among the ten printed. r"\w*drivor" still matches inside words."""
+    text = str(pattern)
     try:
-        return re.compile(str(pattern), re.I)
+        re.compile(text)
     except re.error:  # "f(x" and the like: the words as written
-        return re.compile(re.escape(str(pattern)), re.I)
+        text = re.escape(text)
+    if whole_words and text:
+        start = r"(?<!\w)" if re.match(r"\w", text) else ""
+        end = r"(?!\w)" if re.search(r"(?<!\\)\w$", text) else ""
+        text = f"{start}(?:{text}){end}"
+    return re.compile(text, re.I)
 
 
-def grep_lines(pattern: Any, lines: list[str]) -> list[str]:
+def grep_lines(pattern: Any, lines: list[str], whole_words: bool = True) -> list[str]:
     """What `grep` returns: the lines that match `pattern` (see `grep_pattern`). The host calls
     it too, to read a search's lines again for the stuck hint."""
-    rx = grep_pattern(pattern)
+    rx = grep_pattern(pattern, whole_words)
     return [line for line in lines if rx.search(line)]
 
 
 def _nearest_search(pattern: str, lines: list[str]) -> str:
-    """A note for a grep that found nothing: the longest run of the pattern's words (from its
-    start, then from its end) that does occur. Small models search whole phrases from the
-    question ("Ann Lee's employer"), find nothing and repeat the search; the name alone hits."""
+    """A note for a grep that found nothing: the lines that have it inside longer words, or
+    else the longest run of the pattern's words (from its start, then from its end) that does
+    occur. Small models search whole phrases from the question ("Ann Lee's employer"), find
+    nothing and repeat the search; the name alone hits."""
+    inside = grep_lines(pattern, lines, whole_words=False)
+    if inside:
+        wider = r"\w*" + grep_pattern(pattern, whole_words=False).pattern + r"\w*"
+        what = f"it inside longer words (grep({wider!r}) finds them)"
+        return _found_instead(f"{pattern!r} as a word of its own", what, inside)
     words = re.sub(r"'s\b", "", pattern).split()
     tries = [" ".join(words[:k]) for k in range(len(words), 0, -1)]
     tries += [" ".join(words[k:]) for k in range(1, len(words))]
@@ -84,10 +100,14 @@ def _nearest_search(pattern: str, lines: list[str]) -> str:
             continue
         found = grep_lines(re.escape(phrase), lines)
         if found:
-            have = "1 line has" if len(found) == 1 else f"{len(found):,} lines have"
-            shown = "\n".join(line[:300] for line in found[:3])
-            return f"{GREP_FOUND_NOTHING} {pattern!r}; {have} {phrase!r}, such as:\n{shown})"
+            return _found_instead(repr(pattern), repr(phrase), found)
     return f"{GREP_FOUND_NOTHING} {pattern!r})"
+
+
+def _found_instead(searched: str, what: str, found: list[str]) -> str:
+    have = "1 line has" if len(found) == 1 else f"{len(found):,} lines have"
+    shown = "\n".join(line[:300] for line in found[:3])
+    return f"{GREP_FOUND_NOTHING} {searched}; {have} {what}, such as:\n{shown})"
 
 
 class WebError(Exception):
