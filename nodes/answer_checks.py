@@ -10,7 +10,16 @@ Two patterns from the benchmark trajectories of a 1.5B model, both independent o
 - a count that is just how many lines a `grep` matched: asked how many of a product's reviews
   were favourable, the model grepped the product and answered the number of its reviews, in six
   runs of six. Matching lines are not always qualifying lines, and telling them apart takes
-  judgement the loop cannot make for the model, so it asks once (see `prompts.SENT_BACK`).
+  judgement the loop cannot make for the model, so it asks once (see `prompts.SENT_BACK`);
+- searches that never looked for the name the question is about: asked about "Fenbex
+  Mibritek", the model searched "Fendar", a name from the first characters of the text it was
+  shown, and answered from what that found (3 of 12 multi-hop runs). `unsearched_names` finds
+  this; `observe` says so once, right after such a search or at such an answer;
+- an answer read from a line that names the next link still to follow: asked the year the town
+  of a firm's headquarters was founded, the model found "Logaljun Works is a firm founded in
+  1866. Its headquarters are in Aneka." and answered 1866, the firm's year, one hop short.
+  `unfinished_chain` finds the answer's line and, as the stuck hint does (`closest_line`), what
+  follows the question's words in it: a name not searched yet is a hop not taken.
 """
 
 from __future__ import annotations
@@ -19,6 +28,7 @@ import ast
 import re
 from typing import Any
 
+from nodes.closest_line import next_link
 from tools.repl_worker import ALIASES
 
 _NEGATIVE = re.compile(
@@ -74,10 +84,7 @@ def guessed_unseen(code: list[str], result: dict[str, Any], final: str) -> bool:
     if final not in literal_finals(code):
         return False
     printed = printed_before_final(result, final)
-    if not printed:
-        return False
-    word = re.compile(r"(?<![\w-])" + re.escape(final.strip()) + r"(?![\w-])", re.I)
-    return word.search(printed) is None
+    return bool(printed) and answer_word(final).search(printed) is None
 
 
 def matched_count(final: str, searches: list[dict[str, Any]]) -> dict[str, Any] | None:
@@ -88,3 +95,55 @@ def matched_count(final: str, searches: list[dict[str, Any]]) -> dict[str, Any] 
     if value < 2:
         return None
     return next((s for s in reversed(searches) if s["hits"] == value), None)
+
+
+# A capitalised word of three letters or more, and the capitalised words right after it.
+_NAME_RUN = re.compile(r"\b[A-Z][a-z]{2,}(?:\s+[A-Z][a-z]{2,})*")
+
+
+def question_names(question: str) -> list[str]:
+    """The names a question is about: runs of capitalised words, not counting a word that opens
+    a sentence ("What", "Which"). "...where Fenbex Mibritek grew up?" -> ["Fenbex Mibritek"];
+    codes and labels in capitals ("AND", "P-1") are not names here."""
+    names = []
+    for m in _NAME_RUN.finditer(question):
+        words = m.group().split()
+        before = question[: m.start()].rstrip()
+        if not before or before[-1] in ".?!:":
+            words = words[1:]
+        if words:
+            names.append(" ".join(words))
+    return list(dict.fromkeys(names))
+
+
+def unsearched_names(question: str, searches: list[dict[str, Any]]) -> list[str]:
+    """The question's names, when this level has searched `context` and no search shared a word
+    with any of them; else []. Only while every search of the level is still on record (the
+    host keeps the last 8): an older one may have been the name."""
+    patterns = [s["pattern"].lower() for s in searches if s["over"] == "context"]
+    names = question_names(question)
+    if not patterns or not names or len(searches) >= 8:
+        return []
+    words = {w.lower() for name in names for w in name.split()}
+    if any(w in p for w in words for p in patterns):
+        return []
+    return names
+
+
+def unfinished_chain(final: str, lines: list[str], question: str) -> dict[str, str] | None:
+    """The line the answer was read from (the first of `lines` with the answer as a word of its
+    own) and the name it leads on to, when a word of the question is followed there by a name
+    the question does not hold; else None."""
+    if not str(final).strip() or len(str(final)) > 100:  # a sentence is not read from one line
+        return None
+    word = answer_word(final)
+    line = next((x for x in lines if word.search(x)), None)
+    link = next_link(line, question, []) if line else None
+    if link is None or link[0] != "name":
+        return None
+    return {"line": line if len(line) <= 300 else line[:297] + "...", "name": link[1]}
+
+
+def answer_word(final: str) -> re.Pattern[str]:
+    """The answer as a word of its own ("1678", not inside "#101678" or "2024-1678")."""
+    return re.compile(r"(?<![\w-])" + re.escape(str(final).strip()) + r"(?![\w-])", re.I)

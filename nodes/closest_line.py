@@ -38,8 +38,9 @@ def closest_line(
     lines: list[str], question: str, searched: list[str], subject: str = ""
 ) -> str | None:
     """The line with the most distinct words of the question that were not searched for (at
-    least two). A tie goes to the line that names `subject` (the last search) nearest its
-    start, the line about it; a tie that remains gives None."""
+    least one: a person's line shares only "grew" with "...where X grew up?"). A tie goes to
+    the line that names `subject` (the last search) nearest its start, the line about it; a
+    tie that remains gives None."""
     wanted = question_words(question, searched)
     if not wanted:
         return None
@@ -49,7 +50,7 @@ def closest_line(
         overlap = len(wanted & set(_WORD.findall(line.lower())))
         scored.append((overlap, -(at if at >= 0 else len(line)), line))
     scored.sort(key=lambda s: (-s[0], -s[1]))
-    if not scored or scored[0][0] < 2 or (len(scored) > 1 and scored[1][:2] == scored[0][:2]):
+    if not scored or scored[0][0] < 1 or (len(scored) > 1 and scored[1][:2] == scored[0][:2]):
         return None
     line = scored[0][2]
     return line if len(line) <= 300 else line[:297] + "..."
@@ -92,7 +93,15 @@ def next_link(line: str, question: str, searched: list[str]) -> tuple[str, str] 
 def line_advice(lines: list[str], question: str, searched: list[str]) -> str | None:
     """The stuck hint's advice: the line most like the question, and the search or the answer
     it points to."""
-    subject = searched[-1] if searched else ""
+    found = closest_with_link(lines, question, searched, searched[-1] if searched else "")
+    return prompts.STUCK_ADVICE_LINE.format(line=found[0], follow=found[1]) if found else None
+
+
+def closest_with_link(
+    lines: list[str], question: str, searched: list[str], subject: str
+) -> tuple[str, str] | None:
+    """The line most like the question (see `closest_line`) and what to do with it: the search
+    for the name it leads to, the value it gives, or, failing both, to answer from it."""
     line = closest_line(lines, question, searched, subject)
     if not line:
         return None
@@ -102,4 +111,4 @@ def line_advice(lines: list[str], question: str, searched: list[str]) -> str | N
         follow = prompts.FOLLOW_NAME.format(name=link[1])
     elif link:
         follow = prompts.FOLLOW_VALUE.format(phrase=link[1], value=link[1].split()[-1])
-    return prompts.STUCK_ADVICE_LINE.format(line=line, follow=follow)
+    return line, follow

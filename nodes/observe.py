@@ -14,8 +14,17 @@ from langgraph.types import Command
 from graph.settings import Settings
 from graph.state import RLMState
 from nodes import prompts
-from nodes.answer_checks import cell_stdout, guessed_unseen, looks_negative, matched_count
-from nodes.closest_line import line_advice, printed_lines
+from nodes.answer_checks import (
+    answer_word,
+    cell_stdout,
+    guessed_unseen,
+    looks_negative,
+    matched_count,
+    printed_before_final,
+    unfinished_chain,
+    unsearched_names,
+)
+from nodes.closest_line import closest_with_link, line_advice, printed_lines
 from nodes.execute import budget_exhausted, remaining
 from nodes.model_call import blob_store, emit, put_message, settings_of
 from tools.repl_worker import GREP_FOUND_NOTHING, grep_lines
@@ -39,11 +48,19 @@ def observe(
     searches = (list(state.get("searches") or []) + cell_searches(result))[-8:]
     update["searches"] = searches
     sent_back = list(state.get("sent_back") or [])
-    early = early_answer(state, settings, result, final, searches) if final is not None else None
+    unsearched = unsearched_names(question, searches)
+    early = None
+    if final is not None:
+        early = early_answer(state, settings, store, result, final, searches, unsearched)
     if early is not None and sent_back.count(early[0]) < SEND_BACK_LIMIT[early[0]]:
         kind, fields = early
         text = prompts.SENT_BACK[kind].format(observation=text, question=question, **fields)
         final, update["sent_back"] = None, sent_back + [kind]
+    elif final is None and unsearched and cell_searches(result) and "unsearched" not in sent_back:
+        # Said once, right after the search: later turns build on what it found.
+        searched = ", ".join(repr(s["pattern"]) for s in searches)
+        text += "\n\n" + prompts.UNSEARCHED_NOTE.format(name=unsearched[0], searched=searched)
+        update["sent_back"] = sent_back + ["unsearched"]
     # A search that found nothing, printed as nothing or as grep's note, proves no "none".
     update["after_empty"] = result is not None and (
         prompts.EMPTY_OUTPUT in text or GREP_FOUND_NOTHING in text
@@ -65,7 +82,7 @@ def observe(
                 "the same error again" if cell_error(result) else "code and results you had before"
             )
         found = last_search_lines(state, store, searches)
-        advice = stuck_advice(result, question, searches, found)
+        advice = stuck_advice(result, question, searches, found, unsearched)
         text += "\n\n" + prompts.STUCK_HINT.format(what=what, advice=advice)
         update["hinted"] = True
 
@@ -88,27 +105,62 @@ _ASSIGNS_ANSWER = re.compile(r"^\s*answer\s*=", re.M)
 
 
 # A guess is never read output, however often it comes; one empty search is worth one doubt.
-SEND_BACK_LIMIT = {"gave_up": 1, "guessed": 3, "all_matches": 1}
+SEND_BACK_LIMIT = {"gave_up": 1, "guessed": 3, "all_matches": 1, "unsearched": 1, "unfinished": 1}
 
 
 def early_answer(
     state: RLMState,
     settings: Settings,
+    store: Any,
     result: dict[str, Any] | None,
     final: str,
     searches: list[dict[str, Any]],
+    unsearched: list[str],
 ) -> tuple[str, dict[str, Any]] | None:
-    """Which too-early answer this is ("gave_up" / "guessed" / "all_matches"), if any, with
-    what its message names; see `answer_checks`."""
+    """Which too-early answer this is ("gave_up" / "guessed" / "unsearched" / "unfinished" /
+    "all_matches"), if any, with what its message names; see `answer_checks`."""
     if state.get("after_empty") and looks_negative(final):
         return "gave_up", {}
     if result is not None and guessed_unseen(state.get("code") or [], result, final):
         return "guessed", {}
+    if unsearched:
+        return "unsearched", {"name": unsearched[0]}
+    chain = chain_left(state, store, result, final, searches)
+    if chain:
+        return "unfinished", chain
     counted = matched_count(final, searches)
     # Only when judging each line (and writing the per-line question) fits the sub-call budget.
     if counted and counted["hits"] + 1 <= remaining(state, settings)["sub_calls"]:
         return "all_matches", counted
     return None
+
+
+def chain_left(
+    state: RLMState,
+    store: Any,
+    result: dict[str, Any] | None,
+    final: str,
+    searches: list[dict[str, Any]],
+) -> dict[str, str] | None:
+    """When the answer was read from a line that leads on to a name (`unfinished_chain`): the
+    search for that name if it was never searched, or else the line of its search most like
+    the question, unless that line holds the answer too."""
+    # The answer's line among what this cell printed (not FINAL's echo) and every line of the
+    # last search.
+    printed = printed_before_final(result, final) if result else ""
+    lines = printed_lines(printed) + last_search_lines(state, store, searches)
+    question = goal(state, store)
+    chain = unfinished_chain(final, lines, question)
+    if chain is None:
+        return None
+    name, searched = chain["name"], [s["pattern"] for s in searches]
+    if not any(name.lower() in p.lower() for p in searched):
+        return chain | {"next": prompts.CHAIN_SEARCH.format(name=name)}
+    own = [x for x in search_lines(state, store, name) if x != chain["line"]]
+    found = closest_with_link(own, question, searched, name)
+    if found is None or answer_word(final).search(found[0]):
+        return None
+    return chain | {"next": prompts.CHAIN_LINE.format(name=name, line=found[0], follow=found[1])}
 
 
 def stop_reason(state: RLMState, settings: Settings) -> str | None:
@@ -125,10 +177,14 @@ def stuck_advice(
     question: str = "",
     searches: list[dict[str, Any]] | None = None,
     found: list[str] | None = None,
+    unsearched: list[str] | None = None,
 ) -> str:
     """For the stuck hint: a short printed result the model keeps getting (a model that printed
     `740` three times, told only "take the next step", split a 1M log into 50 helper calls), or
-    of the lines it printed or its last search `found`, the one most like the question."""
+    of the lines it printed or its last search `found`, the one most like the question; but
+    first the question's own name, while no search has looked for it."""
+    if unsearched:
+        return prompts.FOLLOW_QUESTION_NAME.format(name=unsearched[0])
     if not result or cell_error(result):
         return prompts.STUCK_ADVICE
     printed = " ".join(cell_stdout(result).split())
@@ -154,15 +210,20 @@ def cell_searches(result: dict[str, Any] | None) -> list[dict[str, Any]]:
 def last_search_lines(state: RLMState, store: Any, searches: list[dict[str, Any]]) -> list[str]:
     """Every line the level's last `grep` over `context` matched, read again by the host: the
     model printed ten of 28 ("Zojun" names people too) and the town's own line was not among
-    them. Only for the stuck hint, so a rare re-read of the context."""
+    them. Only for the stuck hint and an answer's checks, so a rare re-read of the context."""
     last = searches[-1] if searches else None
     if last is None or last["over"] != "context" or not last["hits"]:
         return []
+    return search_lines(state, store, last["pattern"])
+
+
+def search_lines(state: RLMState, store: Any, pattern: str) -> list[str]:
+    """The lines of `context` that `grep(pattern)` returns, read by the host."""
     refs = state.get("context_refs") or {}
     if len(refs) != 1:  # several sources: `context` joins them with headers; keep it simple
         return []
     text = store.get_text(next(iter(refs.values())))
-    return grep_lines(last["pattern"], text.splitlines())[:10_000]
+    return grep_lines(pattern, text.splitlines())[:10_000]
 
 
 def cell_error(result: dict[str, Any] | None) -> str | None:

@@ -89,7 +89,34 @@ kept = judge_lines(lines, {question!r})
 print(len(kept), "of", len(lines), "lines count")
 FINAL(len(kept))
 ```""",
+    "unsearched": """\
+Not finished: no search so far looked for {name}, the name the question is about, so this \
+answer may be about something else. Search for {name} first:
+```python
+hits = grep({name!r})
+print(len(hits), hits[:10])
+```""",
+    "unfinished": """\
+Not finished: your answer comes from the line {line!r}, and that line goes on to {name}. \
+{next}""",
 }
+
+CHAIN_SEARCH = """You have not searched for {name} yet. If the question goes on through {name}, \
+search it:
+```python
+hits = grep({name!r})
+print(len(hits), hits[:10])
+```"""
+CHAIN_LINE = """Of the lines grep({name!r}) finds, this one has the most words of the question: \
+{line!r}. {follow}"""
+
+UNSEARCHED_NOTE = """\
+Your searches so far ({searched}) are not words of the question. The question is about \
+{name}; search for it first:
+```python
+hits = grep({name!r})
+print(len(hits), hits[:10])
+```"""
 
 ANSWER_NOT_FINAL = """\
 Setting `answer` yourself does not finish. When you are sure, call FINAL(the_answer)."""
@@ -109,6 +136,11 @@ FINAL({printed!r}) now."""
 STUCK_ADVICE_LINE = """Of the lines your search found, this one has the most words of the \
 question: {line!r}. {follow}"""
 FOLLOW_NAME = """It names {name}, which you have not searched for yet:
+```python
+hits = grep({name!r})
+print(len(hits), hits[:10])
+```"""
+FOLLOW_QUESTION_NAME = """No search has looked for {name}, the name the question is about:
 ```python
 hits = grep({name!r})
 print(len(hits), hits[:10])

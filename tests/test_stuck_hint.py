@@ -23,19 +23,20 @@ QUESTION = "In what year was the town founded where the headquarters of Ada Broo
 
 
 def test_the_hint_follows_the_chain_through_lines_the_model_did_not_print(make_settings):
+    person = py("print(grep('Ada Brook'))")
     firm = py("hits = grep('Quill Works')\nprint(len(hits), hits[:3])")
     town = py("hits = grep('Omaoma')\nprint(len(hits), hits[:10])")
-    root = script(firm, firm, town, town, py("FINAL('1678')"))
+    root = script(person, firm, firm, town, town, py("FINAL('1678')"))
     result = run(QUESTION, DOC, settings=make_settings(model=root))
     assert result.answer == "1678"
     # The firm's own line was 22nd of 22 hits, not printed; the hint quotes it and the link.
-    on_firm = result.trajectory[1]["observation"]
+    on_firm = result.trajectory[2]["observation"]
     assert "'Quill Works is a firm founded in 1861. Its headquarters are in Omaoma.'" in on_firm
     assert "It names Omaoma, which you have not searched for yet" in on_firm
     assert "hits = grep('Omaoma')" in on_firm
     # On the town: of the town's line and a firm's (two words of the question each), the line
     # about the searched name, and the value after the question's word.
-    on_town = result.trajectory[3]["observation"]
+    on_town = result.trajectory[4]["observation"]
     assert "It says \"founded in 1678\": if that answers the question, write FINAL('1678')" in (
         on_town
     )
