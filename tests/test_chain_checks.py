@@ -6,6 +6,8 @@ short)."""
 
 from __future__ import annotations
 
+from langchain_core.language_models.fake_chat_models import FakeListChatModel
+
 from graph import run
 from tests.support.scripted_models import RuleModel, py, script
 
@@ -71,18 +73,19 @@ def test_no_note_for_a_search_sharing_a_word_with_the_name_or_a_question_without
     assert result.answer == "2"
 
 
+EMPLOYER_QUESTION = (
+    "In what year was the town founded where the headquarters of Ada Brook's employer are?"
+)
+
+
+def via_the_firm(*then: str) -> FakeListChatModel:
+    """A run that searches the person, then the firm's own line, then does `then`."""
+    return script(py("print(grep('Ada Brook'))"), py("print(grep('Quill Works is'))"), *then)
+
+
 def test_an_answer_one_hop_short_is_sent_back_to_the_name_its_line_leads_to(make_settings):
-    root = script(
-        py("print(grep('Ada Brook'))"),
-        py("print(grep('Quill Works is'))"),
-        py("FINAL('1861')"),
-        py("print(grep('Omaoma is'))"),
-        py("FINAL('1678')"),
-    )
-    question = (
-        "In what year was the town founded where the headquarters of Ada Brook's employer are?"
-    )
-    result = run(question, DOC, settings=make_settings(model=root))
+    root = via_the_firm(py("FINAL('1861')"), py("print(grep('Omaoma is'))"), py("FINAL('1678')"))
+    result = run(EMPLOYER_QUESTION, DOC, settings=make_settings(model=root))
     assert result.answer == "1678" and result.stop_reason == "answered"
     sent_back = result.trajectory[2]["observation"]
     assert sent_back.startswith("Not finished: your answer comes from the line 'Quill Works is")
@@ -92,17 +95,8 @@ def test_an_answer_one_hop_short_is_sent_back_to_the_name_its_line_leads_to(make
 def test_an_answer_from_the_line_before_a_searched_name_is_pointed_at_that_names_line(
     make_settings,
 ):
-    root = script(
-        py("print(grep('Ada Brook'))"),
-        py("print(grep('Quill Works is'))"),
-        py("print(len(grep('Omaoma')))"),
-        py("FINAL('1861')"),
-        py("FINAL('1678')"),
-    )
-    question = (
-        "In what year was the town founded where the headquarters of Ada Brook's employer are?"
-    )
-    result = run(question, DOC, settings=make_settings(model=root))
+    root = via_the_firm(py("print(len(grep('Omaoma')))"), py("FINAL('1861')"), py("FINAL('1678')"))
+    result = run(EMPLOYER_QUESTION, DOC, settings=make_settings(model=root))
     assert result.answer == "1678"
     sent_back = result.trajectory[3]["observation"]
     assert "that line goes on to Omaoma. Of the lines grep('Omaoma') finds" in sent_back
