@@ -29,7 +29,7 @@ import re
 from typing import Any
 
 from nodes.closest_line import next_link
-from tools.repl_worker import ALIASES
+from tools.repl_worker import ALIASES, grep_pattern
 
 _NEGATIVE = re.compile(
     r"(none|null|nil|0|n/?a|unknown|\[\]|no\b.*|not (found|known|mentioned|present)\b.*"
@@ -99,34 +99,48 @@ def matched_count(final: str, searches: list[dict[str, Any]]) -> dict[str, Any] 
 
 # A capitalised word of three letters or more, and the capitalised words right after it.
 _NAME_RUN = re.compile(r"\b[A-Z][a-z]{2,}(?:\s+[A-Z][a-z]{2,})*")
+# Capitalised words that name no one a text is about: question words, months, days.
+_NOT_NAME_WORDS = """
+What Which Who Whom Whose Where When Why How Does Did Is Are Was Were List Name Give
+January February March April May June July August September October November December
+Monday Tuesday Wednesday Thursday Friday Saturday Sunday
+"""
+_NOT_NAMES = frozenset(_NOT_NAME_WORDS.split())
 
 
 def question_names(question: str) -> list[str]:
     """The names a question is about: runs of capitalised words, not counting a word that opens
-    a sentence ("What", "Which"). "...where Fenbex Mibritek grew up?" -> ["Fenbex Mibritek"];
-    codes and labels in capitals ("AND", "P-1") are not names here."""
+    a sentence, a line or a quote ("What", "Which"), nor months and days. "...where Fenbex
+    Mibritek grew up?" -> ["Fenbex Mibritek"]; codes and labels in capitals ("AND", "P-1") are
+    not names here."""
     names = []
     for m in _NAME_RUN.finditer(question):
         words = m.group().split()
-        before = question[: m.start()].rstrip()
-        if not before or before[-1] in ".?!:":
+        before = question[: m.start()].rstrip(" \t")
+        if not before or before[-1] in ".?!:\n\"'(":
             words = words[1:]
+        words = [w for w in words if w not in _NOT_NAMES]
         if words:
             names.append(" ".join(words))
     return list(dict.fromkeys(names))
 
 
 def unsearched_names(question: str, searches: list[dict[str, Any]]) -> list[str]:
-    """The question's names, when this level has searched `context` and no search shared a word
-    with any of them; else []. Only while every search of the level is still on record (the
-    host keeps the last 8): an older one may have been the name."""
-    patterns = [s["pattern"].lower() for s in searches if s["over"] == "context"]
+    """The question's names, when this level has searched `context` and no search looked for
+    any word of them (as a word: "Canada" is not "Ada"); else []. Only while every search of
+    the level is still on record (the host keeps the last 8): an older one may have been the
+    name."""
+    patterns = [s["pattern"] for s in searches if s["over"] == "context"]
     names = question_names(question)
     if not patterns or not names or len(searches) >= 8:
         return []
     words = {w.lower() for name in names for w in name.split()}
-    if any(w in p for w in words for p in patterns):
-        return []
+    for pattern in patterns:
+        # Either the name's words as written in the search, or a search (a regex) they match.
+        if any(re.search(rf"(?<![a-z]){re.escape(w)}(?![a-z])", pattern.lower()) for w in words):
+            return []
+        if any(grep_pattern(pattern).search(name) for name in names):
+            return []
     return names
 
 
@@ -139,7 +153,8 @@ def unfinished_chain(final: str, lines: list[str], question: str) -> dict[str, s
     word = answer_word(final)
     line = next((x for x in lines if word.search(x)), None)
     link = next_link(line, question, []) if line else None
-    if link is None or link[0] != "name":
+    # The name after the question's word may be the answer itself ("headquarters are in X").
+    if link is None or link[0] != "name" or word.search(link[1]):
         return None
     return {"line": line if len(line) <= 300 else line[:297] + "...", "name": link[1]}
 

@@ -52,14 +52,13 @@ def observe(
     early = None
     if final is not None:
         early = early_answer(state, settings, store, result, final, searches, unsearched)
-    if early is not None and sent_back.count(early[0]) < SEND_BACK_LIMIT[early[0]]:
+    if early is not None:
         kind, fields = early
         text = prompts.SENT_BACK[kind].format(observation=text, question=question, **fields)
         final, update["sent_back"] = None, sent_back + [kind]
     elif final is None and unsearched and cell_searches(result) and "unsearched" not in sent_back:
         # Said once, right after the search: later turns build on what it found.
-        searched = ", ".join(repr(s["pattern"]) for s in searches)
-        text += "\n\n" + prompts.UNSEARCHED_NOTE.format(name=unsearched[0], searched=searched)
+        text += "\n\n" + unsearched_note(unsearched[0], searches, question)
         update["sent_back"] = sent_back + ["unsearched"]
     # A search that found nothing, printed as nothing or as grep's note, proves no "none".
     update["after_empty"] = result is not None and (
@@ -118,21 +117,38 @@ def early_answer(
     unsearched: list[str],
 ) -> tuple[str, dict[str, Any]] | None:
     """Which too-early answer this is ("gave_up" / "guessed" / "unsearched" / "unfinished" /
-    "all_matches"), if any, with what its message names; see `answer_checks`."""
-    if state.get("after_empty") and looks_negative(final):
+    "all_matches"), if any, with what its message names; see `answer_checks`. A kind already
+    sent back as often as it may be is not asked again, and the next kind is checked."""
+    sent_back = state.get("sent_back") or []
+
+    def open_(kind: str) -> bool:
+        return sent_back.count(kind) < SEND_BACK_LIMIT[kind]
+
+    if open_("gave_up") and state.get("after_empty") and looks_negative(final):
         return "gave_up", {}
-    if result is not None and guessed_unseen(state.get("code") or [], result, final):
+    code = state.get("code") or []
+    if open_("guessed") and result is not None and guessed_unseen(code, result, final):
         return "guessed", {}
-    if unsearched:
+    if open_("unsearched") and unsearched:
         return "unsearched", {"name": unsearched[0]}
-    chain = chain_left(state, store, result, final, searches)
+    chain = chain_left(state, store, result, final, searches) if open_("unfinished") else None
     if chain:
         return "unfinished", chain
-    counted = matched_count(final, searches)
+    counted = matched_count(final, searches) if open_("all_matches") else None
     # Only when judging each line (and writing the per-line question) fits the sub-call budget.
     if counted and counted["hits"] + 1 <= remaining(state, settings)["sub_calls"]:
         return "all_matches", counted
     return None
+
+
+def unsearched_note(name: str, searches: list[dict[str, Any]], question: str) -> str:
+    """The note after searches of `context` that never looked for the question's name."""
+    patterns = [s["pattern"] for s in searches if s["over"] == "context"]
+    asked = set(re.findall(r"\w{3,}", question.lower()))
+    shared = any(set(re.findall(r"\w{3,}", p.lower())) & asked for p in patterns)
+    what = "are not the name the question is about" if shared else "are not words of the question"
+    searched = ", ".join(repr(p) for p in patterns)
+    return prompts.UNSEARCHED_NOTE.format(name=name, searched=searched, what=what)
 
 
 def chain_left(

@@ -111,8 +111,8 @@ CHAIN_LINE = """Of the lines grep({name!r}) finds, this one has the most words o
 {line!r}. {follow}"""
 
 UNSEARCHED_NOTE = """\
-Your searches so far ({searched}) are not words of the question. The question is about \
-{name}; search for it first:
+Your searches so far ({searched}) {what}. The question is about {name}; search for it \
+first:
 ```python
 hits = grep({name!r})
 print(len(hits), hits[:10])

@@ -71,6 +71,10 @@ def test_no_note_for_a_search_sharing_a_word_with_the_name_or_a_question_without
     )
     assert "searches so far" not in result.trajectory[0]["observation"]
     assert result.answer == "2"
+    # A quoted question's first word and a month are not names to search.
+    root = script(py("print(len(grep('market town')))"), py("FINAL('2')"))
+    result = run('"Which towns held a market in March?"', DOC, settings=make_settings(model=root))
+    assert "searches so far" not in result.trajectory[0]["observation"]
 
 
 EMPLOYER_QUESTION = (
@@ -102,3 +106,10 @@ def test_an_answer_from_the_line_before_a_searched_name_is_pointed_at_that_names
     assert "that line goes on to Omaoma. Of the lines grep('Omaoma') finds" in sent_back
     assert "'Omaoma is a market town on the Dar river. It was founded in 1678.'" in sent_back
     assert "write FINAL('1678')" in sent_back
+
+
+def test_an_answer_that_is_the_name_its_line_leads_to_stands(make_settings):
+    root = script(py("print(grep('Quill Works is'))"), py("FINAL('Omaoma')"))
+    question = "In which town are the headquarters of Quill Works?"
+    result = run(question, DOC, settings=make_settings(model=root))
+    assert result.answer == "Omaoma" and len(result.trajectory) == 2

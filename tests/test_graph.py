@@ -272,7 +272,7 @@ def test_grep_matches_whole_words_and_says_where_a_word_hides_inside_others(make
             "A favourable one.",
         ]
     )
-    cells = [py("print(grep('drivor'))"), py("print(grep('favour'))")]
+    cells = [py("print(grep('(?i)drivor'))"), py("print(grep('favour'))")]
     root = script(*cells, py(r"print(grep(r'\w*favour\w*'))"), py("FINAL('x')"))
     result = run("Where is Drivor?", doc, settings=make_settings(model=root))
     assert "['Drivor is a town.', 'Bo grew up in Drivor.']" in result.trajectory[0]["observation"]

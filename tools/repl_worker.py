@@ -59,20 +59,26 @@ PER_LINE_QUESTION = (
 
 
 def grep_pattern(pattern: Any, whole_words: bool = True) -> re.Pattern[str]:
-    r"""`pattern` as a case-insensitive regex, or its words as written if it is not one. Where it
-    starts or ends with a letter or digit, it matches only where a word starts or ends: at 1M
-    characters grep("Drivor") found 58 lines, most of them "Mordrivor Labs", and the town's own
-    line was not among the ten printed. r"\w*drivor" still matches inside words."""
+    r"""`pattern` as a case-insensitive regex, or its words as written if it is not one. Where its
+    text starts or ends with a word character (a letter, digit or _; not a class like [Dd]), it
+    matches only where a word starts or ends: at 1M characters grep("Drivor") found 58 lines,
+    most of them "Mordrivor Labs", and the town's own line was not among the ten printed.
+    r"\w*drivor" still matches inside words. So a whole-word search counts "review" but not
+    "reviews": `len(grep(...))` of a stem undercounts (its empty result says so; one with hits
+    does not)."""
     text = str(pattern)
     try:
         re.compile(text)
     except re.error:  # "f(x" and the like: the words as written
         text = re.escape(text)
-    if whole_words and text:
-        start = r"(?<!\w)" if re.match(r"\w", text) else ""
-        end = r"(?!\w)" if re.search(r"(?<!\\)\w$", text) else ""
-        text = f"{start}(?:{text}){end}"
-    return re.compile(text, re.I)
+    # Global flags ("(?i)") must stay in front of the wrapper.
+    flags, body = re.match(r"((?:\(\?[aiLmsux]+\))*)(.*)", text, re.S).groups()
+    if whole_words and body:
+        start = r"(?<!\w)" if re.match(r"\w", body) else ""
+        end = r"(?!\w)" if re.search(r"(?<!\\)\w$", body) else ""
+        if start or end:
+            body = f"{start}(?:{body}){end}"
+    return re.compile(flags + body, re.I)
 
 
 def grep_lines(pattern: Any, lines: list[str], whole_words: bool = True) -> list[str]:
@@ -89,7 +95,7 @@ def _nearest_search(pattern: str, lines: list[str]) -> str:
     nothing and repeat the search; the name alone hits."""
     inside = grep_lines(pattern, lines, whole_words=False)
     if inside:
-        wider = r"\w*" + grep_pattern(pattern, whole_words=False).pattern + r"\w*"
+        wider = r"\w*(?:" + grep_pattern(pattern, whole_words=False).pattern + r")\w*"
         what = f"it inside longer words (grep({wider!r}) finds them)"
         return _found_instead(f"{pattern!r} as a word of its own", what, inside)
     words = re.sub(r"'s\b", "", pattern).split()
