@@ -28,7 +28,7 @@ import ast
 import re
 from typing import Any
 
-from nodes.closest_line import next_link
+from nodes.closest_line import clipped, next_link
 from tools.repl_worker import ALIASES, grep_pattern
 
 _NEGATIVE = re.compile(
@@ -156,7 +156,7 @@ def unfinished_chain(final: str, lines: list[str], question: str) -> dict[str, s
     # The name after the question's word may be the answer itself ("headquarters are in X").
     if link is None or link[0] != "name" or word.search(link[1]):
         return None
-    return {"line": line if len(line) <= 300 else line[:297] + "...", "name": link[1]}
+    return {"line": clipped(line), "name": link[1]}
 
 
 def answer_word(final: str) -> re.Pattern[str]:

@@ -53,7 +53,12 @@ def closest_line(
     if not scored or scored[0][0] < 1 or (len(scored) > 1 and scored[1][:2] == scored[0][:2]):
         return None
     line = scored[0][2]
-    return line if len(line) <= 300 else line[:297] + "..."
+    return clipped(line)
+
+
+def clipped(text: str, limit: int = 300) -> str:
+    """`text` cut to `limit` characters, "..." marking the cut: a quoted line or question."""
+    return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
 def question_words(question: str, searched: list[str]) -> set[str]:

@@ -24,7 +24,7 @@ from nodes.answer_checks import (
     unfinished_chain,
     unsearched_names,
 )
-from nodes.closest_line import closest_with_link, line_advice, printed_lines
+from nodes.closest_line import clipped, closest_with_link, line_advice, printed_lines
 from nodes.execute import budget_exhausted, remaining
 from nodes.model_call import blob_store, emit, put_message, settings_of
 from tools.repl_worker import GREP_FOUND_NOTHING, grep_lines
@@ -274,7 +274,7 @@ def goal(state: RLMState, store: Any) -> str:
     then went on printing them one by one instead of answering "how many")."""
     ref = state.get("question_ref")
     text = " ".join(store.get_text(ref).split()) if ref else ""
-    return text if len(text) <= 300 else text[:297] + "..."
+    return clipped(text)
 
 
 def render_result(result: dict[str, Any], limit: int, question: str = "") -> str:
