@@ -69,6 +69,12 @@ EMPTY_OUTPUT = """\
 (no output: the cell printed nothing. Print a value to see it. If it was a search, it \
 found no match: try other words before you conclude anything.)"""
 
+# The search offered for a name, as ready code (small models run offered code as written).
+SEARCH_CODE = """```python
+hits = grep({name!r})
+print(len(hits), hits[:10])
+```"""
+
 SENT_BACK = {
     "gave_up": """\
 Not finished: you answered right after a cell that printed nothing, and an empty search \
@@ -92,31 +98,29 @@ FINAL(len(kept))
     "unsearched": """\
 Not finished: no search so far looked for {name}, the name the question is about, so this \
 answer may be about something else. Search for {name} first:
-```python
-hits = grep({name!r})
-print(len(hits), hits[:10])
-```""",
+"""
+    + SEARCH_CODE,
     "unfinished": """\
 Not finished: your answer comes from the line {line!r}, and that line goes on to {name}. \
 {next}""",
 }
 
-CHAIN_SEARCH = """You have not searched for {name} yet. If the question goes on through {name}, \
+CHAIN_SEARCH = (
+    """You have not searched for {name} yet. If the question goes on through {name}, \
 search it:
-```python
-hits = grep({name!r})
-print(len(hits), hits[:10])
-```"""
+"""
+    + SEARCH_CODE
+)
 CHAIN_LINE = """Of the lines grep({name!r}) finds, this one has the most words of the question: \
 {line!r}. {follow}"""
 
-UNSEARCHED_NOTE = """\
+UNSEARCHED_NOTE = (
+    """\
 Your searches so far ({searched}) {what}. The question is about {name}; search for it \
 first:
-```python
-hits = grep({name!r})
-print(len(hits), hits[:10])
-```"""
+"""
+    + SEARCH_CODE
+)
 
 ANSWER_NOT_FINAL = """\
 Setting `answer` yourself does not finish. When you are sure, call FINAL(the_answer)."""
@@ -135,16 +139,16 @@ STUCK_ADVICE_PRINTED = """It printed {printed} again: if that answers the questi
 FINAL({printed!r}) now."""
 STUCK_ADVICE_LINE = """Of the lines your search found, this one has the most words of the \
 question: {line!r}. {follow}"""
-FOLLOW_NAME = """It names {name}, which you have not searched for yet:
-```python
-hits = grep({name!r})
-print(len(hits), hits[:10])
-```"""
-FOLLOW_QUESTION_NAME = """No search has looked for {name}, the name the question is about:
-```python
-hits = grep({name!r})
-print(len(hits), hits[:10])
-```"""
+FOLLOW_NAME = (
+    """It names {name}, which you have not searched for yet:
+"""
+    + SEARCH_CODE
+)
+FOLLOW_QUESTION_NAME = (
+    """No search has looked for {name}, the name the question is about:
+"""
+    + SEARCH_CODE
+)
 FOLLOW_VALUE = """It says "{phrase}": if that answers the question, write FINAL({value!r})."""
 FOLLOW_ANSWER = "If it answers the question, write FINAL with the answer."
 
