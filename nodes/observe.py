@@ -45,18 +45,19 @@ def observe(
     )
     update: dict[str, Any] = {}
     final = result.get("final") if result else None
-    searches = (list(state.get("searches") or []) + cell_searches(result))[-8:]
+    new_searches = cell_searches(result)
+    searches = (list(state.get("searches") or []) + new_searches)[-8:]
     update["searches"] = searches
     sent_back = list(state.get("sent_back") or [])
     unsearched = unsearched_names(question, searches)
     early = None
     if final is not None:
-        early = early_answer(state, settings, store, result, final, searches, unsearched)
+        early = early_answer(state, settings, store, question, result, final, searches, unsearched)
     if early is not None:
         kind, fields = early
         text = prompts.SENT_BACK[kind].format(observation=text, question=question, **fields)
         final, update["sent_back"] = None, sent_back + [kind]
-    elif final is None and unsearched and cell_searches(result) and "unsearched" not in sent_back:
+    elif final is None and unsearched and new_searches and "unsearched" not in sent_back:
         # Said once, right after the search: later turns build on what it found.
         text += "\n\n" + unsearched_note(unsearched[0], searches, question)
         update["sent_back"] = sent_back + ["unsearched"]
@@ -111,6 +112,7 @@ def early_answer(
     state: RLMState,
     settings: Settings,
     store: Any,
+    question: str,
     result: dict[str, Any] | None,
     final: str,
     searches: list[dict[str, Any]],
@@ -131,7 +133,9 @@ def early_answer(
         return "guessed", {}
     if open_("unsearched") and unsearched:
         return "unsearched", {"name": unsearched[0]}
-    chain = chain_left(state, store, result, final, searches) if open_("unfinished") else None
+    chain = None
+    if open_("unfinished"):
+        chain = chain_left(state, store, question, result, final, searches)
     if chain:
         return "unfinished", chain
     counted = matched_count(final, searches) if open_("all_matches") else None
@@ -154,6 +158,7 @@ def unsearched_note(name: str, searches: list[dict[str, Any]], question: str) ->
 def chain_left(
     state: RLMState,
     store: Any,
+    question: str,
     result: dict[str, Any] | None,
     final: str,
     searches: list[dict[str, Any]],
@@ -165,7 +170,6 @@ def chain_left(
     # last search.
     printed = printed_before_final(result, final) if result else ""
     lines = printed_lines(printed) + last_search_lines(state, store, searches)
-    question = goal(state, store)
     chain = unfinished_chain(final, lines, question)
     if chain is None:
         return None
