@@ -247,7 +247,8 @@ class Worker:
             return FINAL(self.ns[key])
 
         def grep(pattern: Any, text: Any = None) -> list[str]:
-            """Lines of `text` (default `context`) containing `pattern`, any case; or a regex."""
+            """Lines of `text` (default `context`) with `pattern` as whole words, any case; or a
+            regex (see `grep_pattern`)."""
             src = self.ns.get("context", "") if text is None else text
             lines = src.splitlines() if isinstance(src, str) else [str(x) for x in src]
             hits = grep_lines(pattern, lines)
