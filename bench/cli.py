@@ -2,7 +2,7 @@
 
 Mount on the main CLI (cli/main.py) with:
 
-    from bench.cli import app as bench_app
+    from rlm_research.bench.cli import app as bench_app
     app.add_typer(bench_app, name="bench")
 
 then `rlm-research bench frames --mode closed --limit 20` and
@@ -49,7 +49,7 @@ def frames(
     timeout: Annotated[float, typer.Option(help="seconds per question")] = 1800.0,
 ) -> None:
     """FRAMES (google/frames-benchmark), graded by an LLM judge with a normalised-match fallback."""
-    from bench import frames as fr
+    from rlm_research.bench import frames as fr
 
     argv = ["--mode", mode, "--system", system, "--model", model, "--start", str(start)]
     argv += ["--articles-dir", articles_dir, "--max-turns", str(max_turns)]
@@ -76,7 +76,7 @@ def frames(
 )
 def quality(ctx: typer.Context) -> None:
     """Generated long-context tasks; options as `python -m bench.quality --help`."""
-    from bench import quality as q
+    from rlm_research.bench import quality as q
 
     q.main(list(ctx.args))
 

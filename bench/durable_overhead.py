@@ -36,9 +36,8 @@ from pathlib import Path
 from typing import Any
 
 from langchain_core.language_models.fake_chat_models import FakeListChatModel
-
-from graph import Settings
-from graph.api import stream
+from rlm_research.graph import Settings
+from rlm_research.graph.api import stream
 
 MB = 1_000_000
 WORDS = [

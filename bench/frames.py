@@ -41,7 +41,7 @@ from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
-from bench.tasks import normalize
+from rlm_research.bench.tasks import normalize
 
 DATASET = "google/frames-benchmark"
 JUDGE_PROMPT = """\
@@ -216,8 +216,8 @@ def run_system(
     system: str, question: str, sources: dict[str, str] | None, opts: argparse.Namespace
 ) -> dict[str, Any]:
     if system == "rlm":
-        from bench.quality import rlm_settings
-        from graph import run
+        from rlm_research.bench.quality import rlm_settings
+        from rlm_research.graph import run
 
         res = run(question, sources or None, settings=rlm_settings(opts))
         return {
@@ -228,10 +228,9 @@ def run_system(
         }
     if system == "plain":
         from langchain_core.messages import HumanMessage, SystemMessage
-
-        from bench.quality import count_tokens_fn, truncate_to_tokens
-        from graph.usage import model_call_usage
-        from tools.chat_models import build_chat_model, model_label
+        from rlm_research.bench.quality import count_tokens_fn, truncate_to_tokens
+        from rlm_research.graph.usage import model_call_usage
+        from rlm_research.tools.chat_models import build_chat_model, model_label
 
         spec = opts.model_obj or opts.model
         model = build_chat_model(spec, base_url=opts.base_url, temperature=0.0, max_tokens=256)
@@ -269,7 +268,7 @@ def build_judge(opts: argparse.Namespace) -> Any | None:
     spec = opts.judge_model or opts.model
     if str(spec).lower() in ("none", "match", ""):
         return None
-    from tools.chat_models import build_chat_model
+    from rlm_research.tools.chat_models import build_chat_model
 
     return build_chat_model(
         opts.model_obj if spec == opts.model and opts.model_obj else spec,

@@ -286,7 +286,7 @@ def run_official(task: Any, opts: argparse.Namespace) -> dict[str, Any]:
     server: LlamaServer | None = None
     with contextlib.ExitStack() as stack:
         if spec.startswith("local"):
-            from tools.local_weights import resolve_weights
+            from rlm_research.tools.local_weights import resolve_weights
 
             weights = "0.5b" if spec == "local:0.5b" else "1.5b"
             if opts.out:
@@ -313,7 +313,7 @@ def run_official(task: Any, opts: argparse.Namespace) -> dict[str, Any]:
         }
         try:
             proc = subprocess.run(
-                [sys.executable, "-m", "bench.official", "--driver"],
+                [sys.executable, "-m", "rlm_research.bench.official", "--driver"],
                 input=json.dumps(job),
                 capture_output=True,
                 text=True,

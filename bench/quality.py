@@ -40,7 +40,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from bench.tasks import FAMILIES, Task, make, parse_size, size_label
+from rlm_research.bench.tasks import FAMILIES, Task, make, parse_size, size_label
 
 SYSTEMS = ("rlm", "plain", "official")
 PLAIN_SYSTEM = "Answer the question using only the text you are given. Reply with the answer only."
@@ -82,7 +82,7 @@ def eval_cell(rows: list[dict[str, Any]]) -> str:
 
 def rlm_settings(opts: argparse.Namespace) -> Any:
     """The settings every benchmark runs this project with: temperature 0, the run's budgets."""
-    from graph import Settings
+    from rlm_research.graph import Settings
 
     return Settings(
         model=opts.model_obj or opts.model,
@@ -95,7 +95,7 @@ def rlm_settings(opts: argparse.Namespace) -> Any:
 
 
 def run_rlm(task: Task, opts: argparse.Namespace) -> dict[str, Any]:
-    from graph import run
+    from rlm_research.graph import run
 
     res = run(task.question, task.context, settings=rlm_settings(opts))
     return {
@@ -134,9 +134,8 @@ def truncate_to_tokens(text: str, budget: int, count: Callable[[str], int]) -> t
 
 def run_plain(task: Task, opts: argparse.Namespace) -> dict[str, Any]:
     from langchain_core.messages import HumanMessage, SystemMessage
-
-    from graph.usage import model_call_usage
-    from tools.chat_models import build_chat_model, model_label
+    from rlm_research.graph.usage import model_call_usage
+    from rlm_research.tools.chat_models import build_chat_model, model_label
 
     spec = opts.model_obj or opts.model
     model = build_chat_model(
@@ -168,7 +167,7 @@ def run_plain(task: Task, opts: argparse.Namespace) -> dict[str, Any]:
 
 
 def run_official(task: Task, opts: argparse.Namespace) -> dict[str, Any]:
-    from bench.official import run_official as _run
+    from rlm_research.bench.official import run_official as _run
 
     return _run(task, opts)
 

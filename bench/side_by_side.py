@@ -52,7 +52,8 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from bench.official import INSTALL, OFFICIAL_PATH, REPO, check_installed, child_env
+from rlm_research.bench.official import INSTALL, OFFICIAL_PATH, REPO, check_installed, child_env
+
 from tests.support.stub_openai import Fault, StubOpenAI, last_user_text, message_text
 
 CHILD, WARM_CHILD = "bench child", "warm child"  # warm-up children are instant and not timed
@@ -152,8 +153,8 @@ Runner = Callable[[str, str, int], tuple[str, float | None]]
 
 
 def ours_runner(base_url: str, data_dir: str) -> Runner:
-    from graph import Settings
-    from graph.api import run
+    from rlm_research.graph import Settings
+    from rlm_research.graph.api import run
 
     def go(question: str, context: str, max_turns: int) -> tuple[str, float | None]:
         s = Settings(model="openai:stub", sub_model="openai:stub", base_url=base_url,
@@ -216,7 +217,7 @@ def child(job: dict[str, Any]) -> dict[str, Any]:
 def run_child(job: dict[str, Any], stub: StubOpenAI, model: Model) -> dict[str, Any]:
     """One child process; its JSON plus `peak` (tree RSS), `calls` and `span`, or `error`."""
     env = child_env() if job["system"] == "official" else dict(os.environ)
-    cmd = [sys.executable, "-m", "bench.side_by_side", "--child", json.dumps(job)]
+    cmd = [sys.executable, "-m", "rlm_research.bench.side_by_side", "--child", json.dumps(job)]
     calls0 = stub.call_count
     model.take()
     proc = subprocess.Popen(

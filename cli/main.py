@@ -21,8 +21,7 @@ import typer
 from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
-
-from cli.options import (
+from rlm_research.cli.options import (
     RUN_ID_RE,
     BaseUrlOpt,
     ConfigOpt,
@@ -36,13 +35,19 @@ from cli.options import (
     resolve_config,
     with_db,
 )
-from cli.output import EXIT_USAGE, Failure, echo, err, fail, print_json, resume_hint
-from cli.run_display import STATUS_STYLE, format_last_step, format_when, preview, public_run
-from cli.run_execution import execute_run
-from graph import api, run_index
-from graph.config import ConfigError, settings_from_stored
-from graph.settings import Settings
-from graph.usage import input_text, total_tokens
+from rlm_research.cli.output import EXIT_USAGE, Failure, echo, err, fail, print_json, resume_hint
+from rlm_research.cli.run_display import (
+    STATUS_STYLE,
+    format_last_step,
+    format_when,
+    preview,
+    public_run,
+)
+from rlm_research.cli.run_execution import execute_run
+from rlm_research.graph import api, run_index
+from rlm_research.graph.config import ConfigError, settings_from_stored
+from rlm_research.graph.settings import Settings
+from rlm_research.graph.usage import input_text, total_tokens
 
 app = typer.Typer(
     name="rlm-research",
@@ -141,7 +146,7 @@ def run(
         db_file = db_path(db, settings)
         settings = with_db(settings, db_file)
 
-        from tools.sources import SourceError, load_sources
+        from rlm_research.tools.sources import SourceError, load_sources
 
         try:
             sources = load_sources(
@@ -341,7 +346,7 @@ def show(
     echo(row.get("answer") or "(none yet)")
 
 
-from bench.cli import app as bench_app  # noqa: E402 - mounted after the commands above
+from rlm_research.bench.cli import app as bench_app  # noqa: E402 - mounted after the commands above
 
 app.add_typer(bench_app, name="bench")
 

@@ -9,10 +9,9 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
-
-from cli.output import EXIT_USAGE, Failure
-from graph.config import ConfigError, Loaded, load_config
-from graph.settings import Settings
+from rlm_research.cli.output import EXIT_USAGE, Failure
+from rlm_research.graph.config import ConfigError, Loaded, load_config
+from rlm_research.graph.settings import Settings
 
 RUN_ID_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
 
@@ -78,7 +77,7 @@ def with_db(settings: Settings, db: Path) -> Settings:
 
 
 def check_models(settings: Settings) -> None:
-    from tools.chat_models import ModelConfigError, check_models_reachable
+    from rlm_research.tools.chat_models import ModelConfigError, check_models_reachable
 
     try:
         check_models_reachable(settings.model, settings.sub_model, base_url=settings.base_url)
@@ -90,7 +89,7 @@ def model_label(spec: Any) -> str | None:
     if spec is None:
         return None
     try:
-        from tools.chat_models import model_label as chat_model_label
+        from rlm_research.tools.chat_models import model_label as chat_model_label
 
         return chat_model_label(spec)
     except Exception:  # noqa: BLE001 - only for display

@@ -19,8 +19,8 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from graph.blob_store import BlobNotFound, BlobStore
-from graph.usage import input_text, total_calls, total_tokens
+from rlm_research.graph.blob_store import BlobNotFound, BlobStore
+from rlm_research.graph.usage import input_text, total_calls, total_tokens
 
 OUTPUT_CHARS = 2_000  # of each root turn's output in the report
 MAX_TREE_ROWS = 300

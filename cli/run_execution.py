@@ -13,9 +13,8 @@ from typing import Any, NoReturn
 
 import typer
 from rich.markup import escape
-
-from cli.options import model_label
-from cli.output import (
+from rlm_research.cli.options import model_label
+from rlm_research.cli.output import (
     EXIT_FAILED,
     EXIT_INTERRUPTED,
     EXIT_OK,
@@ -24,9 +23,9 @@ from cli.output import (
     print_json,
     resume_hint,
 )
-from cli.report import peak_rss_mb
-from graph import run_index
-from graph.settings import Settings
+from rlm_research.cli.report import peak_rss_mb
+from rlm_research.graph import run_index
+from rlm_research.graph.settings import Settings
 
 GRACE_SECONDS = 3.0  # after Ctrl-C, how long parallel sub-calls may take to notice before we leave
 
@@ -34,7 +33,7 @@ GRACE_SECONDS = 3.0  # after Ctrl-C, how long parallel sub-calls may take to not
 def sandbox_description() -> str | None:
     """How this process ran REPL workers (bwrap or plain), for the report."""
     try:
-        from tools.sandbox import sandbox_mode
+        from rlm_research.tools.sandbox import sandbox_mode
 
         mode = sandbox_mode()
     except Exception:  # noqa: BLE001 - absent or misconfigured: the report just omits it
@@ -112,9 +111,9 @@ def execute_run(
     sources: list[dict[str, Any]] | None,
 ) -> None:
     """Stream the run with progress, then report. Raises typer.Exit with the right code."""
-    from cli.progress import make_progress
-    from cli.report import write_report
-    from graph.api import stream
+    from rlm_research.cli.progress import make_progress
+    from rlm_research.cli.report import write_report
+    from rlm_research.graph.api import stream
 
     hint = resume_hint(run_id, db, explicit_db)
     live = not json_out and not quiet and err.is_terminal
@@ -199,7 +198,7 @@ def execute_run(
     else:
         if result.answer.strip():
             echo(result.answer)
-        from graph.usage import total_calls, total_tokens
+        from rlm_research.graph.usage import total_calls, total_tokens
 
         colour = "green" if status == "answered" else "red"
         err.print(

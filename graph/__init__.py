@@ -1,10 +1,10 @@
 """rlm-research: Recursive Language Models as a LangGraph graph.
 
-from graph import graph, run, Settings
+from rlm_research.graph import graph, run, Settings
 """
 
-from graph.api import RunResult, resume, run, stream
-from graph.builder import builder, graph
-from graph.settings import Settings
+from rlm_research.graph.api import RunResult, resume, run, stream
+from rlm_research.graph.builder import builder, graph
+from rlm_research.graph.settings import Settings
 
 __all__ = ["RunResult", "Settings", "builder", "graph", "resume", "run", "stream"]

@@ -10,12 +10,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from graph import run_index
-from graph.blob_store import BlobStore
-from graph.builder import builder
-from graph.checkpoints import open_saver
-from graph.settings import Settings
-from nodes.level_start import ingest_context
+from rlm_research.graph import run_index
+from rlm_research.graph.blob_store import BlobStore
+from rlm_research.graph.builder import builder
+from rlm_research.graph.checkpoints import open_saver
+from rlm_research.graph.settings import Settings
+from rlm_research.nodes.level_start import ingest_context
 
 RECURSION_LIMIT = 100_000  # budgets end runs; LangGraph's step cap should never be what stops one
 

@@ -12,14 +12,13 @@ inherit the parent's checkpointer through the config.
 from __future__ import annotations
 
 from langgraph.graph import END, START, StateGraph
-
-from graph.settings import Settings
-from graph.state import RLMInput, RLMOutput, RLMState
-from nodes.execute import execute
-from nodes.finalize import finalize
-from nodes.generate_code import generate_code
-from nodes.observe import observe
-from nodes.spawn_subgraph import spawn_subgraph
+from rlm_research.graph.settings import Settings
+from rlm_research.graph.state import RLMInput, RLMOutput, RLMState
+from rlm_research.nodes.execute import execute
+from rlm_research.nodes.finalize import finalize
+from rlm_research.nodes.generate_code import generate_code
+from rlm_research.nodes.observe import observe
+from rlm_research.nodes.spawn_subgraph import spawn_subgraph
 
 
 def build_graph() -> StateGraph:

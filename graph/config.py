@@ -37,8 +37,7 @@ from pydantic import (
     create_model,
     field_validator,
 )
-
-from graph.settings import Settings
+from rlm_research.graph.settings import Settings
 
 LOCAL_FILE = "rlm-research.yaml"
 DEFAULT_MAX_SOURCE_BYTES = 100 * 1024 * 1024
@@ -83,7 +82,7 @@ class _DeclaredConfig(BaseModel):
     def _known_model_form(cls, value: str | None) -> str | None:
         if value is None:
             return None
-        from tools.chat_models import ModelConfigError, parse_spec
+        from rlm_research.tools.chat_models import ModelConfigError, parse_spec
 
         try:
             parse_spec(value)

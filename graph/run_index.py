@@ -90,7 +90,7 @@ def _label(spec: Any) -> str | None:
     if isinstance(spec, str):
         return spec
     try:
-        from tools.chat_models import model_label
+        from rlm_research.tools.chat_models import model_label
 
         return model_label(spec)
     except Exception:  # noqa: BLE001 - a label is only for display

@@ -6,7 +6,7 @@ from __future__ import annotations
 import operator
 from typing import Annotated, Any, TypedDict
 
-from graph.usage import Usage, add_usage
+from rlm_research.graph.usage import Usage, add_usage
 
 
 def merge_results(old: dict[str, Any] | None, new: dict[str, Any] | None) -> dict[str, Any]:

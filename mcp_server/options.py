@@ -7,10 +7,9 @@ import re
 from typing import Any, get_type_hints
 
 from pydantic import TypeAdapter, ValidationError
-
-from graph.config import SECRET_KEYS, Config
-from graph.settings import Settings
-from mcp_server.failures import ToolFailure
+from rlm_research.graph.config import SECRET_KEYS, Config
+from rlm_research.graph.settings import Settings
+from rlm_research.mcp_server.failures import ToolFailure
 
 RUN_ID_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
 
@@ -89,7 +88,7 @@ def _check_extra(key: str, value: Any) -> Any:
         raise ToolFailure(f"option {key!r}: {msg} (got {value!r})") from None
     problem = None
     if key == "web_provider":
-        from tools.web_search import PROVIDERS
+        from rlm_research.tools.web_search import PROVIDERS
 
         checked = checked.strip().lower()
         if checked not in PROVIDERS:

@@ -8,9 +8,9 @@ import logging
 from pathlib import Path
 from typing import Any
 
-from graph import run_index
-from graph.settings import Settings
-from mcp_server.summaries import model_label
+from rlm_research.graph import run_index
+from rlm_research.graph.settings import Settings
+from rlm_research.mcp_server.summaries import model_label
 
 log = logging.getLogger("rlm_research.mcp")
 
@@ -23,7 +23,7 @@ def write_run_report(
     settings: Settings,
 ) -> tuple[dict[str, Any], Path]:
     """The report of a run that just ended here: (its run-index row, the report's path)."""
-    from cli.report import write_report
+    from rlm_research.cli.report import write_report
 
     row = run_index.get_run(db, result.run_id) or {}
     status = row.get("status") or ("answered" if result.answer.strip() else "failed")
@@ -51,7 +51,7 @@ def report_path(db: Path, run_id: str, row: dict[str, Any]) -> Path:
 def write_report_from_store(db: Path, run_id: str, row: dict[str, Any]) -> Path:
     """A report for a run that has none yet (cancelled, crashed, or started elsewhere),
     from its last checkpoint, else from its row."""
-    from cli.report import write_report
+    from rlm_research.cli.report import write_report
 
     md_path, _ = write_report(
         stored_result(db, run_id, row),
@@ -70,8 +70,8 @@ def write_report_from_store(db: Path, run_id: str, row: dict[str, Any]) -> Path:
 def stored_result(db: Path, run_id: str, row: dict[str, Any]) -> Any:
     """The run's result from its last checkpoint (`graph.api.load_result`), its run-index row
     filling in what the checkpoint lacks, or standing in for a run with no checkpoint."""
-    from graph.api import RunResult, load_result
-    from graph.blob_store import BlobNotFound
+    from rlm_research.graph.api import RunResult, load_result
+    from rlm_research.graph.blob_store import BlobNotFound
 
     saved = None
     if run_index.has_checkpoints(db, run_id):

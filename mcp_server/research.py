@@ -13,14 +13,13 @@ from typing import Any
 import anyio
 from mcp.server.mcpserver import Context
 from mcp.types import CallToolResult, TextContent
-
-from graph import run_index
-from graph.config import ConfigError, Loaded, load_config, settings_from_stored
-from graph.settings import Settings
-from mcp_server.failures import ToolFailure
-from mcp_server.options import RESUME_KEYS, check_run_id, flag_to_option, split_options
-from mcp_server.reports import report_path, write_run_report
-from mcp_server.run_threads import (
+from rlm_research.graph import run_index
+from rlm_research.graph.config import ConfigError, Loaded, load_config, settings_from_stored
+from rlm_research.graph.settings import Settings
+from rlm_research.mcp_server.failures import ToolFailure
+from rlm_research.mcp_server.options import RESUME_KEYS, check_run_id, flag_to_option, split_options
+from rlm_research.mcp_server.reports import report_path, write_run_report
+from rlm_research.mcp_server.run_threads import (
     SHUTDOWN_GRACE,
     ActiveRuns,
     RunThread,
@@ -28,7 +27,13 @@ from mcp_server.run_threads import (
     in_thread,
     settle_after_cancel,
 )
-from mcp_server.summaries import iso_time, model_label, preview, usage_line, usage_summary
+from rlm_research.mcp_server.summaries import (
+    iso_time,
+    model_label,
+    preview,
+    usage_line,
+    usage_summary,
+)
 
 log = logging.getLogger("rlm_research.mcp")
 
@@ -60,7 +65,7 @@ class Research:
 
     @staticmethod
     def check_models(settings: Settings) -> None:
-        from tools.chat_models import ModelConfigError, check_models_reachable
+        from rlm_research.tools.chat_models import ModelConfigError, check_models_reachable
 
         try:
             check_models_reachable(settings.model, settings.sub_model, base_url=settings.base_url)
@@ -96,7 +101,7 @@ class Research:
             if spec.strip() == "-":
                 raise ToolFailure("source '-' (stdin) is not available over MCP; give a path")
 
-        from tools.sources import SourceError, load_sources
+        from rlm_research.tools.sources import SourceError, load_sources
 
         try:
             loaded_sources = await in_thread(
@@ -225,7 +230,7 @@ class Research:
         report_question: str,
         sources: list[dict[str, Any]] | None,
     ) -> CallToolResult:
-        from graph.api import stream
+        from rlm_research.graph.api import stream
 
         worker = RunThread(
             run_id,

@@ -16,10 +16,9 @@ from typing import Any
 import anyio
 import anyio.to_thread
 from mcp.server.mcpserver import Context
-
-from graph import run_index
-from mcp_server.failures import ToolFailure
-from mcp_server.summaries import describe_event
+from rlm_research.graph import run_index
+from rlm_research.mcp_server.failures import ToolFailure
+from rlm_research.mcp_server.summaries import describe_event
 
 log = logging.getLogger("rlm_research.mcp")
 

@@ -32,14 +32,13 @@ from typing import Annotated, Any
 from mcp.server.mcpserver import Context, MCPServer
 from mcp.types import CallToolResult, ToolAnnotations
 from pydantic import Field
-
-from graph import run_index
-from graph.config import ConfigError, load_config
-from mcp_server.failures import ToolFailure, failures_as_results
-from mcp_server.options import OPTION_KEYS, RESUME_KEYS, split_options
-from mcp_server.research import Research
-from mcp_server.run_threads import in_thread
-from mcp_server.summaries import describe_event
+from rlm_research.graph import run_index
+from rlm_research.graph.config import ConfigError, load_config
+from rlm_research.mcp_server.failures import ToolFailure, failures_as_results
+from rlm_research.mcp_server.options import OPTION_KEYS, RESUME_KEYS, split_options
+from rlm_research.mcp_server.research import Research
+from rlm_research.mcp_server.run_threads import in_thread
+from rlm_research.mcp_server.summaries import describe_event
 
 # The tools and the command line live here; what they do is in `mcp_server.research` (see the
 # package docstring for the other modules). Names callers import from here stay importable.

@@ -6,7 +6,7 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any
 
-from graph.usage import input_text, total_calls, total_tokens
+from rlm_research.graph.usage import input_text, total_calls, total_tokens
 
 PROGRESS_TEXT = 200  # characters of an observation shown in a progress message
 
@@ -76,7 +76,7 @@ def model_label(spec: Any) -> str | None:
     if spec is None:
         return None
     try:
-        from tools.chat_models import model_label as label
+        from rlm_research.tools.chat_models import model_label as label
 
         return label(spec)
     except Exception:  # noqa: BLE001 - only for display

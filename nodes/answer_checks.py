@@ -28,8 +28,8 @@ import ast
 import re
 from typing import Any
 
-from nodes.closest_line import clipped, next_link
-from tools.repl_worker import ALIASES, grep_pattern
+from rlm_research.nodes.closest_line import clipped, next_link
+from rlm_research.tools.repl_worker import ALIASES, grep_pattern
 
 _NEGATIVE = re.compile(
     r"(none|null|nil|0|n/?a|unknown|\[\]|no\b.*|not (found|known|mentioned|present)\b.*"

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import re
 
-from nodes import prompts
+from rlm_research.nodes import prompts
 
 # Words every question has; they say nothing about which line matters.
 _COMMON_WORDS = """

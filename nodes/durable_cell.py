@@ -21,9 +21,9 @@ import os
 from pathlib import Path
 from typing import Any
 
-from graph.blob_store import BlobStore
-from graph.state import RLMState
-from tools.repl_host import ReplWorker, WorkerLimits, start_worker
+from rlm_research.graph.blob_store import BlobStore
+from rlm_research.graph.state import RLMState
+from rlm_research.tools.repl_host import ReplWorker, WorkerLimits, start_worker
 
 Journal = list[list[str]]  # [request id, request hash, answer ref]
 

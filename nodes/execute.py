@@ -11,12 +11,11 @@ from typing import Any, Literal
 
 from langgraph.runtime import Runtime
 from langgraph.types import Command, Send
-
-from graph.blob_store import BlobStore
-from graph.settings import Settings
-from graph.state import Budget, RLMState, SubRequest, SubResult
-from graph.usage import total_tokens
-from nodes.durable_cell import (
+from rlm_research.graph.blob_store import BlobStore
+from rlm_research.graph.settings import Settings
+from rlm_research.graph.state import Budget, RLMState, SubRequest, SubResult
+from rlm_research.graph.usage import total_tokens
+from rlm_research.nodes.durable_cell import (
     load_journal,
     read_side_journal,
     rebuild_worker,
@@ -25,9 +24,9 @@ from nodes.durable_cell import (
     side_journal_path,
     take,
 )
-from nodes.host_calls import answer_host_call
-from nodes.model_call import blob_store, emit, settings_of
-from tools.repl_host import (
+from rlm_research.nodes.host_calls import answer_host_call
+from rlm_research.nodes.model_call import blob_store, emit, settings_of
+from rlm_research.tools.repl_host import (
     HostCall,
     SubLMCall,
     WorkerDied,

@@ -7,15 +7,21 @@ import time
 from typing import Any
 
 from langgraph.runtime import Runtime
-
-from graph.blob_store import BlobStore
-from graph.settings import Settings
-from graph.state import RLMState
-from graph.usage import add_usage
-from nodes import prompts
-from nodes.code_blocks import strip_final
-from nodes.model_call import blob_store, call_model, emit, load_messages, put_message, settings_of
-from tools.repl_host import stop_worker
+from rlm_research.graph.blob_store import BlobStore
+from rlm_research.graph.settings import Settings
+from rlm_research.graph.state import RLMState
+from rlm_research.graph.usage import add_usage
+from rlm_research.nodes import prompts
+from rlm_research.nodes.code_blocks import strip_final
+from rlm_research.nodes.model_call import (
+    blob_store,
+    call_model,
+    emit,
+    load_messages,
+    put_message,
+    settings_of,
+)
+from rlm_research.tools.repl_host import stop_worker
 
 PREVIEW = 200
 

@@ -9,16 +9,15 @@ from typing import Literal
 from langchain_core.messages import HumanMessage, SystemMessage
 from langgraph.runtime import Runtime
 from langgraph.types import Command
-
-from graph.blob_store import BlobStore
-from graph.settings import Settings
-from graph.state import RLMState
-from graph.usage import add_usage
-from nodes import prompts
-from nodes.code_blocks import cut_invented_turns, extract_code, final_outside_code
-from nodes.execute import remaining
-from nodes.level_start import start_level
-from nodes.model_call import (
+from rlm_research.graph.blob_store import BlobStore
+from rlm_research.graph.settings import Settings
+from rlm_research.graph.state import RLMState
+from rlm_research.graph.usage import add_usage
+from rlm_research.nodes import prompts
+from rlm_research.nodes.code_blocks import cut_invented_turns, extract_code, final_outside_code
+from rlm_research.nodes.execute import remaining
+from rlm_research.nodes.level_start import start_level
+from rlm_research.nodes.model_call import (
     ModelCallError,
     OutOfTime,
     blob_store,

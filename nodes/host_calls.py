@@ -10,11 +10,11 @@ import json
 from pathlib import Path
 from typing import Any
 
-from graph.blob_store import BlobStore
-from graph.settings import Settings
-from nodes.durable_cell import append_side_journal, take
-from tools.repl_host import HostCall, ReplWorker, WorkerEvent
-from tools.web_search import WebError, call_web
+from rlm_research.graph.blob_store import BlobStore
+from rlm_research.graph.settings import Settings
+from rlm_research.nodes.durable_cell import append_side_journal, take
+from rlm_research.tools.repl_host import HostCall, ReplWorker, WorkerEvent
+from rlm_research.tools.web_search import WebError, call_web
 
 
 def answer_host_call(

@@ -8,11 +8,11 @@ import time
 import uuid
 from typing import Any
 
-from graph.blob_store import BlobStore
-from graph.settings import Settings
-from graph.state import Budget, RLMState
-from nodes import prompts
-from nodes.model_call import put_message
+from rlm_research.graph.blob_store import BlobStore
+from rlm_research.graph.settings import Settings
+from rlm_research.graph.state import Budget, RLMState
+from rlm_research.nodes import prompts
+from rlm_research.nodes.model_call import put_message
 
 BIG_CONTEXT_CHARS = 24_000  # above this, the prompt shows the chunk-and-batch pattern
 CHUNK_CHARS = 20_000

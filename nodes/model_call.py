@@ -10,12 +10,11 @@ from typing import Any
 from langchain_core.messages import AIMessage, AnyMessage, HumanMessage, SystemMessage
 from langgraph.config import get_stream_writer
 from langgraph.runtime import Runtime
-
-from graph.blob_store import BlobStore
-from graph.settings import Settings
-from graph.usage import Usage, model_call_usage
-from tools.chat_models import build_chat_model, model_label
-from tools.local_model import DeadlinePassed, EmbeddedChatModel
+from rlm_research.graph.blob_store import BlobStore
+from rlm_research.graph.settings import Settings
+from rlm_research.graph.usage import Usage, model_call_usage
+from rlm_research.tools.chat_models import build_chat_model, model_label
+from rlm_research.tools.local_model import DeadlinePassed, EmbeddedChatModel
 
 _ROLES = {"system": SystemMessage, "user": HumanMessage, "assistant": AIMessage}
 
@@ -113,7 +112,7 @@ def _is_malformed(e: BaseException) -> bool:
 
 def _failure(spec: Any, settings: Settings, e: BaseException, attempts: int) -> str:
     """One line for a failed call: "model openai:x at http://...: what happened (N attempts)"."""
-    from graph.run_index import one_line
+    from rlm_research.graph.run_index import one_line
 
     where = f" at {settings.base_url}" if isinstance(spec, str) and settings.base_url else ""
     tries = f" ({attempts} attempts)" if attempts > 1 else ""

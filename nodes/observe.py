@@ -10,11 +10,10 @@ from typing import Any, Literal
 
 from langgraph.runtime import Runtime
 from langgraph.types import Command
-
-from graph.settings import Settings
-from graph.state import RLMState
-from nodes import prompts
-from nodes.answer_checks import (
+from rlm_research.graph.settings import Settings
+from rlm_research.graph.state import RLMState
+from rlm_research.nodes import prompts
+from rlm_research.nodes.answer_checks import (
     answer_word,
     cell_stdout,
     guessed_unseen,
@@ -24,10 +23,10 @@ from nodes.answer_checks import (
     unfinished_chain,
     unsearched_names,
 )
-from nodes.closest_line import clipped, closest_with_link, line_advice, printed_lines
-from nodes.execute import budget_exhausted, remaining
-from nodes.model_call import blob_store, emit, put_message, settings_of
-from tools.repl_worker import GREP_FOUND_NOTHING, grep_lines
+from rlm_research.nodes.closest_line import clipped, closest_with_link, line_advice, printed_lines
+from rlm_research.nodes.execute import budget_exhausted, remaining
+from rlm_research.nodes.model_call import blob_store, emit, put_message, settings_of
+from rlm_research.tools.repl_worker import GREP_FOUND_NOTHING, grep_lines
 
 
 def observe(

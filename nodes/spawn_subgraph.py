@@ -9,10 +9,9 @@ from typing import Any, TypedDict
 
 from langgraph.errors import GraphBubbleUp
 from langgraph.runtime import Runtime
-
-from graph.settings import Settings
-from graph.state import Budget, SubRequest
-from nodes.model_call import blob_store, emit, settings_of
+from rlm_research.graph.settings import Settings
+from rlm_research.graph.state import Budget, SubRequest
+from rlm_research.nodes.model_call import blob_store, emit, settings_of
 
 
 class SpawnTask(TypedDict):
@@ -22,7 +21,9 @@ class SpawnTask(TypedDict):
 
 
 def spawn_subgraph(task: SpawnTask, runtime: Runtime[Settings]) -> dict[str, Any]:
-    from graph.builder import graph  # the module-level compiled graph: the same one at every depth
+    from rlm_research.graph.builder import (
+        graph,  # the module-level compiled graph: the same one at every depth
+    )
 
     settings = settings_of(runtime)
     store = blob_store(settings)

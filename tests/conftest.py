@@ -9,7 +9,7 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from graph.settings import Settings  # noqa: E402
+from rlm_research.graph.settings import Settings  # noqa: E402
 
 
 @pytest.fixture

@@ -21,10 +21,10 @@ import threading
 from pathlib import Path
 
 import pytest
+from rlm_research.cli.main import app
+from rlm_research.graph import run_index
 from typer.testing import CliRunner
 
-from cli.main import app
-from graph import run_index
 from tests.support.cli_process import cli_env, run_cli
 from tests.support.stub_openai import Fault, StubOpenAI, _Handler, _Server
 from tests.test_sources import make_pdf

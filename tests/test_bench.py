@@ -11,10 +11,8 @@ import types
 from pathlib import Path
 
 import pytest
-from typer.testing import CliRunner
-
-from bench import frames, quality
-from bench.tasks import (
+from rlm_research.bench import frames, quality
+from rlm_research.bench.tasks import (
     FAMILIES,
     count_score,
     exact_match,
@@ -23,6 +21,8 @@ from bench.tasks import (
     pair_f1,
     parse_size,
 )
+from typer.testing import CliRunner
+
 from tests.support.scripted_models import RuleModel
 from tests.support.stub_openai import RuleResponder, StubOpenAI
 
@@ -310,7 +310,7 @@ def test_normalized_match():
 
 
 def test_cli_frames_through_a_stub_server(frames_files, tmp_path):
-    from bench.cli import app
+    from rlm_research.bench.cli import app
 
     tsv, _ = frames_files
     rules = RuleResponder(
@@ -335,8 +335,7 @@ def test_cli_frames_through_a_stub_server(frames_files, tmp_path):
 
 def test_rename_shim_renames_max_completion_tokens():
     import httpx
-
-    from bench.official import RenameShim, rename_body
+    from rlm_research.bench.official import RenameShim, rename_body
 
     assert rename_body({"max_completion_tokens": 7}) == {"max_tokens": 7}
     assert rename_body({"max_tokens": 3, "max_completion_tokens": 7}) == {"max_tokens": 3}
@@ -354,7 +353,8 @@ def test_rename_shim_renames_max_completion_tokens():
 def test_official_system_through_the_shim(tmp_path):
     import argparse
 
-    from bench import official
+    from rlm_research.bench import official
+
     from tests.support.stub_openai import ScriptedResponder
 
     try:
@@ -397,7 +397,7 @@ INFO:     127.0.0.1:51234 - "POST /v1/chat/completions HTTP/1.1" 200 OK
 
 
 def test_evaluated_tokens_sums_the_prompt_eval_lines():
-    from bench.official import add_evaluated, evaluated_tokens
+    from rlm_research.bench.official import add_evaluated, evaluated_tokens
 
     assert evaluated_tokens(SERVER_LOG) == 1874 + 215
     assert evaluated_tokens("llama_print_timings: prompt eval time = 5.0 ms / 7 tokens") == 7
@@ -415,7 +415,7 @@ def test_evaluated_tokens_sums_the_prompt_eval_lines():
 
 
 def test_llama_server_log_has_a_section_per_task(tmp_path, monkeypatch):
-    from bench import official
+    from rlm_research.bench import official
 
     started = []
 
@@ -496,7 +496,7 @@ def test_truncation_keeps_a_text_that_fits():
 def test_side_by_side_prints_numbers(capsys):
     """Tiny sizes, one repeat; numbers for ours always, for official only where it is installed
     (not in CI: the script then says how to install it and still measures ours)."""
-    from bench import side_by_side
+    from rlm_research.bench import side_by_side
 
     argv = ["--repeats", "1", "--mb", "1", "--turns", "3", "--batch", "2", "--delay", "0.05"]
     side_by_side.main(argv)

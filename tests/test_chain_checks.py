@@ -7,8 +7,8 @@ short)."""
 from __future__ import annotations
 
 from langchain_core.language_models.fake_chat_models import FakeListChatModel
+from rlm_research.graph import run
 
-from graph import run
 from tests.support.scripted_models import RuleModel, py, script
 
 DOC = "\n".join(

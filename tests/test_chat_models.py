@@ -13,9 +13,8 @@ from pathlib import Path
 import pytest
 from langchain_core.language_models.fake_chat_models import FakeListChatModel
 from langchain_openai import ChatOpenAI
-
-from tools import local_model
-from tools.chat_models import (
+from rlm_research.tools import local_model
+from rlm_research.tools.chat_models import (
     OPENROUTER_URL,
     PLACEHOLDER_KEY,
     ModelConfigError,
@@ -24,7 +23,7 @@ from tools.chat_models import (
     model_label,
     parse_spec,
 )
-from tools.local_model import (
+from rlm_research.tools.local_model import (
     BoundedStateCache,
     EmbeddedChatModel,
     LocalWeights,

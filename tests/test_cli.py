@@ -15,11 +15,11 @@ from pathlib import Path
 
 import pytest
 from rich.console import Console
+from rlm_research.cli.main import app
+from rlm_research.cli.progress import LiveProgress
+from rlm_research.graph import run_index
 from typer.testing import CliRunner
 
-from cli.main import app
-from cli.progress import LiveProgress
-from graph import run_index
 from tests.support.cli_process import cli_env, run_cli, start_cli
 from tests.support.scripted_models import py
 from tests.support.stub_openai import Fault, RuleResponder, StubOpenAI, read_count_file
@@ -293,7 +293,7 @@ def test_ctrl_c_stops_cleanly_and_resume_finishes(env, doc, db, tmp_path: Path):
 def test_run_index_is_shared_safely_by_threads_and_processes(tmp_path: Path):
     from concurrent.futures import ThreadPoolExecutor
 
-    from graph.checkpoints import open_saver
+    from rlm_research.graph.checkpoints import open_saver
 
     db = tmp_path / "runs.sqlite"
     saver = open_saver(db)  # the checkpointer holds its own connection meanwhile
@@ -304,7 +304,7 @@ def test_run_index_is_shared_safely_by_threads_and_processes(tmp_path: Path):
         return run_index.record_end(db, f"t{i}", result=result)
 
     script = (
-        "import sys; from graph import run_index as r; "
+        "import sys; from rlm_research.graph import run_index as r; "
         "r.record_start(sys.argv[1], sys.argv[2], question='p'); "
         "r.record_end(sys.argv[1], sys.argv[2], error=RuntimeError('boom'))"
     )
@@ -326,7 +326,7 @@ def test_run_index_is_shared_safely_by_threads_and_processes(tmp_path: Path):
 def test_a_run_left_running_by_a_dead_process_reads_as_interrupted(tmp_path: Path):
     db = tmp_path / "runs.sqlite"
     dead = subprocess.run(
-        [sys.executable, "-c", "from graph import run_index as r; import sys; "
+        [sys.executable, "-c", "from rlm_research.graph import run_index as r; import sys; "
          "r.record_start(sys.argv[1], 'gone', question='q')", str(db)],
         cwd=ROOT,
     )  # fmt: skip

@@ -20,11 +20,11 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
+from rlm_research.graph import run_index
+from rlm_research.graph.api import list_runs, resume, run
+from rlm_research.graph.settings import Settings
+from rlm_research.nodes.model_call import ModelCallError
 
-from graph import run_index
-from graph.api import list_runs, resume, run
-from graph.settings import Settings
-from nodes.model_call import ModelCallError
 from tests.support.cli_process import cli_env, start_cli
 from tests.support.scripted_models import py
 from tests.support.stub_openai import Fault, RuleResponder, StubOpenAI

@@ -5,9 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-
-from graph.config import ConfigError, load_config, settings_from_stored
-from graph.settings import Settings
+from rlm_research.graph.config import ConfigError, load_config, settings_from_stored
+from rlm_research.graph.settings import Settings
 
 
 @pytest.fixture
@@ -143,7 +142,7 @@ def test_resume_settings_come_from_the_stored_run(clean_env):
 def test_every_run_setting_is_a_config_key(clean_env, monkeypatch):
     from dataclasses import fields
 
-    from graph.config import Config
+    from rlm_research.graph.config import Config
 
     assert {f.name for f in fields(Settings)} <= set(Config.key_names())
     (clean_env / "rlm-research.yaml").write_text("web_provider: brave\n")

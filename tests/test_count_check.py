@@ -3,7 +3,8 @@ helpers judge each line (`judge_lines`); the model that runs it answers the judg
 
 from __future__ import annotations
 
-from graph import run
+from rlm_research.graph import run
+
 from tests.support.scripted_models import RuleModel, py, script
 
 REVIEWS = [

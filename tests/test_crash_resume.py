@@ -14,9 +14,9 @@ import time
 from pathlib import Path
 
 import pytest
+from rlm_research.graph.api import list_runs
+from rlm_research.graph.usage import total_calls as total_calls_in
 
-from graph.api import list_runs
-from graph.usage import total_calls as total_calls_in
 from tests.support.scripted_models import py
 from tests.support.stub_openai import PROJECT_ROOT, StubProcess, read_count_file
 

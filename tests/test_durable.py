@@ -6,9 +6,9 @@ import sqlite3
 from pathlib import Path
 
 from langgraph.checkpoint.sqlite import SqliteSaver
+from rlm_research.graph import builder, run
+from rlm_research.graph.blob_store import BlobStore
 
-from graph import builder, run
-from graph.blob_store import BlobStore
 from tests.support.scripted_models import py, script
 
 

@@ -6,8 +6,7 @@ import importlib.util
 
 import pytest
 from langchain_core.messages import HumanMessage, SystemMessage
-
-from tools.chat_models import ModelConfigError, build_chat_model
+from rlm_research.tools.chat_models import ModelConfigError, build_chat_model
 
 pytestmark = pytest.mark.embedded
 
@@ -16,7 +15,7 @@ pytestmark = pytest.mark.embedded
 def model():
     if importlib.util.find_spec("llama_cpp") is None:
         pytest.skip("llama-cpp-python is not installed (pip install -e '.[local]')")
-    from tools.local_model import resolve_weights
+    from rlm_research.tools.local_model import resolve_weights
 
     try:
         resolve_weights("1.5b")
@@ -51,7 +50,7 @@ def test_short_reply_with_usage_and_prefix_reuse(model) -> None:
 def test_a_call_queued_past_its_deadline_is_refused(model) -> None:
     import time
 
-    from tools.local_model import DeadlinePassed
+    from rlm_research.tools.local_model import DeadlinePassed
 
     msgs = [HumanMessage("Name one colour.")]
     with pytest.raises(DeadlinePassed):

@@ -20,7 +20,7 @@ def weights_available() -> bool:
     if importlib.util.find_spec("llama_cpp") is None:
         return False
     try:
-        from tools.local_model import resolve_weights
+        from rlm_research.tools.local_model import resolve_weights
 
         resolve_weights("1.5b")
     except Exception:  # noqa: BLE001 - any install problem means: skip, with the reason below
@@ -37,7 +37,7 @@ def test_cli_run_on_the_embedded_model_finds_the_buried_fact(tmp_path: Path):
     env = {k: v for k, v in os.environ.items() if not k.endswith("_API_KEY")}
     env["RLM_MAX_TURNS"] = "8"
     question = "What is the serial number of the replacement cryocooler?"
-    cmd = [sys.executable, "-m", "cli.main", "run", question]
+    cmd = [sys.executable, "-m", "rlm_research.cli.main", "run", question]
     cmd += ["--source", "examples/observatory_log_2023.txt", "--db", str(tmp_path / "runs.sqlite")]
     cmd += ["--json"]
     proc = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=880)

@@ -7,10 +7,10 @@ import json
 from pathlib import Path
 
 import pytest
+from rlm_research.graph import run
+from rlm_research.graph.builder import graph
+from rlm_research.nodes import prompts
 
-from graph import run
-from graph.builder import graph
-from nodes import prompts
 from tests.support.scripted_models import RuleModel, script
 
 DOC = "Intro line.\n" + "filler text\n" * 500 + "The vault code is 7413.\n" + "more filler\n" * 500

@@ -25,12 +25,12 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+from rlm_research.graph import resume, run
+from rlm_research.graph.blob_store import BlobStore
+from rlm_research.tools import repl_host, sandbox
+from rlm_research.tools.repl_host import CellDone, SubLMCall, WorkerDied, WorkerLimits, start_worker
 
-from graph import resume, run
-from graph.blob_store import BlobStore
 from tests.support.scripted_models import RuleModel, script
-from tools import repl_host, sandbox
-from tools.repl_host import CellDone, SubLMCall, WorkerDied, WorkerLimits, start_worker
 
 ROOT = Path(__file__).resolve().parents[1]
 FAKE_KEY = "sk-hostile-test-" + uuid.uuid4().hex
@@ -396,7 +396,7 @@ def test_exits(mode, data, workers, code, says):
 HOST = """
 import json, sys
 sys.path.insert(0, {root!r})
-from tools.repl_host import WorkerLimits, start_worker
+from rlm_research.tools.repl_host import WorkerLimits, start_worker
 worker = start_worker("k", {{}}, WorkerLimits(cell_timeout=10))
 event = worker.run([sys.argv[1]], 1)
 print(json.dumps({{"event": type(event).__name__, "text": repr(event)}}), flush=True)

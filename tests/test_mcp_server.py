@@ -17,10 +17,16 @@ import anyio
 import pytest
 from mcp import ClientSession, StdioServerParameters, stdio_client
 from mcp.client.streamable_http import streamable_http_client
+from rlm_research.graph import run_index
+from rlm_research.mcp_server.server import (
+    RESUME_KEYS,
+    Research,
+    ToolFailure,
+    describe_event,
+    split_options,
+)
+from rlm_research.mcp_server.server import main as server_main
 
-from graph import run_index
-from mcp_server.server import RESUME_KEYS, Research, ToolFailure, describe_event, split_options
-from mcp_server.server import main as server_main
 from tests.support.stub_openai import Fault, RuleResponder, StubOpenAI
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -47,7 +53,7 @@ def server_env(tmp_path: Path, stub: StubOpenAI | None) -> dict[str, str]:
 def stdio_params(tmp_path: Path, stub: StubOpenAI | None, *args: str) -> StdioServerParameters:
     return StdioServerParameters(
         command=sys.executable,
-        args=["-m", "mcp_server.server", *args],
+        args=["-m", "rlm_research.mcp_server.server", *args],
         env=server_env(tmp_path, stub),
         cwd=str(tmp_path),  # no ./rlm-research.yaml here
     )
@@ -275,7 +281,7 @@ def test_streamable_http_transport(tmp_path: Path, doc: Path) -> None:
     with StubOpenAI(replies) as stub:
         env = {**os.environ, **server_env(tmp_path, stub)}
         proc = subprocess.Popen(
-            [sys.executable, "-m", "mcp_server.server", "--http", "--port", str(port)],
+            [sys.executable, "-m", "rlm_research.mcp_server.server", "--http", "--port", str(port)],
             cwd=tmp_path,
             env=env,
             stdout=subprocess.DEVNULL,

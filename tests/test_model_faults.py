@@ -15,17 +15,17 @@ import time
 from pathlib import Path
 
 import pytest
+from rlm_research.cli.main import app
+from rlm_research.graph import run_index
+from rlm_research.graph.api import list_runs, resume, run
+from rlm_research.graph.blob_store import BlobStore
+from rlm_research.graph.builder import builder
+from rlm_research.graph.checkpoints import open_saver
+from rlm_research.graph.settings import Settings
+from rlm_research.nodes import prompts
+from rlm_research.nodes.model_call import ModelCallError
 from typer.testing import CliRunner
 
-from cli.main import app
-from graph import run_index
-from graph.api import list_runs, resume, run
-from graph.blob_store import BlobStore
-from graph.builder import builder
-from graph.checkpoints import open_saver
-from graph.settings import Settings
-from nodes import prompts
-from nodes.model_call import ModelCallError
 from tests.support.cli_process import cli_env, run_cli
 from tests.support.scripted_models import py
 from tests.support.stub_openai import (

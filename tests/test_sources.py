@@ -10,8 +10,7 @@ import threading
 from pathlib import Path
 
 import pytest
-
-from tools.sources import SourceError, load_sources
+from rlm_research.tools.sources import SourceError, load_sources
 
 MB = 1024 * 1024
 

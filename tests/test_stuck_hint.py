@@ -3,7 +3,8 @@ the next link it names or the value it gives."""
 
 from __future__ import annotations
 
-from graph import run
+from rlm_research.graph import run
+
 from tests.support.scripted_models import py, script
 
 DOC = "\n".join(

@@ -8,10 +8,10 @@ from typing import Any
 
 from langchain_core.messages import AIMessage, BaseMessage
 from langchain_core.outputs import ChatGeneration, ChatResult
+from rlm_research.graph import run
+from rlm_research.graph.usage import add_usage, input_text, model_call_usage
+from rlm_research.mcp_server.summaries import usage_line, usage_summary
 
-from graph import run
-from graph.usage import add_usage, input_text, model_call_usage
-from mcp_server.summaries import usage_line, usage_summary
 from tests.support.scripted_models import RuleModel, py
 
 # A local model that reports evaluated tokens next to a hosted one that does not.
@@ -107,7 +107,7 @@ def test_a_run_on_a_model_that_does_not_report_it_has_no_such_key(make_settings)
 
 
 def test_the_report_shows_evaluated_tokens_when_known():
-    from cli.report import render_report
+    from rlm_research.cli.report import render_report
 
     usage = MIXED_USAGE
     md = render_report(run_id="r", question="q", answer="a", status="answered",

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-import nodes.host_calls
-from graph import run
+import rlm_research.nodes.host_calls
+from rlm_research.graph import run
+from rlm_research.tools import repl_host
+from rlm_research.tools.web_search import WebError
+
 from tests.support.scripted_models import RuleModel, py, script
-from tools import repl_host
-from tools.web_search import WebError
 
 
 def fake_web(calls: list):
@@ -23,7 +24,7 @@ def fake_web(calls: list):
 
 def test_web_tools_run_in_the_host_and_errors_reach_the_code(make_settings, monkeypatch):
     calls: list = []
-    monkeypatch.setattr(nodes.host_calls, "call_web", fake_web(calls))
+    monkeypatch.setattr(rlm_research.nodes.host_calls, "call_web", fake_web(calls))
     code = (
         "hits = web_search('rlm paper', max_results=3)\n"
         "page = fetch_url(hits[0]['url'])\n"
@@ -37,7 +38,7 @@ def test_web_tools_run_in_the_host_and_errors_reach_the_code(make_settings, monk
 
 def test_web_calls_have_a_budget_and_are_absent_without_web(make_settings, monkeypatch):
     calls: list = []
-    monkeypatch.setattr(nodes.host_calls, "call_web", fake_web(calls))
+    monkeypatch.setattr(rlm_research.nodes.host_calls, "call_web", fake_web(calls))
     code = "out = []\nfor i in range(3):\n    try:\n        out.append(len(web_search(str(i))))\n"
     code += "    except WebError as e:\n        out.append(str(e))\nFINAL(repr(out))"
     settings = make_settings(model=script(py(code)), web=True, max_web_calls=2)
@@ -49,7 +50,7 @@ def test_web_calls_have_a_budget_and_are_absent_without_web(make_settings, monke
 
 def test_a_cell_run_again_does_not_search_again(make_settings, monkeypatch):
     calls: list = []
-    monkeypatch.setattr(nodes.host_calls, "call_web", fake_web(calls))
+    monkeypatch.setattr(rlm_research.nodes.host_calls, "call_web", fake_web(calls))
 
     def child(msgs):
         # The worker is lost while it waits for this answer: the cell must run again.

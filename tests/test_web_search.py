@@ -10,11 +10,11 @@ import threading
 from urllib.parse import parse_qs, urlsplit
 
 import pytest
+from rlm_research.graph import Settings, run
+from rlm_research.tools import web_search
+from rlm_research.tools.web_search import WebError, call_web, fetch, search
 
-from graph import Settings, run
 from tests.support.scripted_models import py, script
-from tools import web_search
-from tools.web_search import WebError, call_web, fetch, search
 
 KEY = "test-key-123"
 HITS = [

@@ -121,7 +121,7 @@ def build_chat_model(
         return spec
     provider, name = parse_spec(spec)
     if provider == "local":
-        from tools.local_model import EmbeddedChatModel
+        from rlm_research.tools.local_model import EmbeddedChatModel
 
         return EmbeddedChatModel(
             weights=name, label=model_label(spec), temperature=temperature, max_tokens=max_tokens
@@ -232,7 +232,7 @@ def check_model_reachable(
     if provider == "local":
         import importlib.util
 
-        from tools.local_model import resolve_weights
+        from rlm_research.tools.local_model import resolve_weights
 
         resolve_weights(name)
         if importlib.util.find_spec("llama_cpp") is None:

@@ -29,9 +29,8 @@ from langchain_core.callbacks import CallbackManagerForLLMRun
 from langchain_core.language_models.chat_models import BaseChatModel
 from langchain_core.messages import AIMessage, AIMessageChunk, BaseMessage
 from langchain_core.outputs import ChatGeneration, ChatGenerationChunk, ChatResult
-
-from tools.chat_models import ModelConfigError
-from tools.local_weights import (  # noqa: F401 - re-exported: the public weights API
+from rlm_research.tools.chat_models import ModelConfigError
+from rlm_research.tools.local_weights import (  # noqa: F401 - re-exported: the public weights API
     LocalWeights,
     WeightsError,
     _marker_ok,

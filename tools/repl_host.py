@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from tools import sandbox
+from rlm_research.tools import sandbox
 
 WORKER_SCRIPT = Path(__file__).with_name("repl_worker.py")
 

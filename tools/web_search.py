@@ -25,8 +25,7 @@ from collections.abc import Callable
 from typing import Any
 
 import httpx
-
-from graph.settings import Settings
+from rlm_research.graph.settings import Settings
 
 PROVIDERS = ("tavily", "brave", "searxng")
 DEFAULT_TIMEOUT = 20.0  # seconds per request
@@ -100,7 +99,7 @@ def search(
 def fetch(url: Any, settings: Settings | None = None, *, timeout: float | None = None) -> str:
     """The page at `url` as plain text (HTML to text, PDF to text, text as is); past
     `MAX_TEXT_CHARS` it is cut, and its last line says so."""
-    from tools.sources import SourceError, load_url
+    from rlm_research.tools.sources import SourceError, load_url
 
     settings = settings or Settings()
     if not isinstance(url, str) or not url.strip():

@@ -32,7 +32,7 @@ def cli_env(tmp_path: Path, **extra: str) -> dict[str, str]:
 
 
 def _command(args: tuple[str, ...]) -> list[str]:
-    return [sys.executable, "-m", "cli.main", *args]
+    return [sys.executable, "-m", "rlm_research.cli.main", *args]
 
 
 def run_cli(

@@ -11,7 +11,7 @@ import argparse
 import json
 import os
 
-from graph import Settings, resume, run
+from rlm_research.graph import Settings, resume, run
 
 QUESTION = "main question"
 CONTEXT = "alpha beta gamma " * 200
