@@ -23,7 +23,7 @@ from rlm_research.cli.output import (
     print_json,
     resume_hint,
 )
-from rlm_research.cli.report import peak_rss_mb
+from rlm_research.report.markdown import peak_rss_mb
 from rlm_research.graph import run_index
 from rlm_research.graph.settings import Settings
 
@@ -112,7 +112,7 @@ def execute_run(
 ) -> None:
     """Stream the run with progress, then report. Raises typer.Exit with the right code."""
     from rlm_research.cli.progress import make_progress
-    from rlm_research.cli.report import write_report
+    from rlm_research.report.markdown import write_report
     from rlm_research.graph.api import stream
 
     hint = resume_hint(run_id, db, explicit_db)

@@ -23,7 +23,7 @@ def write_run_report(
     settings: Settings,
 ) -> tuple[dict[str, Any], Path]:
     """The report of a run that just ended here: (its run-index row, the report's path)."""
-    from rlm_research.cli.report import write_report
+    from rlm_research.report.markdown import write_report
 
     row = run_index.get_run(db, result.run_id) or {}
     status = row.get("status") or ("answered" if result.answer.strip() else "failed")
@@ -51,7 +51,7 @@ def report_path(db: Path, run_id: str, row: dict[str, Any]) -> Path:
 def write_report_from_store(db: Path, run_id: str, row: dict[str, Any]) -> Path:
     """A report for a run that has none yet (cancelled, crashed, or started elsewhere),
     from its last checkpoint, else from its row."""
-    from rlm_research.cli.report import write_report
+    from rlm_research.report.markdown import write_report
 
     md_path, _ = write_report(
         stored_result(db, run_id, row),

@@ -107,7 +107,7 @@ def test_a_run_on_a_model_that_does_not_report_it_has_no_such_key(make_settings)
 
 
 def test_the_report_shows_evaluated_tokens_when_known():
-    from rlm_research.cli.report import render_report
+    from rlm_research.report.markdown import render_report
 
     usage = MIXED_USAGE
     md = render_report(run_id="r", question="q", answer="a", status="answered",
