@@ -450,8 +450,10 @@ def test_deep_recursion(mode, data, workers):
     code = "import sys\nsys.setrecursionlimit(10**7)\nx = []\nfor _ in range(10**6):\n    x = [x]\n"
     code += "print(str(x)[:10])"
     event, text = cell(worker, code, 2)
-    # Past the C stack the interpreter crashes: the worker is lost, the next one starts fresh.
-    assert "SIGSEGV" in text or "RecursionError" in text or "MemoryError" in text, text
+    # Past the C stack the interpreter crashes: the worker is lost, the next one starts fresh. On a
+    # loaded machine building the nested list can outlast the cell limit first: also contained.
+    contained = ("SIGSEGV", "RecursionError", "MemoryError", "limit and was stopped")
+    assert any(word in text for word in contained), text
     if isinstance(event, WorkerDied):
         worker = workers(data)
     still_works(worker)
