@@ -17,7 +17,7 @@ RUN_ID_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
 # list_runs, get_report and resume_research find every run it started.
 SERVER_ONLY = {"data_dir"}
 # What resume_research may change (the CLI's `resume` allows the same): a run keeps its budgets.
-RESUME_KEYS = ("model", "sub_model", "base_url")
+RESUME_KEYS = ("model", "sub_model")  # a model the operator allows (client_policy)
 # Settings with no config key (none today: graph.config declares every Settings field), checked
 # here from Settings' own types, so a new setting is usable as an option either way.
 EXTRA_KEYS = tuple(k for k in Settings.field_names() if k not in Config.model_fields)
