@@ -531,3 +531,36 @@ def test_guard_checks_every_resolved_address() -> None:
     public = AddressGuard(resolver=lambda host, port: ["93.184.216.34"])
     public.check_url("https://example.org/")  # a public address passes (no connection made)
     assert AddressGuard.allowing("a.test:8080").addresses("a.test", 8080) == ["a.test"]
+
+
+def test_host_check_and_token_rules() -> None:
+    """The Host check never opens up to any host: a wildcard bind answers to loopback names and
+    the names the operator gives; a short or missing token is refused off loopback."""
+    from rlm_research.mcp_server.http_auth import HttpSetupError, host_check, server_token
+
+    wildcard = host_check("0.0.0.0", 8765, ["research.example.org"])
+    assert wildcard.enable_dns_rebinding_protection
+    assert "0.0.0.0:8765" not in wildcard.allowed_hosts
+    assert {"127.0.0.1:8765", "localhost:8765", "research.example.org:8765"} <= set(
+        wildcard.allowed_hosts
+    )
+    assert "http://research.example.org:8765" in wildcard.allowed_origins
+    with pytest.raises(HttpSetupError, match="too short"):
+        server_token("127.0.0.1", {"RLM_MCP_TOKEN": "short"})
+    with pytest.raises(HttpSetupError, match="serves other machines"):
+        server_token("192.168.1.5", {})
+    assert server_token("10.0.0.1", {"RLM_MCP_TOKEN": "k" * 20}) == ("k" * 20, False)
+    token, made = server_token("::1", {})
+    assert made and len(token) >= 32
+
+
+def test_the_cli_keeps_full_access(work: Path, capture: Capture) -> None:
+    """The policy is for MCP clients only: the loader the CLI and the Python API use (no policy)
+    reads what the machine's user names, loopback URLs included."""
+    from rlm_research.tools.sources import load_sources
+
+    loaded = load_sources(
+        [str(work / ".env"), str(work / "innocent.txt"), f"{capture.url}/page"], max_bytes=10_000
+    )
+    assert all(SECRET in text for text in loaded.texts.values())
+    assert len(loaded.texts) == 3
