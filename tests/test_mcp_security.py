@@ -564,3 +564,57 @@ def test_the_cli_keeps_full_access(work: Path, capture: Capture) -> None:
     )
     assert all(SECRET in text for text in loaded.texts.values())
     assert len(loaded.texts) == 3
+
+
+def test_a_root_walk_skips_secrets_links_and_the_run_store(
+    work: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from rlm_research.tools.source_policy import SourcePolicy, project_store
+    from rlm_research.tools.sources import load_sources
+
+    db = work / "data" / "runs.sqlite"
+    (work / "data" / "blobs").mkdir(parents=True)
+    db.write_text(f"checkpoint {SECRET}")
+    (work / "data" / "blobs" / "ab12").write_text(f"blob {SECRET}")
+    policy = SourcePolicy(roots=(work.resolve(),), allow_secrets=False, protected=project_store(db))
+    monkeypatch.chdir(work)
+    loaded = load_sources(["."], max_bytes=100_000, policy=policy)
+    assert sorted(loaded.texts) == ["./doc.txt", "./notes/a.txt"]
+    assert "./notes/link.txt" in loaded.skipped and "./data/runs.sqlite" in loaded.skipped
+    assert not any(SECRET in text for text in loaded.texts.values())
+
+
+def test_operator_caps_web_switch_and_roots(tmp_path: Path) -> None:
+    from rlm_research.graph.settings import Settings
+    from rlm_research.mcp_server.client_policy import ClientPolicy, narrow_roots
+    from rlm_research.mcp_server.failures import ToolFailure
+
+    values = {
+        "mcp_allow_web": False,
+        "mcp_option_caps": {"max_turns": 5},
+        "source_roots": [str(tmp_path)],
+        "mcp_max_sources": 2,
+    }
+    policy = ClientPolicy.from_config(values, Settings(model="openai:mine"))
+    policy.check_options({"max_turns": 5, "model": "openai:mine", "max_depth": 3})
+    for options, message in [
+        ({"max_turns": 6}, "option 'max_turns': at most 5 on this server (got 6)"),
+        ({"max_depth": "4"}, "option 'max_depth': at most 3 on this server (got '4')"),
+        ({"web": "yes"}, "option 'web': this server does not allow web research"),
+        ({"url_guard": False}, "option 'url_guard': set by the server's operator, not by a client"),
+        ({"mcp_allow_private_urls": True}, "set by the server's operator"),
+    ]:
+        with pytest.raises(ToolFailure) as e:
+            policy.check_options(options)
+        assert message in str(e.value)
+    with pytest.raises(ToolFailure, match="does not allow web research"):
+        policy.check_input("q", ["web://"])
+    with pytest.raises(ToolFailure, match="too many sources"):
+        policy.check_input("q", ["a", "b", "c"])
+    confined = policy.confine(Settings(web=True))
+    assert confined.web is False and confined.url_guard is True
+    a, b = tmp_path / "a", tmp_path / "a" / "b"
+    assert narrow_roots((a,), [b, Path("/etc")]) == (b,)
+    assert narrow_roots((b,), [a]) == (b,)
+    assert narrow_roots((a,), []) == ()
+    assert narrow_roots((a,), None) == (a,)
