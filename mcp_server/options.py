@@ -9,6 +9,7 @@ from typing import Any, get_type_hints
 from pydantic import TypeAdapter, ValidationError
 from rlm_research.graph.config import SECRET_KEYS, Config
 from rlm_research.graph.settings import Settings
+from rlm_research.mcp_server.client_policy import CLIENT_KEYS, MODEL_KEYS
 from rlm_research.mcp_server.failures import ToolFailure
 
 RUN_ID_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
@@ -21,7 +22,8 @@ RESUME_KEYS = ("model", "sub_model")  # a model the operator allows (client_poli
 # Settings with no config key (none today: graph.config declares every Settings field), checked
 # here from Settings' own types, so a new setting is usable as an option either way.
 EXTRA_KEYS = tuple(k for k in Settings.field_names() if k not in Config.model_fields)
-OPTION_KEYS = tuple(k for k in [*Config.model_fields, *EXTRA_KEYS] if k not in SERVER_ONLY)
+# What a client may set at all (the operator's rules: mcp_server.client_policy).
+OPTION_KEYS = (*MODEL_KEYS, *CLIENT_KEYS)
 
 
 def check_run_id(run_id: str) -> str:

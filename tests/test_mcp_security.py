@@ -528,6 +528,8 @@ def test_guard_checks_every_resolved_address() -> None:
         with pytest.raises(BlockedAddress, match="refused") as e:
             guard.check_url(url)
         assert fragment in str(e.value)
+    with pytest.raises(BlockedAddress, match="loopback"):  # 127.0.0.1 as one number, resolved
+        AddressGuard().check_url("http://2130706433/")
     public = AddressGuard(resolver=lambda host, port: ["93.184.216.34"])
     public.check_url("https://example.org/")  # a public address passes (no connection made)
     assert AddressGuard.allowing("a.test:8080").addresses("a.test", 8080) == ["a.test"]
