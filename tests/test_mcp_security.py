@@ -14,10 +14,8 @@ import os
 import socket
 import subprocess
 import sys
-import threading
 import time
 from collections.abc import Awaitable, Callable
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
@@ -29,57 +27,16 @@ from mcp.client.streamable_http import streamable_http_client
 from mcp.shared._httpx_utils import create_mcp_http_client
 from mcp.types import ListRootsResult, Root
 from rlm_research.mcp_server.server import main as server_main
-from rlm_research.tools.address_guard import AddressGuard, BlockedAddress
 
+from tests.support.hostile import API_KEY, SECRET, Capture, make_work
 from tests.support.stub_openai import RuleResponder, StubOpenAI
 
 ROOT = Path(__file__).resolve().parents[1]
-API_KEY = "sk-operator-key-5519-do-not-leak"
-SECRET = "TOPSECRET-4471"
 ECHO = "```python\nFINAL(str(context))\n```"
 FETCHES = (
     "```python\nout = []\nfor u in {urls!r}:\n    try:\n        out.append(fetch_url(u))\n"
     "    except Exception as e:\n        out.append('ERR ' + str(e))\nFINAL(' | '.join(out))\n```"
 )
-
-
-# -- servers the client must not reach, and one that stands in for the public web -------------
-class Capture:
-    """Records every request; answers each with the secret (it must never be asked)."""
-
-    def __init__(self, redirect_to: str | None = None) -> None:
-        self.requests: list[tuple[str, str, dict[str, str]]] = []
-        owner = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def log_message(self, *args: Any) -> None:
-                pass
-
-            def _answer(self) -> None:
-                owner.requests.append((self.command, self.path, dict(self.headers)))
-                if redirect_to and self.path.startswith("/go"):
-                    self.send_response(302)
-                    self.send_header("Location", redirect_to)
-                    self.send_header("Content-Length", "0")
-                    self.end_headers()
-                    return
-                body = (f"public page {self.path}" if redirect_to else SECRET).encode()
-                self.send_response(200)
-                self.send_header("Content-Type", "text/plain")
-                self.send_header("Content-Length", str(len(body)))
-                self.end_headers()
-                self.wfile.write(body)
-
-            do_GET = do_POST = _answer
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.port = self.server.server_address[1]
-        self.url = f"http://127.0.0.1:{self.port}"
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
-
-    def close(self) -> None:
-        self.server.shutdown()
-        self.server.server_close()
 
 
 @pytest.fixture
@@ -100,24 +57,7 @@ def public(capture: Capture):
 
 @pytest.fixture
 def work(tmp_path: Path) -> Path:
-    """The server's working folder (its default source root), with secrets in and around it."""
-    work = tmp_path / "work"
-    (work / "notes").mkdir(parents=True)
-    (work / "doc.txt").write_text("The vault code is 7413.\n")
-    (work / "notes" / "a.txt").write_text("Notes: the meeting is on Tuesday.\n")
-    (work / ".env").write_text(f"OPENAI_API_KEY={SECRET}\n")
-    (work / ".ssh").mkdir()
-    (work / ".ssh" / "id_ed25519").write_text(f"-----BEGIN KEY----- {SECRET}\n")
-    (work / "keys").mkdir()
-    (work / "keys" / "server.pem").write_text(f"-----BEGIN PRIVATE KEY----- {SECRET}\n")
-    outside = tmp_path / "outside"
-    outside.mkdir()
-    (outside / "secret.txt").write_text(f"outside the root: {SECRET}\n")
-    (work / "innocent.txt").symlink_to(outside / "secret.txt")
-    (work / "notes" / "link.txt").symlink_to(outside / "secret.txt")
-    (work / "notes" / "id_rsa").write_text(f"{SECRET}\n")
-    (work / "notes" / "env-link.txt").symlink_to(work / ".env")
-    return work
+    return make_work(tmp_path)
 
 
 def server_env(tmp_path: Path, stub: StubOpenAI, **extra: str) -> dict[str, str]:
@@ -201,122 +141,99 @@ def stdio_params(tmp_path: Path, stub: StubOpenAI, **extra: str) -> StdioServerP
 
 
 # -- stdio: options, files, URLs, run ids, sizes ---------------------------------------------------
+METADATA = "http://169.254.169.254/latest/meta-data/iam/security-credentials/"
+
+
+def hostile_calls(
+    tmp_path: Path, work: Path, capture: Capture, public: Capture
+) -> list[tuple[str, dict[str, Any], str]]:
+    """(tool, arguments, a fragment of the one-line refusal) for each hostile call."""
+    q = {"question": "q?"}
+    options = [  # keys go only where the operator said
+        ({"model": "openai:x", "base_url": f"{capture.url}/v1"}, "operator chooses the model"),
+        ({"base_url": f"{capture.url}/v1"}, "set by the server's operator"),
+        ({"sub_model": "openai:x"}, "operator chooses the model"),
+        ({"web": True, "web_base_url": capture.url}, "set by the server's operator"),
+        ({"web_provider": "searxng"}, "set by the server's operator"),
+        ({"data_dir": str(tmp_path)}, "set when the server starts"),
+        ({"model": str(work / "x.gguf")}, "operator chooses the model"),
+        ({"max_depth": 9}, "at most 3 on this server"),
+    ]
+    files = [  # only under the root, resolved first; no hidden or key files under it
+        ("/etc/passwd", "outside the folders"),
+        (str(work / "innocent.txt"), "outside the folders"),  # a symlink out of the root
+        (str(work / "notes" / ".." / ".." / "outside" / "secret.txt"), "outside the folders"),
+        ("../outside/secret.txt", "outside the folders"),
+        (str(work / ".env"), "hidden files"),
+        (".ssh/id_ed25519", "hidden files"),
+        (str(work / "notes" / "env-link.txt"), "hidden files"),  # a link to a secret
+        ("keys/server.pem", "looks like a key"),
+        ("notes/id_rsa", "looks like a key"),
+        ("data/runs.sqlite", "run database"),
+        ("data/blobs", "run database"),
+        ("-", "stdin"),
+    ]
+    urls = [  # never loopback, private or metadata addresses; every redirect checked
+        (f"{capture.url}/x", "loopback"),
+        (f"http://localhost:{capture.port}/x", "loopback"),
+        (f"http://[::1]:{capture.port}/x", "loopback"),
+        ("http://10.0.0.7/x", "private"),
+        (METADATA, "cloud metadata"),
+        (f"{public.url}/go", "loopback"),  # the allowed host redirects to localhost
+    ]
+    run_ids = [
+        (tool, {"run_id": bad}, "bad run id")
+        for tool in ("get_report", "resume_research")
+        for bad in ("../../etc/passwd", "/etc/passwd", "x' OR '1'='1", "a/../b")
+    ]
+    return [
+        *[("deep_research", {**q, "options": o}, f) for o, f in options],
+        ("resume_research", {"run_id": "abc", "options": {"base_url": capture.url}}, "operator"),
+        *[("deep_research", {**q, "sources": [spec]}, f) for spec, f in files],
+        *[("deep_research", {**q, "sources": [url]}, f) for url, f in urls],
+        *run_ids,
+        ("get_report", {"run_id": "abcdef123456"}, "no run 'abcdef123456'"),
+        ("deep_research", {"question": "x" * 60_000}, "the question is too long"),
+        ("deep_research", {**q, "sources": ["doc.txt"] * 500}, "too many sources"),
+    ]
+
+
+async def still_serving(s: ClientSession, seen: Seen) -> None:
+    """After every refusal: a folder under the root is read without its link out, its key file
+    or its hidden files (the answer shows what the model could see), and fetch_url in a
+    client's run meets the same guard, as an error the model's code sees."""
+    error, text = await research(s, seen, question="What is here?", sources=["notes", "doc.txt"])
+    assert not error, text
+    assert "meeting is on Tuesday" in text and "vault code is 7413" in text
+    run_id = text.split("run_id: ")[1].split()[0]
+    error, report = await call(s, seen, "get_report", {"run_id": run_id})
+    assert not error and "meeting is on Tuesday" in report
+
+    error, text = await research(s, seen, question="fetch the pages", options={"web": True})
+    assert not error, text
+    parts = text.split("\n\n---\n")[0].split(" | ")
+    assert parts[0].startswith("ERR fetch_url: ") and "loopback" in parts[0]
+    assert "cloud metadata" in parts[1]
+    assert "loopback" in parts[2]  # the redirect to localhost
+    assert parts[3].startswith("public page /page")  # the operator's allowed host works
+
+    runs = (await s.call_tool("list_runs", {})).structured_content["runs"]
+    assert len(runs) == 2 and {r["status"] for r in runs} == {"answered"}
+
+
 def test_hostile_client_over_stdio(
     tmp_path: Path, work: Path, capture: Capture, public: Capture
 ) -> None:
-    metadata = "http://169.254.169.254/latest/meta-data/iam/security-credentials/"
-    replies = RuleResponder(
-        [
-            (
-                r"Question: fetch",
-                FETCHES.format(
-                    urls=[f"{capture.url}/x", metadata, f"{public.url}/go", f"{public.url}/page"]
-                ),
-            ),
-        ],
-        default=ECHO,
-    )
+    urls = [f"{capture.url}/x", METADATA, f"{public.url}/go", f"{public.url}/page"]
+    replies = RuleResponder([(r"Question: fetch", FETCHES.format(urls=urls))], default=ECHO)
     seen = Seen()
 
     async def body(s: ClientSession) -> None:
-        # 1. Keys go only where the operator said: a client naming a model or URL is refused.
-        for options, fragment in [
-            ({"model": "openai:x", "base_url": f"{capture.url}/v1"}, "operator chooses the model"),
-            ({"base_url": f"{capture.url}/v1"}, "set by the server's operator"),
-            ({"sub_model": "openai:x"}, "operator chooses the model"),
-            ({"web": True, "web_base_url": capture.url}, "set by the server's operator"),
-            ({"web_provider": "searxng"}, "set by the server's operator"),
-            ({"data_dir": str(tmp_path)}, "set when the server starts"),
-            ({"model": str(work / "x.gguf")}, "operator chooses the model"),
-            ({"max_depth": 9}, "at most 3 on this server"),
-        ]:
-            error, text = await call(
-                s, seen, "deep_research", {"question": "q?", "options": options}
-            )
-            assert error, options
+        for tool, args, fragment in hostile_calls(tmp_path, work, capture, public):
+            error, text = await call(s, seen, tool, args)
+            assert error, (tool, args)
             refused(text, fragment)
-        error, text = await call(
-            s, seen, "resume_research", {"run_id": "abc", "options": {"base_url": capture.url}}
-        )
-        assert error and "set by the server's operator" in text
-
-        # 2. Files only under the root, resolved first; no hidden or key files under it.
-        for spec, fragment in [
-            ("/etc/passwd", "outside the folders"),
-            (str(work / "innocent.txt"), "outside the folders"),  # a symlink out of the root
-            (str(work / "notes" / ".." / ".." / "outside" / "secret.txt"), "outside the folders"),
-            ("../outside/secret.txt", "outside the folders"),
-            (str(work / ".env"), "hidden files"),
-            (".ssh/id_ed25519", "hidden files"),
-            (str(work / "notes" / "env-link.txt"), "hidden files"),  # a link to a secret
-            ("keys/server.pem", "looks like a key"),
-            ("notes/id_rsa", "looks like a key"),
-            ("data/runs.sqlite", "run database"),
-            ("data/blobs", "run database"),
-            ("-", "stdin"),
-        ]:
-            error, text = await call(
-                s, seen, "deep_research", {"question": "q?", "sources": [spec]}
-            )
-            assert error, spec
-            refused(text, fragment)
-
-        # 3. URLs: never loopback, private or metadata addresses; every redirect is checked.
-        for url, fragment in [
-            (f"{capture.url}/x", "loopback"),
-            (f"http://localhost:{capture.port}/x", "loopback"),
-            (f"http://[::1]:{capture.port}/x", "loopback"),
-            ("http://10.0.0.7/x", "private"),
-            (metadata, "cloud metadata"),
-            (f"{public.url}/go", "loopback"),  # the allowed host redirects to localhost
-        ]:
-            error, text = await call(s, seen, "deep_research", {"question": "q?", "sources": [url]})
-            assert error, url
-            refused(text, fragment)
-
-        # 4. Run ids are not paths.
-        for tool in ("get_report", "resume_research"):
-            for bad_id in ("../../etc/passwd", "/etc/passwd", "x' OR '1'='1", "a/../b"):
-                error, text = await call(s, seen, tool, {"run_id": bad_id})
-                assert error
-                refused(text, "bad run id")
-        error, text = await call(s, seen, "get_report", {"run_id": "abcdef123456"})
-        assert error and text.startswith("no run 'abcdef123456'")
-
-        # 5. Sizes.
-        error, text = await call(s, seen, "deep_research", {"question": "x" * 60_000})
-        assert error
-        refused(text, "the question is too long")
-        error, text = await call(
-            s, seen, "deep_research", {"question": "q?", "sources": ["doc.txt"] * 500}
-        )
-        assert error
-        refused(text, "too many sources")
-
-        # The server keeps serving: a folder under the root is read without its link out, its
-        # key file or its hidden files, and the answer shows what the model could see.
-        error, text = await call(
-            s, seen, "deep_research", {"question": "What is here?", "sources": ["notes", "doc.txt"]}
-        )
-        assert not error, text
-        assert "meeting is on Tuesday" in text and "vault code is 7413" in text
-        run_id = text.split("run_id: ")[1].split()[0]
-        error, report = await call(s, seen, "get_report", {"run_id": run_id})
-        assert not error and "meeting is on Tuesday" in report
-
-        # fetch_url in a client's run: the same guard, seen by the model's code as an error.
-        error, text = await call(
-            s, seen, "deep_research", {"question": "fetch the pages", "options": {"web": True}}
-        )
-        assert not error, text
-        parts = text.split("\n\n---\n")[0].split(" | ")
-        assert parts[0].startswith("ERR fetch_url: ") and "loopback" in parts[0]
-        assert "cloud metadata" in parts[1]
-        assert "loopback" in parts[2]  # the redirect to localhost
-        assert parts[3].startswith("public page /page")  # the operator's allowed host works
-
-        runs = (await s.call_tool("list_runs", {})).structured_content["runs"]
-        assert len(runs) == 2 and {r["status"] for r in runs} == {"answered"}
+        await still_serving(s, seen)
 
     with StubOpenAI(replies) as stub:
         params = stdio_params(tmp_path, stub, RLM_MCP_URL_ALLOW_HOSTS=f"127.0.0.1:{public.port}")
@@ -429,75 +346,83 @@ INIT = {
 ACCEPT = {"Accept": "application/json, text/event-stream", "Content-Type": "application/json"}
 
 
-def test_http_needs_the_token_and_a_known_host(
-    tmp_path: Path, work: Path, capture: Capture
-) -> None:
+@pytest.fixture
+def http_server(tmp_path: Path, work: Path):
+    """(the /mcp URL, the token the server printed) of a server on a loopback port."""
     port = free_port()
-    url = f"http://127.0.0.1:{port}/mcp"
     with StubOpenAI(RuleResponder([], default=ECHO)) as stub:
         proc, token = start_http(tmp_path, stub, port)
         try:
-            good = {**ACCEPT, "Authorization": f"Bearer {token}"}
-            for headers, status in [
-                (ACCEPT, 401),  # no token
-                ({**ACCEPT, "Authorization": "Bearer wrong-token"}, 401),
-                ({**ACCEPT, "Authorization": token}, 401),  # not a bearer header
-                ({**good, "Host": "evil.example"}, 421),  # DNS rebinding
-                ({**good, "Origin": "http://evil.example"}, 403),
-            ]:
-                answer = httpx.post(url, json=INIT, headers=headers, timeout=10)
-                assert answer.status_code == status, (headers, answer.text)
-                assert SECRET not in answer.text and API_KEY not in answer.text
-            unauthorized = httpx.post(url, json=INIT, headers=ACCEPT, timeout=10)
-            assert unauthorized.headers["www-authenticate"].startswith("Bearer")
-
-            async def wrong_token() -> None:
-                with anyio.fail_after(20):
-                    async with (
-                        create_mcp_http_client(headers={"Authorization": "Bearer nope"}) as http,
-                        streamable_http_client(url, http_client=http) as (read, write),
-                        ClientSession(read, write) as s,
-                    ):
-                        await s.initialize()
-
-            with pytest.raises(BaseException) as failed:  # the SDK client cannot even start
-                anyio.run(wrong_token)
-            assert "error response" in repr(failed.value)  # the 401 above, as the SDK says it
-
-            seen = Seen()
-
-            async def with_token() -> None:
-                with anyio.fail_after(60):
-                    async with (
-                        create_mcp_http_client(headers={"Authorization": f"Bearer {token}"}) as h,
-                        streamable_http_client(url, http_client=h) as (read, write),
-                        ClientSession(read, write) as s,
-                    ):
-                        await s.initialize()
-                        for args, fragment in [
-                            ({"sources": ["/etc/passwd"]}, "outside the folders"),
-                            ({"sources": [".env"]}, "hidden files"),
-                            ({"sources": [f"{capture.url}/x"]}, "loopback"),
-                            ({"options": {"base_url": capture.url}}, "server's operator"),
-                            ({"question": "x" * 60_000}, "too long"),
-                        ]:
-                            error, text = await call(
-                                s, seen, "deep_research", {"question": "q?", **args}
-                            )
-                            assert error
-                            refused(text, fragment)
-                        error, text = await call(
-                            s, seen, "deep_research", {"question": "q?", "sources": ["doc.txt"]}
-                        )
-                        assert not error and "vault code is 7413" in text
-
-            anyio.run(with_token)
-            seen.assert_clean()
-            assert capture.requests == []
+            yield f"http://127.0.0.1:{port}/mcp", token
         finally:
             proc.terminate()
             proc.wait(10)
             proc.stderr.close()
+
+
+def http_session(url: str, token: str, body: Callable[[ClientSession], Awaitable[None]]) -> None:
+    async def main() -> None:
+        with anyio.fail_after(60):
+            async with (
+                create_mcp_http_client(headers={"Authorization": f"Bearer {token}"}) as http,
+                streamable_http_client(url, http_client=http) as (read, write),
+                ClientSession(read, write) as s,
+            ):
+                await s.initialize()
+                await body(s)
+
+    anyio.run(main)
+
+
+def test_http_needs_the_token_and_a_known_host(http_server: tuple[str, str]) -> None:
+    url, token = http_server
+    good = {**ACCEPT, "Authorization": f"Bearer {token}"}
+    for headers, status in [
+        (ACCEPT, 401),  # no token
+        ({**ACCEPT, "Authorization": "Bearer wrong-token"}, 401),
+        ({**ACCEPT, "Authorization": token}, 401),  # not a bearer header
+        ({**good, "Host": "evil.example"}, 421),  # DNS rebinding
+        ({**good, "Origin": "http://evil.example"}, 403),
+    ]:
+        answer = httpx.post(url, json=INIT, headers=headers, timeout=10)
+        assert answer.status_code == status, (headers, answer.text)
+        assert SECRET not in answer.text and API_KEY not in answer.text
+    unauthorized = httpx.post(url, json=INIT, headers=ACCEPT, timeout=10)
+    assert unauthorized.headers["www-authenticate"].startswith("Bearer")
+    huge = httpx.post(url, content=b"x" * 5_000_000, headers=good, timeout=30)
+    assert huge.status_code == 413
+
+    async def nothing(s: ClientSession) -> None:
+        raise AssertionError("initialized without the token")
+
+    with pytest.raises(BaseException) as failed:  # the SDK client cannot even start
+        http_session(url, "wrong-token", nothing)
+    assert "error response" in repr(failed.value)  # the 401, as the SDK says it
+
+
+def test_http_client_with_the_token_is_still_confined(
+    http_server: tuple[str, str], capture: Capture
+) -> None:
+    url, token = http_server
+    seen = Seen()
+
+    async def body(s: ClientSession) -> None:
+        for args, fragment in [
+            ({"sources": ["/etc/passwd"]}, "outside the folders"),
+            ({"sources": [".env"]}, "hidden files"),
+            ({"sources": [f"{capture.url}/x"]}, "loopback"),
+            ({"options": {"base_url": capture.url}}, "server's operator"),
+            ({"question": "x" * 60_000}, "too long"),
+        ]:
+            error, text = await research(s, seen, **args)
+            assert error
+            refused(text, fragment)
+        error, text = await research(s, seen, sources=["doc.txt"])
+        assert not error and "vault code is 7413" in text
+
+    http_session(url, token, body)
+    seen.assert_clean()
+    assert capture.requests == []
 
 
 def test_non_loopback_http_needs_a_token(monkeypatch: pytest.MonkeyPatch, capsys, tmp_path) -> None:
@@ -511,112 +436,3 @@ def test_non_loopback_http_needs_a_token(monkeypatch: pytest.MonkeyPatch, capsys
     err = capsys.readouterr().err
     assert err.startswith("rlm-research-mcp: error: --host 0.0.0.0 serves other machines")
     assert err.count("\n") == 1
-
-
-# -- the guard on its own: names are checked after DNS ---------------------------------------------
-def test_guard_checks_every_resolved_address() -> None:
-    answers = {"rebind.test": ["93.184.216.34", "127.0.0.1"], "inside.test": ["10.1.2.3"]}
-    guard = AddressGuard(resolver=lambda host, port: answers[host])
-    for url, fragment in [
-        ("http://rebind.test/", "rebind.test (127.0.0.1) is a loopback"),  # one bad is enough
-        ("http://100.64.0.1/", "reserved"),  # carrier-grade NAT
-        ("http://inside.test/", "inside.test (10.1.2.3) is a private address"),
-        ("http://[::ffff:127.0.0.1]/", "loopback"),
-        ("http://0.0.0.0:80/", "unspecified"),
-        ("http://100.100.100.200/", "cloud metadata"),
-    ]:
-        with pytest.raises(BlockedAddress, match="refused") as e:
-            guard.check_url(url)
-        assert fragment in str(e.value)
-    with pytest.raises(BlockedAddress, match="loopback"):  # 127.0.0.1 as one number, resolved
-        AddressGuard().check_url("http://2130706433/")
-    public = AddressGuard(resolver=lambda host, port: ["93.184.216.34"])
-    public.check_url("https://example.org/")  # a public address passes (no connection made)
-    assert AddressGuard.allowing("a.test:8080").addresses("a.test", 8080) == ["a.test"]
-
-
-def test_host_check_and_token_rules() -> None:
-    """The Host check never opens up to any host: a wildcard bind answers to loopback names and
-    the names the operator gives; a short or missing token is refused off loopback."""
-    from rlm_research.mcp_server.http_auth import HttpSetupError, host_check, server_token
-
-    wildcard = host_check("0.0.0.0", 8765, ["research.example.org"])
-    assert wildcard.enable_dns_rebinding_protection
-    assert "0.0.0.0:8765" not in wildcard.allowed_hosts
-    assert {"127.0.0.1:8765", "localhost:8765", "research.example.org:8765"} <= set(
-        wildcard.allowed_hosts
-    )
-    assert "http://research.example.org:8765" in wildcard.allowed_origins
-    with pytest.raises(HttpSetupError, match="too short"):
-        server_token("127.0.0.1", {"RLM_MCP_TOKEN": "short"})
-    with pytest.raises(HttpSetupError, match="serves other machines"):
-        server_token("192.168.1.5", {})
-    assert server_token("10.0.0.1", {"RLM_MCP_TOKEN": "k" * 20}) == ("k" * 20, False)
-    token, made = server_token("::1", {})
-    assert made and len(token) >= 32
-
-
-def test_the_cli_keeps_full_access(work: Path, capture: Capture) -> None:
-    """The policy is for MCP clients only: the loader the CLI and the Python API use (no policy)
-    reads what the machine's user names, loopback URLs included."""
-    from rlm_research.tools.sources import load_sources
-
-    loaded = load_sources(
-        [str(work / ".env"), str(work / "innocent.txt"), f"{capture.url}/page"], max_bytes=10_000
-    )
-    assert all(SECRET in text for text in loaded.texts.values())
-    assert len(loaded.texts) == 3
-
-
-def test_a_root_walk_skips_secrets_links_and_the_run_store(
-    work: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    from rlm_research.tools.source_policy import SourcePolicy, project_store
-    from rlm_research.tools.sources import load_sources
-
-    db = work / "data" / "runs.sqlite"
-    (work / "data" / "blobs").mkdir(parents=True)
-    db.write_text(f"checkpoint {SECRET}")
-    (work / "data" / "blobs" / "ab12").write_text(f"blob {SECRET}")
-    policy = SourcePolicy(roots=(work.resolve(),), allow_secrets=False, protected=project_store(db))
-    monkeypatch.chdir(work)
-    loaded = load_sources(["."], max_bytes=100_000, policy=policy)
-    assert sorted(loaded.texts) == ["./doc.txt", "./notes/a.txt"]
-    assert "./notes/link.txt" in loaded.skipped and "./data/runs.sqlite" in loaded.skipped
-    assert not any(SECRET in text for text in loaded.texts.values())
-
-
-def test_operator_caps_web_switch_and_roots(tmp_path: Path) -> None:
-    from rlm_research.graph.settings import Settings
-    from rlm_research.mcp_server.client_policy import ClientPolicy, narrow_roots
-    from rlm_research.mcp_server.failures import ToolFailure
-
-    values = {
-        "mcp_allow_web": False,
-        "mcp_option_caps": {"max_turns": 5},
-        "source_roots": [str(tmp_path)],
-        "mcp_max_sources": 2,
-    }
-    policy = ClientPolicy.from_config(values, Settings(model="openai:mine"))
-    policy.check_options({"max_turns": 5, "model": "openai:mine", "max_depth": 3})
-    for options, message in [
-        ({"max_turns": 6}, "option 'max_turns': at most 5 on this server (got 6)"),
-        ({"max_depth": "4"}, "option 'max_depth': at most 3 on this server (got '4')"),
-        ({"web": "yes"}, "option 'web': this server does not allow web research"),
-        ({"url_guard": False}, "option 'url_guard': set by the server's operator, not by a client"),
-        ({"mcp_allow_private_urls": True}, "set by the server's operator"),
-    ]:
-        with pytest.raises(ToolFailure) as e:
-            policy.check_options(options)
-        assert message in str(e.value)
-    with pytest.raises(ToolFailure, match="does not allow web research"):
-        policy.check_input("q", ["web://"])
-    with pytest.raises(ToolFailure, match="too many sources"):
-        policy.check_input("q", ["a", "b", "c"])
-    confined = policy.confine(Settings(web=True))
-    assert confined.web is False and confined.url_guard is True
-    a, b = tmp_path / "a", tmp_path / "a" / "b"
-    assert narrow_roots((a,), [b, Path("/etc")]) == (b,)
-    assert narrow_roots((b,), [a]) == (b,)
-    assert narrow_roots((a,), []) == ()
-    assert narrow_roots((a,), None) == (a,)
