@@ -23,7 +23,7 @@ from urllib.parse import unquote, urlsplit
 
 import anyio
 from mcp.server.mcpserver import Context
-from rlm_research.graph.config import Config
+from rlm_research.graph.config import SECRET_KEYS, Config
 from rlm_research.graph.settings import Settings
 from rlm_research.mcp_server.failures import ToolFailure
 from rlm_research.tools.address_guard import AddressGuard
@@ -107,19 +107,15 @@ class ClientPolicy:
         )
 
     # -- options -----------------------------------------------------------------------------
-    def check_options(
-        self, options: dict[str, Any] | None, may_shape: tuple[str, ...] = CLIENT_KEYS
-    ) -> dict[str, Any] | None:
+    def check_options(self, options: dict[str, Any] | None) -> dict[str, Any] | None:
         """Refuse what a client may not set; what is left goes on to `options.split_options`
         (which refuses API keys and unknown keys and checks each value)."""
         if not isinstance(options, dict):
             return options
         for raw, value in options.items():
             key = _key(raw)
-            if value is None or key.lower() in ("api_key", "key", "token", "password", "secret"):
-                continue
-            if key.lower().endswith("_api_key"):
-                continue
+            if value is None or key.lower() in SECRET_KEYS or key.lower().endswith("_api_key"):
+                continue  # unset, or a key: options.split_options refuses keys in its own words
             if key in MODEL_KEYS:
                 self._check_model(raw, value)
             elif key == "data_dir":
@@ -127,7 +123,7 @@ class ClientPolicy:
                     f"option {raw!r}: where runs are stored is set when the server starts "
                     "(--db or --config), not per call"
                 )
-            elif key in may_shape:
+            elif key in CLIENT_KEYS:
                 self._check_value(raw, key, value)
             elif key in Config.model_fields or key in Settings.field_names():
                 raise ToolFailure(f"option {raw!r}: set by the server's operator, not by a client")
