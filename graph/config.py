@@ -76,6 +76,36 @@ class _DeclaredConfig(BaseModel):
     # CLI-only keys (not run settings).
     max_source_bytes: int | None = Field(None, ge=1, description="size limit of each source")
     url_timeout: float | None = Field(None, gt=0, description="seconds to fetch a URL source")
+    # The MCP server operator's keys (docs/security.md): what its clients may do. Not run
+    # settings; a client can set none of them. Lists also read as comma-separated variables.
+    mcp_allowed_models: list[str] | None = Field(None, description="models clients may name")
+    source_roots: list[str] | None = Field(None, description="folders client sources lie under")
+    mcp_allow_secret_files: bool | None = Field(None, description="hidden/key files readable")
+    mcp_allow_private_urls: bool | None = Field(None, description="clients reach private hosts")
+    mcp_url_allow_hosts: list[str] | None = Field(None, description="host:port treated as public")
+    mcp_allow_web: bool | None = Field(None, description="clients may turn web research on")
+    mcp_option_caps: dict[str, float] | None = Field(None, description="highest client budgets")
+    mcp_max_question_chars: int | None = Field(None, ge=1)
+    mcp_max_sources: int | None = Field(None, ge=0)
+
+    @field_validator("mcp_allowed_models", "source_roots", "mcp_url_allow_hosts", mode="before")
+    @classmethod
+    def _comma_list(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            return [part.strip() for part in value.split(",") if part.strip()]
+        return value
+
+    @field_validator("mcp_option_caps", mode="before")
+    @classmethod
+    def _json_mapping(cls, value: Any) -> Any:
+        if isinstance(value, str):  # from RLM_MCP_OPTION_CAPS
+            import json
+
+            try:
+                return json.loads(value)
+            except ValueError:
+                raise ValueError('must be a mapping, e.g. {"max_depth": 2}') from None
+        return value
 
     @field_validator("model", "sub_model")
     @classmethod
@@ -174,6 +204,9 @@ def read_file(path: Path) -> dict[str, Any]:
     if values.get("data_dir"):
         d = Path(values["data_dir"]).expanduser()
         values["data_dir"] = str(d if d.is_absolute() else (path.parent / d).resolve())
+    if values.get("source_roots"):
+        roots = [Path(r).expanduser() for r in values["source_roots"]]
+        values["source_roots"] = [str(r if r.is_absolute() else path.parent / r) for r in roots]
     return values
 
 

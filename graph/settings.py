@@ -69,6 +69,13 @@ class Settings:
 
     data_dir: str = field(default_factory=default_data_dir)
 
+    # The trust boundary (docs/security.md). Off for the CLI and the Python API; the MCP server
+    # turns it on for every client run. `url_guard`: fetch_url reaches public addresses only;
+    # `url_guard_allow`: comma-separated `host:port` it lets through anyway (the operator's
+    # `mcp_url_allow_hosts`).
+    url_guard: bool = False
+    url_guard_allow: str = ""
+
     def model_for(self, depth: int) -> Any:
         return self.model if depth == 0 or self.sub_model is None else self.sub_model
 

@@ -9,6 +9,7 @@ from typing import Any, get_type_hints
 from pydantic import TypeAdapter, ValidationError
 from rlm_research.graph.config import SECRET_KEYS, Config
 from rlm_research.graph.settings import Settings
+from rlm_research.mcp_server.client_policy import CLIENT_KEYS, MODEL_KEYS
 from rlm_research.mcp_server.failures import ToolFailure
 
 RUN_ID_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
@@ -17,11 +18,12 @@ RUN_ID_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
 # list_runs, get_report and resume_research find every run it started.
 SERVER_ONLY = {"data_dir"}
 # What resume_research may change (the CLI's `resume` allows the same): a run keeps its budgets.
-RESUME_KEYS = ("model", "sub_model", "base_url")
+RESUME_KEYS = ("model", "sub_model")  # a model the operator allows (client_policy)
 # Settings with no config key (none today: graph.config declares every Settings field), checked
 # here from Settings' own types, so a new setting is usable as an option either way.
 EXTRA_KEYS = tuple(k for k in Settings.field_names() if k not in Config.model_fields)
-OPTION_KEYS = tuple(k for k in [*Config.model_fields, *EXTRA_KEYS] if k not in SERVER_ONLY)
+# What a client may set at all (the operator's rules: mcp_server.client_policy).
+OPTION_KEYS = (*MODEL_KEYS, *CLIENT_KEYS)
 
 
 def check_run_id(run_id: str) -> str:

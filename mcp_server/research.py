@@ -16,6 +16,7 @@ from mcp.types import CallToolResult, TextContent
 from rlm_research.graph import run_index
 from rlm_research.graph.config import ConfigError, Loaded, load_config, settings_from_stored
 from rlm_research.graph.settings import Settings
+from rlm_research.mcp_server.client_policy import ClientPolicy, client_roots
 from rlm_research.mcp_server.failures import ToolFailure
 from rlm_research.mcp_server.options import RESUME_KEYS, check_run_id, flag_to_option, split_options
 from rlm_research.mcp_server.reports import report_path, write_run_report
@@ -59,9 +60,15 @@ class Research:
 
     def run_settings(self, options: dict[str, Any] | None) -> tuple[Settings, Loaded]:
         """A new run's settings: config file < RLM_* environment < the call's `options`."""
-        flags, extra = split_options(options)
+        policy = self.client_policy()
+        flags, extra = split_options(policy.check_options(options))
         loaded = self.load(flags)
-        return self._here(loaded.settings, **extra), loaded
+        return policy.confine(self._here(loaded.settings, **extra)), loaded
+
+    def client_policy(self) -> ClientPolicy:
+        """The operator's rules for clients (docs/security.md), from today's config."""
+        loaded = self.load()
+        return ClientPolicy.from_config(loaded.values, loaded.settings)
 
     @staticmethod
     def check_models(settings: Settings) -> None:
@@ -96,6 +103,8 @@ class Research:
         question = (question or "").strip()
         if not question:
             raise ToolFailure("the question is empty")
+        policy = await in_thread(self.client_policy)  # the trust boundary: docs/security.md
+        policy.check_input(question, sources)
         settings, loaded = await in_thread(self.run_settings, options)
         for spec in sources:
             if spec.strip() == "-":
@@ -109,6 +118,7 @@ class Research:
                 list(sources),
                 max_bytes=loaded.max_source_bytes,
                 url_timeout=loaded.url_timeout,
+                policy=policy.source_policy(self.db, await client_roots(ctx)),
             )
         except SourceError as e:
             raise ToolFailure(str(e)) from None
@@ -140,7 +150,8 @@ class Research:
         self, ctx: Context, run_id: str, options: dict[str, Any] | None
     ) -> CallToolResult:
         run_id = check_run_id(run_id)
-        flags, _ = split_options(options, allowed=RESUME_KEYS)
+        policy = await in_thread(self.client_policy)
+        flags, _ = split_options(policy.check_options(options), allowed=RESUME_KEYS)
         if not await in_thread(run_index.has_checkpoints, self.db, run_id):
             raise ToolFailure(f"no run {run_id!r} to resume in {self.db}")
         await self._runs.wait_until_stopped(run_id, ctx)
@@ -159,7 +170,7 @@ class Research:
                 raise ToolFailure(flag_to_option(str(e), list(flags))) from None
         else:  # started before the run index existed, or elsewhere: today's config
             settings = (await in_thread(self.load, flags)).settings
-        settings = self._here(settings)
+        settings = policy.confine(self._here(settings))
         await in_thread(self.check_models, settings)
         row = row or {}
         return await self._execute(

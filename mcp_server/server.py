@@ -1,7 +1,8 @@
 """`rlm-research-mcp`: deep research over long documents as an MCP server (official `mcp` SDK).
 
     rlm-research-mcp                            # stdio: what an IDE or chat app starts
-    rlm-research-mcp --http --port 8765         # streamable HTTP at http://127.0.0.1:8765/mcp
+    rlm-research-mcp --http --port 8765         # streamable HTTP at http://127.0.0.1:8765/mcp,
+                                                # behind a bearer token (docs/security.md)
     rlm-research-mcp --config my.yaml --db ~/research/runs.sqlite
 
 Tools:
@@ -13,8 +14,10 @@ Tools:
 - `get_report(run_id)`: the run's markdown report (written first if it is missing).
 
 Configured like the CLI (`graph.config`): `--config FILE` (or `$RLM_CONFIG`, `./rlm-research.yaml`,
-the user config), then `RLM_*` environment variables; `options` of a call override both for that
-run. API keys come from the environment (`RLM_API_KEY`, `OPENAI_API_KEY`, ...), never from a call.
+the user config), then `RLM_*` environment variables. API keys come from the environment
+(`RLM_API_KEY`, `OPENAI_API_KEY`, ...), never from a call. Clients are not trusted
+(docs/security.md, `client_policy`): a call's `options` only shape the run within the operator's
+caps, and its sources are read only under the allowed roots.
 
 Bad input (a missing source, a bad option, an unreachable model) is a tool error result
 (`isError`) with one line; nothing is started. A run the client cancels stops after the step in
@@ -34,8 +37,10 @@ from mcp.types import CallToolResult, ToolAnnotations
 from pydantic import Field
 from rlm_research.graph import run_index
 from rlm_research.graph.config import ConfigError, load_config
+from rlm_research.mcp_server.client_policy import CLIENT_KEYS
 from rlm_research.mcp_server.failures import ToolFailure, failures_as_results
-from rlm_research.mcp_server.options import OPTION_KEYS, RESUME_KEYS, split_options
+from rlm_research.mcp_server.http_auth import HttpSetupError, serve_http
+from rlm_research.mcp_server.options import RESUME_KEYS, split_options
 from rlm_research.mcp_server.research import Research
 from rlm_research.mcp_server.run_threads import in_thread
 from rlm_research.mcp_server.summaries import describe_event
@@ -66,9 +71,10 @@ checkpointed: a cancelled or failed run continues with resume_research. Call lis
 runs and get_report for a run's full markdown report."""
 
 OPTIONS_HELP = (
-    "Settings for this run, overriding the server's config file and RLM_* environment: "
-    + ", ".join(OPTION_KEYS)
-    + ". e.g. {'model': 'openai:gpt-4o-mini', 'max_depth': 2, 'web': true}."
+    "Settings that shape this run, up to the server's caps: "
+    + ", ".join(CLIENT_KEYS)
+    + "; 'model' and 'sub_model' only if the server's operator allows the model. "
+    "e.g. {'max_depth': 2, 'max_turns': 20, 'web': true}."
 )
 
 
@@ -107,8 +113,8 @@ def build_server(research: Research, log_level: str = "WARNING") -> MCPServer:
         options: Annotated[
             dict[str, Any] | None,
             Field(
-                description="Only model, sub_model and base_url may change on resume (e.g. "
-                "when a server moved); the run keeps its other settings."
+                description="Only model and sub_model may change on resume (to a model the "
+                "server's operator allows); the run keeps its other settings."
             ),
         ] = None,
     ) -> CallToolResult:
@@ -163,6 +169,15 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     )
     parser.add_argument("--host", default="127.0.0.1", help="HTTP host (default 127.0.0.1).")
     parser.add_argument("--port", type=int, default=8765, help="HTTP port (default 8765).")
+    parser.add_argument(
+        "--allowed-host",
+        action="append",
+        default=[],
+        metavar="NAME[:PORT]",
+        help="A host name clients use to reach --http besides loopback and --host (the Host "
+        "and Origin check refuses others); repeat for several. Every request needs the bearer "
+        "token: $RLM_MCP_TOKEN, or one printed at start (only for a loopback --host).",
+    )
     parser.add_argument("--config", type=Path, help="A YAML config file (as the CLI's --config).")
     parser.add_argument(
         "--db",
@@ -194,9 +209,18 @@ def main(argv: list[str] | None = None) -> None:
     log.setLevel(args.log_level)
     try:
         if args.http:
-            server.run("streamable-http", host=args.host, port=args.port)
+            serve_http(
+                server,
+                host=args.host,
+                port=args.port,
+                allowed_hosts=args.allowed_host,
+                log_level=args.log_level,
+            )
         else:
             server.run("stdio")
+    except HttpSetupError as e:
+        print(f"rlm-research-mcp: error: {e}", file=sys.stderr)
+        raise SystemExit(2) from None
     except KeyboardInterrupt:
         pass
     finally:

@@ -17,6 +17,7 @@ import anyio
 import pytest
 from mcp import ClientSession, StdioServerParameters, stdio_client
 from mcp.client.streamable_http import streamable_http_client
+from mcp.shared._httpx_utils import create_mcp_http_client
 from rlm_research.graph import run_index
 from rlm_research.mcp_server.server import (
     RESUME_KEYS,
@@ -174,7 +175,7 @@ def test_stdio_tools_progress_runs_report_and_errors(tmp_path: Path, doc: Path) 
         dead = f"http://127.0.0.1:{free_port()}/v1"
         bad = await s.call_tool("deep_research", {"question": "q?", "options": {"base_url": dead}})
         assert bad.is_error
-        assert text_of(bad).startswith(f"model openai:stub: cannot reach {dead}")
+        assert text_of(bad) == "option 'base_url': set by the server's operator, not by a client"
 
         bad = await s.call_tool("get_report", {"run_id": "no-such-run"})
         assert bad.is_error and text_of(bad) == f"no run 'no-such-run' in {db}"
@@ -279,7 +280,7 @@ def test_streamable_http_transport(tmp_path: Path, doc: Path) -> None:
     port = free_port()
     replies = RuleResponder([], default="```python\nFINAL(context[:5])\n```")
     with StubOpenAI(replies) as stub:
-        env = {**os.environ, **server_env(tmp_path, stub)}
+        env = {**os.environ, **server_env(tmp_path, stub), "RLM_MCP_TOKEN": "t" * 32}
         proc = subprocess.Popen(
             [sys.executable, "-m", "rlm_research.mcp_server.server", "--http", "--port", str(port)],
             cwd=tmp_path,
@@ -302,8 +303,10 @@ def test_streamable_http_transport(tmp_path: Path, doc: Path) -> None:
             async def main() -> None:
                 url = f"http://127.0.0.1:{port}/mcp"
                 with anyio.fail_after(30):
+                    auth = {"Authorization": "Bearer " + "t" * 32}
                     async with (
-                        streamable_http_client(url) as (read, write),
+                        create_mcp_http_client(headers=auth) as http,
+                        streamable_http_client(url, http_client=http) as (read, write),
                         ClientSession(read, write) as s,
                     ):
                         await s.initialize()
@@ -360,10 +363,10 @@ def test_help_and_bad_config(clean_env: Path, monkeypatch, capsys) -> None:
 def test_options_override_config_and_are_checked(clean_env: Path) -> None:
     (clean_env / "my.yaml").write_text("model: openai:from-file\nmax_turns: 7\n")
     research = Research(clean_env / "db" / "runs.sqlite", config_file=clean_env / "my.yaml")
-    options = {"max-depth": 2, "web": "true", "web_provider": "brave", "sub_model": None}
+    options = {"max-depth": 2, "web": "true", "sub_model": None}
     settings, loaded = research.run_settings(options)
     assert (settings.model, settings.max_turns, settings.max_depth) == ("openai:from-file", 7, 2)
-    assert settings.web is True and settings.web_provider == "brave"
+    assert settings.web is True and settings.url_guard is True
     assert settings.sub_model is None
     assert settings.data_dir == str(clean_env / "db")  # the server's database, not the config's
     assert loaded.max_source_bytes > 0
@@ -371,7 +374,7 @@ def test_options_override_config_and_are_checked(clean_env: Path) -> None:
     bad = {
         "max_depth": (-1, "option 'max_depth': "),
         "web": ("maybe", "option 'web': "),
-        "model": ("nonsense", "option 'model': unknown model spec"),
+        "model": ("nonsense", "option 'model': this server's operator chooses the model"),
         "colour": (1, "option 'colour': unknown option"),
         "data_dir": ("/tmp", "where runs are stored is set when the server starts"),
         "openai_api_key": ("sk-1", "API keys are not options"),
@@ -381,7 +384,7 @@ def test_options_override_config_and_are_checked(clean_env: Path) -> None:
             research.run_settings({key: value})
         assert str(e.value).startswith(expected) or expected in str(e.value), str(e.value)
         assert "\n" not in str(e.value)
-    with pytest.raises(ToolFailure, match="only model, sub_model, base_url may change"):
+    with pytest.raises(ToolFailure, match="only model, sub_model may change"):
         split_options({"max_depth": 3}, allowed=RESUME_KEYS)
     with pytest.raises(ToolFailure, match="options must be an object"):
         split_options(["model"])  # type: ignore[arg-type]

@@ -17,6 +17,8 @@ from pathlib import Path
 from typing import BinaryIO
 
 import httpx
+from rlm_research.tools.address_guard import AddressGuard, BlockedAddress
+from rlm_research.tools.source_policy import SourcePolicy, SourceRefused
 
 WEB = "web://"
 TEXT_SUFFIXES_HTML = (".html", ".htm", ".xhtml")
@@ -57,9 +59,12 @@ def load_sources(
     max_bytes: int,
     url_timeout: float = 30.0,
     stdin: BinaryIO | None = None,
+    policy: SourcePolicy | None = None,
 ) -> Sources:
-    """Load every spec; `max_bytes` caps each source (a folder counts as one)."""
+    """Load every spec; `max_bytes` caps each source (a folder counts as one). `policy` confines
+    what an untrusted caller may name (default: anything this user can read)."""
     out = Sources()
+    policy = policy or SourcePolicy()
     for spec in specs:
         if spec.strip() == "":
             raise SourceError("empty --source value")
@@ -67,19 +72,29 @@ def load_sources(
             out.web = True
             continue
         if spec.lower().startswith(("http://", "https://")):
-            _add(out, spec, load_url(spec, max_bytes=max_bytes, timeout=url_timeout))
+            text = load_url(spec, max_bytes=max_bytes, timeout=url_timeout, guard=policy.url_guard)
+            _add(out, spec, text)
         elif spec == "-":
+            if not policy.allow_stdin:
+                raise SourceError("source '-' (stdin) is not available here; give a path")
             _add(out, "stdin", load_stdin(max_bytes=max_bytes, stream=stdin))
         else:
-            path = Path(spec).expanduser()
+            path = _allowed(Path(spec).expanduser(), spec, policy)
             if path.is_dir():
-                texts, skipped = load_folder(path, spec, max_bytes=max_bytes)
+                texts, skipped = load_folder(path, spec, max_bytes=max_bytes, policy=policy)
                 for name, text in texts.items():
                     _add(out, name, text)
                 out.skipped += skipped
             else:
                 _add(out, spec, load_file(path, spec, max_bytes=max_bytes))
     return out
+
+
+def _allowed(path: Path, name: str, policy: SourcePolicy) -> Path:
+    try:
+        return policy.check_path(path)
+    except SourceRefused as e:
+        raise SourceError(f"{name}: {e}") from None
 
 
 def _add(out: Sources, name: str, text: str) -> None:
@@ -239,10 +254,12 @@ _BLOCK_TAGS = [
 
 
 # -- folders -------------------------------------------------------------------------------------
-def load_folder(folder: Path, spec: str, *, max_bytes: int) -> tuple[dict[str, str], list[str]]:
+def load_folder(
+    folder: Path, spec: str, *, max_bytes: int, policy: SourcePolicy | None = None
+) -> tuple[dict[str, str], list[str]]:
     """Every text-like file below `folder` (hidden and VCS/cache folders skipped), named
     `<folder>/<relative path>`. Binary, empty and image-only PDF files are skipped; a corrupt
-    PDF is an error."""
+    PDF is an error. Files `policy` refuses (a link out of a root, a key file) are skipped."""
     label = spec.rstrip("/\\") or spec
     texts: dict[str, str] = {}
     skipped: list[str] = []
@@ -254,6 +271,11 @@ def load_folder(folder: Path, spec: str, *, max_bytes: int) -> tuple[dict[str, s
     for rel in walk:
         name = f"{label}/{rel}"
         path = folder / rel
+        if policy is not None and policy.confined:
+            if not policy.allows_in_walk(path):
+                skipped.append(name)
+                continue
+            path = policy.check_path(path)
         try:
             size = path.stat().st_size
         except OSError as e:
@@ -303,12 +325,24 @@ def _walk(folder: Path):
 
 
 # -- URLs and stdin ------------------------------------------------------------------------------
-def load_url(url: str, *, max_bytes: int, timeout: float = 30.0) -> str:
-    """GET the URL (redirects followed, `timeout` s, at most `max_bytes`); HTML becomes text."""
+def load_url(
+    url: str, *, max_bytes: int, timeout: float = 30.0, guard: AddressGuard | None = None
+) -> str:
+    """GET the URL (redirects followed, `timeout` s, at most `max_bytes`); HTML becomes text.
+    With a `guard`, every connection (each redirect's too) goes to a public address only."""
     headers = {"User-Agent": "rlm-research/0.1 (+source loader)", "Accept": "*/*"}
+    transport = guard.transport() if guard is not None else None
     try:
+        if guard is not None:
+            guard.check_url(url)  # before any request: the error names the address at once
         with (
-            httpx.Client(timeout=timeout, follow_redirects=True, headers=headers) as client,
+            httpx.Client(
+                timeout=timeout,
+                follow_redirects=True,
+                headers=headers,
+                transport=transport,
+                trust_env=guard is None,  # an environment proxy would bypass the guard
+            ) as client,
             client.stream("GET", url) as resp,
         ):
             if resp.status_code >= 400:
@@ -324,6 +358,8 @@ def load_url(url: str, *, max_bytes: int, timeout: float = 30.0) -> str:
                     raise _too_big(url, None, max_bytes)
                 chunks.append(chunk)
             content_type = resp.headers.get("content-type", "")
+    except BlockedAddress as e:
+        raise SourceError(f"{url}: {e}") from None
     except httpx.TimeoutException:
         raise SourceError(f"{url}: timed out after {timeout:g} s") from None
     except httpx.InvalidURL as e:

@@ -109,7 +109,7 @@ def fetch(url: Any, settings: Settings | None = None, *, timeout: float | None =
         raise WebError(f"fetch_url: {url}: only http:// and https:// URLs can be fetched")
     seconds = timeout if timeout is not None else _timeout(settings)
     try:
-        text = load_url(url, max_bytes=FETCH_MAX_BYTES, timeout=seconds)
+        text = load_url(url, max_bytes=FETCH_MAX_BYTES, timeout=seconds, guard=_guard(settings))
     except SourceError as e:
         message = _one_line(e)
         if ": too big (" in message:  # its hint names the --source setting, not ours
@@ -122,6 +122,15 @@ def fetch(url: Any, settings: Settings | None = None, *, timeout: float | None =
             f"of {len(text):,} characters]"
         )
     return text
+
+
+def _guard(settings: Settings) -> Any:
+    """The address guard of a run an MCP client started (None: any address)."""
+    if not getattr(settings, "url_guard", False):
+        return None
+    from rlm_research.tools.address_guard import AddressGuard
+
+    return AddressGuard.allowing(getattr(settings, "url_guard_allow", ""))
 
 
 def _timeout(settings: Settings) -> float:
