@@ -28,6 +28,7 @@ from pathlib import Path
 from typing import Any
 
 from rlm_research.graph.outcome import STATUSES as STATUSES  # front ends check --status
+from rlm_research.graph.outcome import outcome_of
 
 BUSY_TIMEOUT = 30.0
 
@@ -209,7 +210,10 @@ def record_end(
     answer = stop_reason = usage = message = None
     if result is not None:
         answer, stop_reason, usage = result.answer, result.stop_reason, result.usage
-        status, message = result.status, result.error
+        status, message = getattr(result, "status", None), getattr(result, "error", None)
+        if not status:  # a bare result: the one definition decides
+            decided = outcome_of(answer, stop_reason)
+            status, message = decided.status, decided.detail
     elif isinstance(error, KeyboardInterrupt | GeneratorExit | asyncio.CancelledError):
         status = "interrupted"
     else:

@@ -250,6 +250,12 @@ def stop_run(run: ActiveRun, error: BaseException) -> None:
         log.warning("run %s: could not record how it stopped: %s", run.run_id, e)
 
 
+def mark_interrupted(db: Path, run_id: str) -> None:
+    """For a front end leaving at once (a second Ctrl-C, a server shutting down) while the graph
+    is still in a step: say `interrupted` now; the stream says it again when it stops."""
+    stop_run(ActiveRun(run_id, db, Settings(), None, "", None), KeyboardInterrupt())
+
+
 def write_run_report(run: ActiveRun, result: RunResult) -> None:
     """`<data_dir>/reports/<run_id>.md` and `.jsonl`; their paths go into the result and the
     run index. A report that cannot be written is logged, not fatal: the answer is recorded."""
