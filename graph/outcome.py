@@ -26,7 +26,7 @@ STATUSES: tuple[str, ...] = ("running", "answered", "no_answer", "failed", "inte
 _MODEL_ANSWERED = ("answered",)
 _CLOSING_COUNTS = "budget:"  # the closing call after a budget ran out may answer
 _FENCE = re.compile(r"^[ \t]*(```|~~~)", re.M)
-_REPL_CALL = re.compile(r"\b(FINAL_VAR|FINAL|print|grep|sub_lm|sub_lm_batched|llm_query)\s*\(")
+_REPL_CALL = re.compile(r"(FINAL_VAR|FINAL|print|grep|sub_lm|sub_lm_batched|llm_query)\(")
 
 
 @dataclass(frozen=True)
@@ -84,18 +84,35 @@ def not_an_answer(text: str) -> str | None:
     return None
 
 
+_BLOCKS = (
+    ast.Import,
+    ast.ImportFrom,
+    ast.For,
+    ast.While,
+    ast.If,
+    ast.With,
+    ast.Try,
+    ast.FunctionDef,
+    ast.ClassDef,
+)
+
+
 def looks_like_code(text: str) -> bool:
-    """Python statements rather than a value: it parses, and it assigns, imports, loops,
-    defines, or calls the REPL's helpers. "Paris", "1678", "3 + 4" and sentences are not."""
-    if _REPL_CALL.search(text) and "\n" in text.strip():
-        return True
+    """Python statements rather than a value: it parses, and it calls the REPL's helpers
+    (FINAL_VAR, print, grep, sub_lm...), imports, loops or defines, or runs to several
+    statements that assign. "Paris", "1678", "3 + 4", "x = 5", "total: 42" and sentences are
+    not."""
     try:
         tree = ast.parse(text.strip())
     except (SyntaxError, ValueError):
         return False
-    for node in tree.body:
-        if not isinstance(node, ast.Expr):
-            return True  # an assignment, import, loop, def, ...
-        if any(isinstance(n, ast.Call) for n in ast.walk(node)) and _REPL_CALL.search(text):
-            return True
-    return False
+    calls_helpers = any(
+        isinstance(n, ast.Call)
+        and isinstance(n.func, ast.Name)
+        and _REPL_CALL.match(n.func.id + "(")
+        for n in ast.walk(tree)
+    )
+    if calls_helpers or any(isinstance(n, _BLOCKS) for n in tree.body):
+        return True
+    assigns = [n for n in tree.body if isinstance(n, ast.Assign | ast.AugAssign)]
+    return len(tree.body) > 1 and bool(assigns)
