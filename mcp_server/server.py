@@ -17,8 +17,8 @@ the user config), then `RLM_*` environment variables; `options` of a call overri
 run. API keys come from the environment (`RLM_API_KEY`, `OPENAI_API_KEY`, ...), never from a call.
 
 Bad input (a missing source, a bad option, an unreachable model) is a tool error result
-(`isError`) with one line; nothing is started. A run the client cancels stops after the step in
-flight and stays resumable: every finished step is in the SQLite checkpoints.
+(`isError`) with one line; nothing is started. A run the client cancels stops where it is and
+stays resumable: finished steps and finished model calls are in the SQLite checkpoints.
 """
 
 from __future__ import annotations
