@@ -99,3 +99,28 @@ def test_a_bad_override_is_refused_before_anything_changes(make_settings, tmp_pa
     with pytest.raises(RunSetupError, match="max.turns"):
         resume("b1", db_path=other, overrides={"model": stuck, "max_turns": "many"})
     assert json.dumps(run_index.get_run(other, "b1")["overrides"]) == "null"
+
+
+def test_cli_resume_with_a_new_base_url_records_it(tmp_path: Path):
+    from rlm_research.cli.main import app
+    from typer.testing import CliRunner
+
+    from tests.support.cli_process import cli_env
+
+    doc = tmp_path / "doc.txt"
+    doc.write_text("The code is 7413.")
+    db = tmp_path / "runs.sqlite"
+    env = cli_env(tmp_path)
+    with StubOpenAI(RuleResponder([], default=py("FINAL('7413')"))) as stub:
+        args = ["run", "code?", "-s", str(doc), "--model", "openai:stub", "--db", str(db)]
+        url = stub.base_url
+        first = CliRunner().invoke(app, [*args, "--base-url", url, "--run-id", "u1"], env=env)
+        assert first.exit_code == 0, first.stderr
+        moved = url.replace("127.0.0.1", "localhost")  # the same server, a new name
+        again = CliRunner().invoke(
+            app, ["resume", "u1", "--db", str(db), "--base-url", moved], env=env
+        )
+    assert again.exit_code == 0, again.stderr
+    row = run_index.get_run(db, "u1")
+    assert row["overrides"][0]["changed"] == {"base_url": [url, moved]}
+    assert row["settings"]["base_url"] == moved and row["model"] == "openai:stub"
