@@ -357,7 +357,7 @@ def show(
         hint = resume_hint(run_id, db_file, db is not None)
         out.print(f"Resume with: [bold]{escape(hint)}[/]")
     out.print("[bold]Answer:[/]")
-    echo(row.get("answer") or "(none yet)")
+    echo(row.get("answer") or ("(no answer)" if row["status"] == "no_answer" else "(none yet)"))
 
 
 from rlm_research.bench.cli import app as bench_app  # noqa: E402 - mounted after the commands above

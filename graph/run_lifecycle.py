@@ -73,11 +73,8 @@ def start_run(
     run_index.record_start(
         db, run_id, question=question, context=context, sources=sources, settings=settings
     )
-    return ActiveRun(run_id, db, settings, inputs, question, sources or _described(context))
-
-
-def _described(context: Any) -> list[dict[str, Any]] | None:
-    return run_index.describe_context(context)
+    described = sources or run_index.describe_context(context)
+    return ActiveRun(run_id, db, settings, inputs, question, described)
 
 
 def resume_settings(
