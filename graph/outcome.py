@@ -48,7 +48,9 @@ def outcome_of(answer: str | None, stop_reason: str | None) -> Outcome:
     text = (answer or "").strip()
     if stop == "unfinished":
         return Outcome("interrupted", "", "unfinished", "the run stopped before its end")
-    if stop in ("error", "refused"):
+    if stop == "refused":  # out of time before the model could even be asked
+        return Outcome("no_answer", "", "budget:time", "the time budget ran out", text)
+    if stop == "error":
         return Outcome("no_answer", "", "error", f"the run ended with an error: {text[:200]}", text)
     if not (stop in _MODEL_ANSWERED or stop.startswith(_CLOSING_COUNTS)):
         detail = f"the run ended without an answer ({stop})"
