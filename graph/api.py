@@ -175,7 +175,8 @@ async def astream(
                 yield chunk
             values = (await app.aget_state(config)).values
     except BaseException as exc:  # a cancel / a closed stream -> interrupted, else failed
-        stop_run(active, exc)  # blocking but short: an await here would be cancelled again
+        # Blocking but short: an await here would be cancelled again.
+        stop_run(active, exc, abandoned=isinstance(exc, asyncio.CancelledError | GeneratorExit))
         raise
     yield {"kind": "result", "result": await asyncio.to_thread(finish_run, active, values)}
 

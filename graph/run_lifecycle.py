@@ -239,12 +239,38 @@ def finish_run(run: ActiveRun, values: dict[str, Any]) -> RunResult:
     return result
 
 
-def stop_run(run: ActiveRun, error: BaseException) -> None:
-    """The graph stopped early: `interrupted` (Ctrl-C, a cancel, a closed stream) or `failed`."""
+def stop_run(run: ActiveRun, error: BaseException, *, abandoned: bool = False) -> None:
+    """The graph stopped early: `interrupted` (Ctrl-C, a cancel, a closed stream) or `failed`.
+    `abandoned`: the graph did not wait for its tasks in flight (an async cancel): see
+    `stop_root_worker`."""
     try:
         run_index.record_end(run.db, run.run_id, error=error)
     except Exception as e:  # noqa: BLE001 - never mask the error that stopped the run
         log.warning("run %s: could not record how it stopped: %s", run.run_id, e)
+    if abandoned:
+        stop_root_worker(run)
+
+
+def stop_root_worker(run: ActiveRun) -> None:
+    """After an async cancel LangGraph does not wait for sync nodes still running in threads: a
+    cell may go on in the root's REPL worker. Stopping that worker ends it, and a resume (even
+    at once, in this process) rebuilds the REPL from its last snapshot and journal, as after a
+    crash, instead of sharing a worker with the abandoned cell."""
+    from rlm_research.graph.builder import builder
+    from rlm_research.graph.checkpoints import open_saver
+    from rlm_research.tools.repl_host import stop_worker
+
+    try:
+        saver = open_saver(run.db)
+        try:
+            config = {"configurable": {"thread_id": run.run_id}}
+            level = builder.compile(checkpointer=saver).get_state(config).values.get("level_id")
+        finally:
+            saver.conn.close()
+        if level:
+            stop_worker(level)
+    except Exception as e:  # noqa: BLE001 - bookkeeping must not mask the cancel
+        log.warning("run %s: could not stop its REPL worker: %s", run.run_id, e)
 
 
 def mark_interrupted(db: Path, run_id: str) -> None:

@@ -100,7 +100,6 @@ def test_a_cancelled_async_run_resumes_without_paying_again(tmp_path: Path) -> N
         # Resume with no settings at all: the stored ones, the same database.
         result = asyncio.run(aresume("c1", db_path=db))
         after = asked(stub)[len(before) :]
-        print("CALLS before", before, "after", after)
     assert (result.status, result.answer) == ("answered", "done:R-b1,R-b2,R-b3,R4")
     # The three children that had finished are not asked again, nor the root's first turn.
     assert not [t for t in after if t in ("b1", "b2", "b3") or t.startswith("Question: batch")]
