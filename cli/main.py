@@ -7,7 +7,7 @@
     rlm-research show <run-id>
     rlm-research resume <run-id>
 
-Exit codes: 0 answered, 1 failed (with a one-line reason), 2 bad usage, 130 interrupted
+Exit codes: 0 answered, 1 no answer or failed (with a one-line reason), 2 bad usage, 130 interrupted
 (the run stays resumable).
 """
 
@@ -35,7 +35,16 @@ from rlm_research.cli.options import (
     resolve_config,
     with_db,
 )
-from rlm_research.cli.output import EXIT_USAGE, Failure, echo, err, fail, print_json, resume_hint
+from rlm_research.cli.output import (
+    EXIT_FAILED,
+    EXIT_USAGE,
+    Failure,
+    echo,
+    err,
+    fail,
+    print_json,
+    resume_hint,
+)
 from rlm_research.cli.run_display import (
     STATUS_STYLE,
     format_last_step,
@@ -45,7 +54,8 @@ from rlm_research.cli.run_display import (
 )
 from rlm_research.cli.run_execution import execute_run
 from rlm_research.graph import api, run_index
-from rlm_research.graph.config import ConfigError, settings_from_stored
+from rlm_research.graph.run_errors import RunSetupError
+from rlm_research.graph.run_lifecycle import resume_settings
 from rlm_research.graph.settings import Settings
 from rlm_research.graph.usage import input_text, total_tokens
 
@@ -61,7 +71,7 @@ app = typer.Typer(
         "variable (OPENAI_API_KEY, ...) or RLM_API_KEY, never from a flag.\n\n"
         "Settings: ./rlm-research.yaml or ~/.config/rlm-research/config.yaml, overridden by "
         "RLM_* variables (RLM_MODEL, RLM_MAX_DEPTH, ...), overridden by flags.\n\n"
-        "Exit codes: 0 answered, 1 failed, 2 bad usage, 130 interrupted (resumable)."
+        "Exit codes: 0 answered, 1 no answer or failed, 2 bad usage, 130 interrupted (resumable)."
     ),
     no_args_is_help=True,
     add_completion=False,
@@ -106,6 +116,14 @@ def run(
             "(provider from the web_provider setting; key from TAVILY_API_KEY / BRAVE_API_KEY).",
         ),
     ] = None,
+    no_source: Annotated[
+        bool,
+        typer.Option(
+            "--no-source",
+            help="Run without any source, on purpose: for questions that need only web research "
+            "(with --web) or none. Without it, a run with no --source is refused.",
+        ),
+    ] = False,
     run_id: Annotated[
         str | None,
         typer.Option("--run-id", help="Name the run (letters, digits, . _ -). Default: random."),
@@ -138,6 +156,11 @@ def run(
         loaded = resolve_config(flags, config)
         if not question.strip():
             raise Failure("the question is empty", EXIT_USAGE)
+        if not source and not no_source:
+            raise Failure(
+                "no source: give --source FILE|FOLDER|URL (or --no-source to ask without one)",
+                EXIT_USAGE,
+            )
         if run_id is not None and not RUN_ID_RE.fullmatch(run_id):
             raise Failure(
                 f"bad --run-id {run_id!r}: use 1-64 letters, digits, '.', '_' or '-'", EXIT_USAGE
@@ -172,22 +195,24 @@ def run(
     except KeyboardInterrupt:
         fail(Failure("interrupted before the run started; nothing was saved", 130), json_out)
 
-    run_index.record_start(
-        db_file, rid, question=question, sources=sources.sizes(), settings=settings
-    )
     if sources.skipped and not json_out and not quiet:
         err.print(f"[dim]skipped {len(sources.skipped)} binary or empty file(s)[/]")
+    events = api.stream(
+        question,
+        sources.context(),
+        settings=settings,
+        run_id=rid,
+        db_path=db_file,
+        sources=sources.sizes(),
+    )
     execute_run(
         run_id=rid,
-        question=question,
-        context=sources.context(),
+        events=events,
         settings=settings,
         db=db_file,
         explicit_db=db is not None,
         json_out=json_out,
         quiet=quiet,
-        report_question=question,
-        sources=sources.sizes(),
     )
 
 
@@ -211,42 +236,30 @@ def resume(
     try:
         loaded = resolve_config({}, config)
         db_file = db_path(db, loaded.settings)
-        row = run_index.get_run(db_file, run_id)
-        if not run_index.has_checkpoints(db_file, run_id):
-            raise Failure(f"no run {run_id!r} to resume in {db_file}")
         overrides = {"model": model, "sub_model": sub_model, "base_url": base_url}
         try:
-            if row and row.get("settings"):
-                settings = settings_from_stored(row["settings"], overrides)
-            else:  # started before the index existed, or elsewhere: use today's config
-                settings = resolve_config(overrides, config).settings
-        except ConfigError as e:
-            raise Failure(str(e), EXIT_USAGE) from None
-        if row and row.get("settings") and row["settings"].get("model") is None and not model:
-            raise Failure(
-                f"run {run_id} was started with a model object from Python; give --model",
-                EXIT_USAGE,
+            settings, _, _ = resume_settings(
+                run_id, db_path=db_file, overrides=overrides, fallback=loaded.settings
             )
-        settings = with_db(settings, db_file)
-        check_models(settings)
+            check_models(settings)
+        except RunSetupError as e:
+            raise Failure(str(e), EXIT_USAGE if e.usage else EXIT_FAILED) from None
     except Failure as e:
         e.run_id = run_id
         fail(e, json_out)
     except KeyboardInterrupt:
         fail(Failure("interrupted before resuming; nothing changed", 130, run_id), json_out)
 
-    row = row or {}
+    # The settings chosen above, given whole: the lifecycle records what differs from the run's.
+    events = api.stream(None, settings=settings, run_id=run_id, db_path=db_file)
     execute_run(
         run_id=run_id,
-        question=None,
-        context=None,
+        events=events,
         settings=settings,
         db=db_file,
         explicit_db=db is not None,
         json_out=json_out,
         quiet=quiet,
-        report_question=row.get("question") or "",
-        sources=row.get("sources"),
     )
 
 
@@ -259,7 +272,8 @@ def list_runs(
     status: Annotated[
         str | None,
         typer.Option(
-            "--status", help="Only runs with this status: running, answered, failed, interrupted."
+            "--status",
+            help="Only runs with this status: running, answered, no_answer, failed, interrupted.",
         ),
     ] = None,
 ) -> None:
@@ -343,7 +357,7 @@ def show(
         hint = resume_hint(run_id, db_file, db is not None)
         out.print(f"Resume with: [bold]{escape(hint)}[/]")
     out.print("[bold]Answer:[/]")
-    echo(row.get("answer") or "(none yet)")
+    echo(row.get("answer") or ("(no answer)" if row["status"] == "no_answer" else "(none yet)"))
 
 
 from rlm_research.bench.cli import app as bench_app  # noqa: E402 - mounted after the commands above

@@ -77,11 +77,12 @@ def with_db(settings: Settings, db: Path) -> Settings:
 
 
 def check_models(settings: Settings) -> None:
-    from rlm_research.tools.chat_models import ModelConfigError, check_models_reachable
+    from rlm_research.graph.run_errors import RunSetupError
+    from rlm_research.graph.run_lifecycle import check_models as reachable
 
     try:
-        check_models_reachable(settings.model, settings.sub_model, base_url=settings.base_url)
-    except ModelConfigError as e:
+        reachable(settings)
+    except RunSetupError as e:
         raise Failure(str(e)) from None
 
 

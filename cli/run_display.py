@@ -8,6 +8,7 @@ from typing import Any
 
 STATUS_STYLE = {
     "answered": "green",
+    "no_answer": "red",
     "failed": "red",
     "interrupted": "yellow",
     "running": "cyan",

@@ -1,5 +1,6 @@
 """Running a run from the shell: stream it with live progress, stop cleanly on Ctrl-C (the run
-stays resumable), then write the report and print the answer and a summary."""
+stays resumable), then print the answer and a summary (the outcome, the run index and the report
+are graph.run_lifecycle's, as for every front end)."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ import os
 import signal
 import threading
 import traceback
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, NoReturn
 
@@ -18,27 +20,22 @@ from rlm_research.cli.output import (
     EXIT_FAILED,
     EXIT_INTERRUPTED,
     EXIT_OK,
+    EXIT_USAGE,
+    Failure,
     echo,
     err,
+    fail,
     print_json,
     resume_hint,
 )
 from rlm_research.graph import run_index
+from rlm_research.graph.run_errors import RunSetupError
+from rlm_research.graph.run_lifecycle import mark_interrupted
+from rlm_research.graph.run_result import RunResult
 from rlm_research.graph.settings import Settings
 from rlm_research.report.markdown import peak_rss_mb
 
 GRACE_SECONDS = 3.0  # after Ctrl-C, how long parallel sub-calls may take to notice before we leave
-
-
-def sandbox_description() -> str | None:
-    """How this process ran REPL workers (bwrap or plain), for the report."""
-    try:
-        from rlm_research.tools.sandbox import sandbox_mode
-
-        mode = sandbox_mode()
-    except Exception:  # noqa: BLE001 - absent or misconfigured: the report just omits it
-        return None
-    return mode + ("" if mode == "bwrap" else " (reduced isolation: no bwrap)")
 
 
 def debug_enabled() -> bool:
@@ -100,20 +97,16 @@ class InterruptGuard:
 def execute_run(
     *,
     run_id: str,
-    question: str | None,
-    context: Any,
+    events: Iterator[dict[str, Any]],
     settings: Settings,
     db: Path,
     explicit_db: bool,
     json_out: bool,
     quiet: bool,
-    report_question: str,
-    sources: list[dict[str, Any]] | None,
-) -> None:
-    """Stream the run with progress, then report. Raises typer.Exit with the right code."""
+) -> NoReturn:
+    """Show the run's progress while `events` (graph.api.stream, not started yet) drives it,
+    then present its result. Raises typer.Exit with the right code."""
     from rlm_research.cli.progress import make_progress
-    from rlm_research.graph.api import stream
-    from rlm_research.report.markdown import write_report
 
     hint = resume_hint(run_id, db, explicit_db)
     live = not json_out and not quiet and err.is_terminal
@@ -129,15 +122,11 @@ def execute_run(
         except Exception:  # noqa: BLE001
             pass
         if result is None:
-            try:
-                run_index.record_end(db, run_id, error=KeyboardInterrupt())
-            except Exception:  # noqa: BLE001 - the message matters more
-                pass
+            mark_interrupted(db, run_id)
         err.print(f"[yellow]Interrupted.[/] Resume with: [bold]{escape(hint)}[/]")
         if json_out:
             print_json({"run_id": run_id, "status": "interrupted", "resume": hint})
 
-    events = stream(question, context, settings=settings, run_id=run_id, db_path=db)
     guard = InterruptGuard(
         on_stop, lambda: progress.note("Stopping... (Ctrl-C again to quit at once)")
     )
@@ -152,6 +141,8 @@ def execute_run(
         events.close()
         guard.stop_once()
         raise typer.Exit(EXIT_INTERRUPTED) from None
+    except RunSetupError as e:  # resume: no such run, bad overrides (checked before this too)
+        fail(Failure(str(e), EXIT_USAGE if e.usage else EXIT_FAILED, run_id), json_out)
     except Exception as e:  # a model or graph error mid-run: the checkpoints stay resumable
         events.close()
         if debug_enabled():
@@ -165,49 +156,39 @@ def execute_run(
     if stopped.is_set():  # the guard already spoke
         raise typer.Exit(EXIT_INTERRUPTED)
     assert result is not None
+    present_result(result, progress.tracker.elapsed, json_out)
 
-    row = run_index.get_run(db, run_id) or {}
-    status = row.get("status") or ("answered" if result.answer.strip() else "failed")
-    error = row.get("error")
-    md_path, jsonl_path = write_report(
-        result,
-        data_dir=db.parent,
-        question=report_question,
-        status=status,
-        sources=sources if sources is not None else row.get("sources"),
-        models={"model": model_label(settings.model), "sub_model": model_label(settings.sub_model)},
-        error=error,
-        sandbox=sandbox_description(),
-    )
-    run_index.set_report(db, run_id, md_path)
-    tracker = progress.tracker
+
+def present_result(result: RunResult, elapsed: float, json_out: bool) -> NoReturn:
+    """The answer on stdout (only a real one), a summary and the report paths on stderr."""
+    from rlm_research.graph.usage import total_calls, total_tokens
+
     if json_out:
         print_json(
             {
-                "run_id": run_id,
-                "status": status,
+                "run_id": result.run_id,
+                "status": result.status,
                 "answer": result.answer,
                 "stop_reason": result.stop_reason,
                 "usage": result.usage,
-                "report": str(md_path),
+                "report": result.report,
                 "peak_rss_mb": round(peak_rss_mb()),
-                "trajectory": str(jsonl_path),
-                "error": error,
+                "trajectory": result.trajectory_file,
+                "error": result.error,
             }
         )
     else:
-        if result.answer.strip():
+        if result.answered:
             echo(result.answer)
-        from rlm_research.graph.usage import total_calls, total_tokens
-
-        colour = "green" if status == "answered" else "red"
+        colour = "green" if result.answered else "red"
+        usage = result.usage
         err.print(
-            f"[{colour}]{status}[/] ({escape(result.stop_reason)}) · run {run_id} · "
-            f"{total_calls(result.usage)} model call(s) · {total_tokens(result.usage):,} tokens · "
-            f"{result.usage.get('sub_calls', 0)} sub-call(s) · {tracker.elapsed:.1f} s"
+            f"[{colour}]{result.status}[/] ({escape(result.stop_reason)}) · run {result.run_id} · "
+            f"{total_calls(usage)} model call(s) · {total_tokens(usage):,} tokens · "
+            f"{usage.get('sub_calls', 0)} sub-call(s) · {elapsed:.1f} s"
         )
-        if error:
-            err.print(f"[bold red]error:[/] {escape(error)}")
-        err.print(f"Report:     {escape(str(md_path))}")
-        err.print(f"Trajectory: {escape(str(jsonl_path))}")
-    raise typer.Exit(EXIT_OK if status == "answered" else EXIT_FAILED)
+        if result.error:
+            err.print(f"[bold red]error:[/] {escape(result.error)}")
+        err.print(f"Report:     {escape(str(result.report))}")
+        err.print(f"Trajectory: {escape(str(result.trajectory_file))}")
+    raise typer.Exit(EXIT_OK if result.answered else EXIT_FAILED)

@@ -1,33 +1,51 @@
-"""The small public Python API: `run`, `stream`, `resume`. Each compiles the graph with a SQLite
-checkpointer in the run's data folder; the run id is the checkpoint thread id."""
+"""The public Python API: `run`, `stream`, `resume` and their async twins `arun`, `astream`,
+`aresume`. Each drives the graph with a checkpointer in the run's data folder (the run id is the
+checkpoint thread id, every step written before the next starts: durability "sync"); the steps
+around it (settings for a resume, the outcome, the run index, the report) are
+`graph.run_lifecycle`'s, the same for every front end.
+
+A resume continues with the settings the run started with. To change some on purpose, pass
+`overrides={"base_url": ..., "max_turns": 30}` (or a whole `settings=`); what changed is recorded
+in the run index."""
 
 from __future__ import annotations
 
-import dataclasses
-import uuid
-from collections.abc import Iterator
-from dataclasses import dataclass, field
+import asyncio
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
 
 from rlm_research.graph import run_index
-from rlm_research.graph.blob_store import BlobStore
 from rlm_research.graph.builder import builder
-from rlm_research.graph.checkpoints import open_saver
+from rlm_research.graph.checkpoints import async_saver, open_saver
+from rlm_research.graph.run_lifecycle import (
+    RECURSION_LIMIT,
+    ActiveRun,
+    finish_run,
+    graph_config,
+    locate,
+    result_of,
+    start_resume,
+    start_run,
+    stop_run,
+    trajectory_of,
+)
+from rlm_research.graph.run_result import RunResult
 from rlm_research.graph.settings import Settings
-from rlm_research.nodes.level_start import ingest_context
 
-RECURSION_LIMIT = 100_000  # budgets end runs; LangGraph's step cap should never be what stops one
-
-
-@dataclass
-class RunResult:
-    run_id: str
-    answer: str
-    stop_reason: str
-    usage: dict[str, Any]
-    call_tree: dict[str, Any]
-    trajectory: list[dict[str, Any]] = field(default_factory=list)
+__all__ = [
+    "RECURSION_LIMIT",
+    "RunResult",
+    "arun",
+    "aresume",
+    "astream",
+    "list_runs",
+    "load_result",
+    "resume",
+    "run",
+    "stream",
+    "trajectory_of",
+]
 
 
 def run(
@@ -37,14 +55,28 @@ def run(
     settings: Settings | None = None,
     run_id: str | None = None,
     db_path: str | Path | None = None,
+    sources: list[dict[str, Any]] | None = None,
 ) -> RunResult:
-    """Answer `question` over `context` (text, or {name: text}); returns when the run ends."""
-    result: RunResult | None = None
-    for event in stream(question, context, settings=settings, run_id=run_id, db_path=db_path):
-        if event["kind"] == "result":
-            result = event["result"]
-    assert result is not None
-    return result
+    """Answer `question` over `context` (text, or {name: text}); returns when the run ends.
+    `result.status` is "answered" only when the model gave an answer (see graph.outcome)."""
+    events = stream(
+        question, context, settings=settings, run_id=run_id, db_path=db_path, sources=sources
+    )
+    return _last_result(events)
+
+
+def resume(
+    run_id: str,
+    *,
+    settings: Settings | None = None,
+    overrides: dict[str, Any] | None = None,
+    db_path: str | Path | None = None,
+) -> RunResult:
+    """Continue a run from its last checkpoint with its stored settings; finished model calls
+    are not made again. A finished run returns its result without running anything."""
+    return _last_result(
+        stream(None, settings=settings, run_id=run_id, db_path=db_path, overrides=overrides)
+    )
 
 
 def stream(
@@ -54,35 +86,21 @@ def stream(
     settings: Settings | None = None,
     run_id: str | None = None,
     db_path: str | Path | None = None,
+    sources: list[dict[str, Any]] | None = None,
+    overrides: dict[str, Any] | None = None,
 ) -> Iterator[dict[str, Any]]:
     """Progress events (`kind`: turn, cell, sub_calls, child_start, observation, finished, ...)
     from every depth, then one `{"kind": "result", "result": RunResult}`.
-    `question=None` resumes the run `run_id`."""
-    settings, db = _locate(settings, db_path)
-    run_id = run_id or uuid.uuid4().hex[:12]
-    config = {
-        "configurable": {"thread_id": run_id},
-        "recursion_limit": RECURSION_LIMIT,
-        # LangGraph runs a step's Send tasks on a pool of min(32, cores + 4) threads unless told:
-        # 6 here, which made a batch of 16 take three rounds instead of one. `execute` sends at
-        # most `max_parallel` at once; the two spare threads are for LangGraph's own background
-        # checkpoint writes (with a pool of one, a task waited on a write queued behind itself).
-        "max_concurrency": max(1, settings.max_parallel) + 2,
-    }
-    inputs = None
-    if question is not None:
-        # Into the blob store first: a context passed in the input would be copied into the
-        # first checkpoints (the input write and step -1), three times for a 40 MB text.
-        store = BlobStore(Path(settings.data_dir) / "blobs")
-        inputs = {"question": question, "context_refs": ingest_context(context, store)}
-    run_index.record_start(db, run_id, question=question, context=context, settings=settings)
-    saver = open_saver(db)
+    `question=None` resumes the run `run_id` (see `resume`)."""
+    active = _start(question, context, settings, run_id, db_path, sources, overrides)
+    saver = open_saver(active.db)
+    config = graph_config(active)
     try:
         app = builder.compile(checkpointer=saver)
         for _ns, chunk in app.stream(
-            inputs,
+            active.inputs,
             config,
-            context=settings,
+            context=active.settings,
             stream_mode="custom",
             subgraphs=True,
             durability="sync",
@@ -90,19 +108,109 @@ def stream(
             yield chunk
         values = app.get_state(config).values
     except BaseException as exc:  # Ctrl-C / a closed stream -> interrupted, else failed
-        run_index.record_end(db, run_id, error=exc)
+        stop_run(active, exc)
         raise
     finally:
         saver.conn.close()
-    result = _result(run_id, values, settings)
-    run_index.record_end(db, run_id, result=result)
-    yield {"kind": "result", "result": result}
+    yield {"kind": "result", "result": finish_run(active, values)}
 
 
-def resume(run_id: str, *, settings: Settings | None = None, db_path: str | Path | None = None):
-    """Continue a run from its last checkpoint; finished model calls are not made again."""
+async def arun(
+    question: str,
+    context: Any = None,
+    *,
+    settings: Settings | None = None,
+    run_id: str | None = None,
+    db_path: str | Path | None = None,
+    sources: list[dict[str, Any]] | None = None,
+) -> RunResult:
+    """`run` for async callers: the same run, outcome, records and report."""
+    events = astream(
+        question, context, settings=settings, run_id=run_id, db_path=db_path, sources=sources
+    )
+    return await _alast_result(events)
+
+
+async def aresume(
+    run_id: str,
+    *,
+    settings: Settings | None = None,
+    overrides: dict[str, Any] | None = None,
+    db_path: str | Path | None = None,
+) -> RunResult:
+    """`resume` for async callers."""
+    return await _alast_result(
+        astream(None, settings=settings, run_id=run_id, db_path=db_path, overrides=overrides)
+    )
+
+
+async def astream(
+    question: str | None,
+    context: Any = None,
+    *,
+    settings: Settings | None = None,
+    run_id: str | None = None,
+    db_path: str | Path | None = None,
+    sources: list[dict[str, Any]] | None = None,
+    overrides: dict[str, Any] | None = None,
+) -> AsyncIterator[dict[str, Any]]:
+    """`stream` for async callers: the same events, then the result. Cancelling the task that
+    reads it stops the run after the tasks in flight (their finished work is checkpointed);
+    the run reads `interrupted` and `aresume` continues it."""
+    active = await asyncio.to_thread(
+        _start, question, context, settings, run_id, db_path, sources, overrides
+    )
+    config = graph_config(active)
+    try:
+        async with async_saver(active.db) as saver:
+            app = builder.compile(checkpointer=saver)
+            async for _ns, chunk in app.astream(
+                active.inputs,
+                config,
+                context=active.settings,
+                stream_mode="custom",
+                subgraphs=True,
+                durability="sync",
+            ):
+                yield chunk
+            values = (await app.aget_state(config)).values
+    except BaseException as exc:  # a cancel / a closed stream -> interrupted, else failed
+        # Blocking but short: an await here would be cancelled again.
+        stop_run(active, exc, abandoned=isinstance(exc, asyncio.CancelledError | GeneratorExit))
+        raise
+    yield {"kind": "result", "result": await asyncio.to_thread(finish_run, active, values)}
+
+
+def _start(
+    question: str | None,
+    context: Any,
+    settings: Settings | None,
+    run_id: str | None,
+    db_path: str | Path | None,
+    sources: list[dict[str, Any]] | None,
+    overrides: dict[str, Any] | None,
+) -> ActiveRun:
+    if question is not None:
+        return start_run(
+            question, context, settings=settings, run_id=run_id, db_path=db_path, sources=sources
+        )
+    if run_id is None:
+        raise ValueError("a resume needs the run_id of the run to continue")
+    return start_resume(run_id, db_path=db_path, settings=settings, overrides=overrides)
+
+
+def _last_result(events: Iterator[dict[str, Any]]) -> RunResult:
     result: RunResult | None = None
-    for event in stream(None, settings=settings, run_id=run_id, db_path=db_path):
+    for event in events:
+        if event["kind"] == "result":
+            result = event["result"]
+    assert result is not None
+    return result
+
+
+async def _alast_result(events: AsyncIterator[dict[str, Any]]) -> RunResult:
+    result: RunResult | None = None
+    async for event in events:
         if event["kind"] == "result":
             result = event["result"]
     assert result is not None
@@ -115,14 +223,14 @@ def load_result(
     """The run's result as its root's latest checkpoint holds it, without running anything:
     for a run that was cancelled, crashed or is still going, `stop_reason` is "unfinished".
     A run with no checkpoint gives an empty result."""
-    settings, db = _locate(settings, db_path)
+    settings, db = locate(settings, db_path)
     saver = open_saver(db)
     try:
         config = {"configurable": {"thread_id": run_id}}
         values = builder.compile(checkpointer=saver).get_state(config).values or {}
     finally:
         saver.conn.close()
-    return _result(run_id, values, settings)
+    return result_of(run_id, values, settings)
 
 
 def list_runs(
@@ -135,7 +243,7 @@ def list_runs(
     """Runs in the database, newest first: id, status, question, started, and, read from the
     root's latest checkpoint, `last_step` (the step number and the node due next) and
     `usage` so far, which for a crashed or running run is the only record of what it spent."""
-    settings, db = _locate(settings, db_path)
+    settings, db = locate(settings, db_path)
     runs = run_index.list_runs(db, limit=limit, status=status)
     if not runs:
         return runs
@@ -154,33 +262,3 @@ def list_runs(
     finally:
         saver.conn.close()
     return runs
-
-
-def _locate(settings: Settings | None, db_path: str | Path | None) -> tuple[Settings, Path]:
-    """The database and the blob store sit side by side in one data folder."""
-    settings = settings or Settings()
-    if db_path is None:
-        return settings, Path(settings.data_dir) / "runs.sqlite"
-    db = Path(db_path)
-    return dataclasses.replace(settings, data_dir=str(db.parent)), db
-
-
-def _result(run_id: str, values: dict[str, Any], settings: Settings) -> RunResult:
-    store = BlobStore(Path(settings.data_dir) / "blobs")
-    tree = values.get("call_tree") or {}
-    return RunResult(
-        run_id=run_id,
-        answer=values.get("answer") or "",
-        stop_reason=values.get("stop_reason") or "unfinished",
-        usage=values.get("usage") or {},
-        call_tree=tree,
-        trajectory=list(trajectory_of(tree, store)),
-    )
-
-
-def trajectory_of(tree: dict[str, Any], store: BlobStore) -> Iterator[dict[str, Any]]:
-    """Every turn of the run, depth first: a level's turns, then its children's."""
-    for ref in tree.get("trajectory", []):
-        yield store.get_json(ref)
-    for child in tree.get("children", []):
-        yield from trajectory_of(child, store)

@@ -273,13 +273,3 @@ def load_config(
         file=path,
         values=merged,
     )
-
-
-def settings_from_stored(
-    stored: dict[str, Any] | None, overrides: dict[str, Any] | None = None
-) -> Settings:
-    """A resumed run's settings: what it started with, then any flags given to `resume`."""
-    run_keys = set(Settings.field_names())
-    values = {k: v for k, v in (stored or {}).items() if k in run_keys and v is not None}
-    values.update(read_flags(overrides or {}))
-    return Settings(**{k: v for k, v in values.items() if k in run_keys})

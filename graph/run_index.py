@@ -4,8 +4,10 @@ The checkpointer knows threads, not runs: this index is what `rlm-research runs`
 `show` / `resume` read: the question, the sources, the settings the run started with (so a
 resume uses the same models and budgets), its status, answer, usage and report path.
 
-Status: `running` -> `answered` | `failed` | `interrupted`. A row left `running` by a process
-that died (kill -9, power loss) is shown as `interrupted` once that process is gone.
+Status: `running` -> `answered` | `no_answer` | `failed` | `interrupted` (what each means:
+`graph.outcome`). A row left `running` by a process that died (kill -9, power loss) is shown as
+`interrupted` once that process is gone. A resume that changed settings on purpose (another
+model, a new base URL, a higher budget) appends what it changed to `overrides`.
 
 Every call opens its own short-lived connection with a busy timeout, so threads and processes
 can share the database with the checkpointer (which keeps it in WAL mode).
@@ -13,6 +15,7 @@ can share the database with the checkpointer (which keeps it in WAL mode).
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import dataclasses
 import json
@@ -24,7 +27,9 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-STATUSES = ("running", "answered", "failed", "interrupted")
+from rlm_research.graph.outcome import STATUSES as STATUSES  # front ends check --status
+from rlm_research.graph.outcome import outcome_of
+
 BUSY_TIMEOUT = 30.0
 
 _SCHEMA = """
@@ -44,9 +49,13 @@ CREATE TABLE IF NOT EXISTS runs (
     report      TEXT,     -- path of the markdown report
     error       TEXT,
     pid         INTEGER,  -- the process that last ran it, to spot runs left `running` by a crash
-    host        TEXT
+    host        TEXT,
+    overrides   TEXT      -- JSON [{"at": ..., "changed": {key: [before, after]}}], one per resume
 )
 """
+# Databases made before a column existed get it added (name, SQL type).
+_ADDED_COLUMNS = (("overrides", "TEXT"),)
+_migrated: set[str] = set()
 _COLUMNS = [
     "run_id",
     "question",
@@ -64,8 +73,9 @@ _COLUMNS = [
     "error",
     "pid",
     "host",
+    "overrides",
 ]
-_JSON_COLUMNS = ("sources", "settings", "usage")
+_JSON_COLUMNS = ("sources", "settings", "usage", "overrides")
 
 
 @contextlib.contextmanager
@@ -78,10 +88,22 @@ def _connect(db_path: str | Path) -> Iterator[sqlite3.Connection]:
         with contextlib.suppress(sqlite3.OperationalError):  # already WAL, or busy: either is fine
             conn.execute("PRAGMA journal_mode=WAL")
         conn.execute(_SCHEMA)
+        _add_missing_columns(conn, str(path))
         with conn:  # one transaction, committed on success
             yield conn
     finally:
         conn.close()
+
+
+def _add_missing_columns(conn: sqlite3.Connection, key: str) -> None:
+    if key in _migrated:
+        return
+    have = {row[1] for row in conn.execute("PRAGMA table_info(runs)")}
+    for name, kind in _ADDED_COLUMNS:
+        if name not in have:
+            with contextlib.suppress(sqlite3.OperationalError):  # another process added it
+                conn.execute(f"ALTER TABLE runs ADD COLUMN {name} {kind}")
+    _migrated.add(key)
 
 
 def _label(spec: Any) -> str | None:
@@ -181,20 +203,18 @@ def record_end(
 ) -> str:
     """Record how the run ended; returns its status.
 
-    `result` (a RunResult): `answered` when it has an answer, `failed` when it finished without
-    one, `interrupted` when the graph stopped before its end. `error`: `interrupted` for Ctrl-C
-    or a consumer that stopped reading the stream, else `failed` with the message.
+    `result` (a RunResult): its outcome (`graph.outcome`) gives the status and, without an
+    answer, the one-line reason. `error`: `interrupted` for Ctrl-C, a cancel, or a consumer
+    that stopped reading the stream, else `failed` with the message.
     """
     answer = stop_reason = usage = message = None
     if result is not None:
         answer, stop_reason, usage = result.answer, result.stop_reason, result.usage
-        if stop_reason == "unfinished":
-            status = "interrupted"
-        elif answer and answer.strip():
-            status = "answered"
-        else:
-            status, message = "failed", f"the run ended without an answer ({stop_reason})"
-    elif isinstance(error, KeyboardInterrupt | GeneratorExit):
+        status, message = getattr(result, "status", None), getattr(result, "error", None)
+        if not status:  # a bare result: the one definition decides
+            decided = outcome_of(answer, stop_reason)
+            status, message = decided.status, decided.detail
+    elif isinstance(error, KeyboardInterrupt | GeneratorExit | asyncio.CancelledError):
         status = "interrupted"
     else:
         status = "failed"
@@ -218,6 +238,35 @@ def record_end(
             ),
         )
     return status
+
+
+def record_resume(
+    db_path: str | Path, run_id: str, settings: Any, changed: dict[str, list[Any]]
+) -> None:
+    """A resume with settings changed on purpose: the run's settings become the new ones (a
+    later plain resume keeps them) and `changed` ({key: [before, after]}) is appended to its
+    `overrides`."""
+    stored = settings_json(settings)
+    with _connect(db_path) as conn:
+        row = conn.execute("SELECT overrides FROM runs WHERE run_id = ?", (run_id,)).fetchone()
+        if row is None:
+            return
+        log = json.loads(row[0]) if row[0] else []
+        log.append({"at": time.time(), "changed": changed})
+        conn.execute(
+            """
+            UPDATE runs SET settings = ?, model = ?, sub_model = ?, overrides = ?, updated = ?
+            WHERE run_id = ?
+            """,
+            (
+                None if stored is None else json.dumps(stored),
+                _label(getattr(settings, "model", None)),
+                _label(getattr(settings, "sub_model", None)),
+                json.dumps(log, default=str),
+                time.time(),
+                run_id,
+            ),
+        )
 
 
 def set_report(db_path: str | Path, run_id: str, report_path: str | Path) -> None:

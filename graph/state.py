@@ -4,9 +4,10 @@ SqliteSaver copies the whole state into every checkpoint."""
 from __future__ import annotations
 
 import operator
-from typing import Annotated, Any, TypedDict
+from typing import Annotated, Any
 
 from rlm_research.graph.usage import Usage, add_usage
+from typing_extensions import TypedDict  # pydantic builds JSON schemas from it on Python < 3.12
 
 
 def merge_results(old: dict[str, Any] | None, new: dict[str, Any] | None) -> dict[str, Any]:

@@ -3,7 +3,7 @@
 - `server`: the four tools (deep_research, resume_research, list_runs, get_report), the command
   line and `main`, the entry point.
 - `research`: what the tools do, over one run database.
-- `run_threads`: runs on threads of their own, progress forwarding, cancellation.
+- `run_threads`: runs driven by graph.api.astream on the event loop, progress, cancellation.
 - `options`: checking a call's `options` and run ids.
 - `client_policy`: the operator's rules for clients (models, caps, roots, URLs).
 - `http_auth`: `--http` behind a bearer token and the Host/Origin check.

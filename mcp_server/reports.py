@@ -1,5 +1,5 @@
-"""A run's markdown report (`cli.report`), written beside the run database in reports/: after a
-run ends here, or on demand for a run that has none (cancelled, crashed, or started elsewhere)."""
+"""A run's markdown report on demand, for a run that has none (cancelled, crashed, or started
+elsewhere); a run that ends here gets its report from the lifecycle (graph.run_lifecycle)."""
 
 from __future__ import annotations
 
@@ -9,35 +9,8 @@ from pathlib import Path
 from typing import Any
 
 from rlm_research.graph import run_index
-from rlm_research.graph.settings import Settings
-from rlm_research.mcp_server.summaries import model_label
 
 log = logging.getLogger("rlm_research.mcp")
-
-
-def write_run_report(
-    db: Path,
-    result: Any,
-    question: str,
-    sources: list[dict[str, Any]] | None,
-    settings: Settings,
-) -> tuple[dict[str, Any], Path]:
-    """The report of a run that just ended here: (its run-index row, the report's path)."""
-    from rlm_research.report.markdown import write_report
-
-    row = run_index.get_run(db, result.run_id) or {}
-    status = row.get("status") or ("answered" if result.answer.strip() else "failed")
-    md_path, _ = write_report(
-        result,
-        data_dir=db.parent,
-        question=question or row.get("question") or "",
-        status=status,
-        sources=sources if sources is not None else row.get("sources"),
-        models={"model": model_label(settings.model), "sub_model": model_label(settings.sub_model)},
-        error=row.get("error"),
-    )
-    run_index.set_report(db, result.run_id, md_path)
-    return {**row, "status": status}, md_path
 
 
 def report_path(db: Path, run_id: str, row: dict[str, Any]) -> Path:

@@ -10,27 +10,26 @@ import uuid
 from pathlib import Path
 from typing import Any
 
-import anyio
 from mcp.server.mcpserver import Context
 from mcp.types import CallToolResult, TextContent
 from rlm_research.graph import run_index
-from rlm_research.graph.config import ConfigError, Loaded, load_config, settings_from_stored
+from rlm_research.graph.config import ConfigError, Loaded, load_config
+from rlm_research.graph.run_errors import RunSetupError
+from rlm_research.graph.run_lifecycle import check_models, resume_settings
+from rlm_research.graph.run_result import RunResult
 from rlm_research.graph.settings import Settings
 from rlm_research.mcp_server.client_policy import ClientPolicy, client_roots
 from rlm_research.mcp_server.failures import ToolFailure
 from rlm_research.mcp_server.options import RESUME_KEYS, check_run_id, flag_to_option, split_options
-from rlm_research.mcp_server.reports import report_path, write_run_report
+from rlm_research.mcp_server.reports import report_path
 from rlm_research.mcp_server.run_threads import (
     SHUTDOWN_GRACE,
     ActiveRuns,
-    RunThread,
     follow_run,
     in_thread,
-    settle_after_cancel,
 )
 from rlm_research.mcp_server.summaries import (
     iso_time,
-    model_label,
     preview,
     usage_line,
     usage_summary,
@@ -45,7 +44,7 @@ class Research:
     def __init__(self, db: Path, config_file: Path | None = None) -> None:
         self.db = db
         self.config_file = config_file
-        self._runs = ActiveRuns()
+        self._runs = ActiveRuns(db)
 
     # -- settings ----------------------------------------------------------------------------
     def load(self, flags: dict[str, Any] | None = None) -> Loaded:
@@ -72,16 +71,10 @@ class Research:
 
     @staticmethod
     def check_models(settings: Settings) -> None:
-        from rlm_research.tools.chat_models import ModelConfigError, check_models_reachable
-
         try:
-            check_models_reachable(settings.model, settings.sub_model, base_url=settings.base_url)
-        except ModelConfigError as e:
+            check_models(settings)
+        except RunSetupError as e:
             raise ToolFailure(preview(str(e), 400)) from None
-        except Exception as e:  # noqa: BLE001 - e.g. a local weights loader's own error
-            raise ToolFailure(
-                f"model {model_label(settings.model)}: {run_index.one_line(e)}"
-            ) from None
 
     def _check_not_running_elsewhere(self, row: dict[str, Any] | None, run_id: str) -> None:
         """Refuse a run that another live process is running (get_run reads a row left
@@ -126,62 +119,45 @@ class Research:
             settings = dataclasses.replace(settings, web=True)
         await in_thread(self.check_models, settings)
 
+        from rlm_research.graph.api import astream
+
         run_id = uuid.uuid4().hex[:12]
-        sizes = loaded_sources.sizes()
-        await in_thread(
-            run_index.record_start,
-            self.db,
-            run_id,
-            question=question,
-            sources=sizes,
+        events = astream(
+            question,
+            loaded_sources.context(),
             settings=settings,
-        )
-        return await self._execute(
-            ctx,
             run_id=run_id,
-            question=question,
-            context=loaded_sources.context(),
-            settings=settings,
-            report_question=question,
-            sources=sizes,
+            db_path=self.db,
+            sources=loaded_sources.sizes(),
         )
+        return await self._execute(ctx, run_id, events)
 
     async def resume_research(
         self, ctx: Context, run_id: str, options: dict[str, Any] | None
     ) -> CallToolResult:
+        from rlm_research.graph.api import astream
+
         run_id = check_run_id(run_id)
-        policy = await in_thread(self.client_policy)
+        policy = await in_thread(self.client_policy)  # the trust boundary: docs/security.md
         flags, _ = split_options(policy.check_options(options), allowed=RESUME_KEYS)
         if not await in_thread(run_index.has_checkpoints, self.db, run_id):
             raise ToolFailure(f"no run {run_id!r} to resume in {self.db}")
-        await self._runs.wait_until_stopped(run_id, ctx)
+        await self._runs.wait_until_stopped(run_id)
         row = await in_thread(run_index.get_run, self.db, run_id)
         self._check_not_running_elsewhere(row, run_id)
-        stored = (row or {}).get("settings")
-        if stored:
-            if stored.get("model") is None and not flags.get("model"):
-                raise ToolFailure(
-                    f"run {run_id} was started with a model object from Python; "
-                    "give options={'model': ...}"
-                )
-            try:
-                settings = settings_from_stored(stored, flags)
-            except ConfigError as e:
-                raise ToolFailure(flag_to_option(str(e), list(flags))) from None
-        else:  # started before the run index existed, or elsewhere: today's config
-            settings = (await in_thread(self.load, flags)).settings
+        fallback = (await in_thread(self.load, {})).settings
+        try:
+            settings, _, _ = await in_thread(
+                resume_settings, run_id, db_path=self.db, overrides=flags, fallback=fallback
+            )
+        except RunSetupError as e:
+            message = str(e).replace("give a model", "give options={'model': ...}")
+            raise ToolFailure(flag_to_option(message, list(flags))) from None
         settings = policy.confine(self._here(settings))
         await in_thread(self.check_models, settings)
-        row = row or {}
-        return await self._execute(
-            ctx,
-            run_id=run_id,
-            question=None,
-            context=None,
-            settings=settings,
-            report_question=row.get("question") or "",
-            sources=row.get("sources"),
-        )
+        # The settings chosen above, given whole: the lifecycle records what differs.
+        events = astream(None, settings=settings, run_id=run_id, db_path=self.db)
+        return await self._execute(ctx, run_id, events)
 
     def list_runs(self, limit: int, status: str | None) -> CallToolResult:
         if status is not None and status not in run_index.STATUSES:
@@ -230,71 +206,50 @@ class Research:
         )
 
     # -- running -----------------------------------------------------------------------------
-    async def _execute(
-        self,
-        ctx: Context,
-        *,
-        run_id: str,
-        question: str | None,
-        context: Any,
-        settings: Settings,
-        report_question: str,
-        sources: list[dict[str, Any]] | None,
-    ) -> CallToolResult:
-        from rlm_research.graph.api import stream
-
-        worker = RunThread(
-            run_id,
-            lambda: stream(question, context, settings=settings, run_id=run_id, db_path=self.db),
-            on_exit=lambda: self._runs.release(run_id),
-        )
-        self._runs.claim(run_id, worker)
-        worker.start()
+    async def _execute(self, ctx: Context, run_id: str, events: Any) -> CallToolResult:
+        """Drive the run on this event loop (`graph.api.astream`) and present its result. A
+        cancel of this call cancels the run: it reads `interrupted` and stays resumable."""
+        self._runs.claim(run_id)
         try:
-            result, error = await follow_run(worker, ctx)
-        except BaseException:
-            # The client cancelled (or went away), or forwarding broke: stop after the current
-            # step (see RunThread) and leave the run resumable.
-            worker.stop.set()
-            with anyio.CancelScope(shield=True):
-                await settle_after_cancel(worker, self.db)
-            raise
-        if error is not None:
+            result = await follow_run(events, ctx)
+        except RunSetupError as e:
+            raise ToolFailure(str(e)) from None
+        except Exception as error:  # noqa: BLE001 - a model or graph error: resumable
             log.info("run %s failed: %s", run_id, run_index.one_line(error))
             raise ToolFailure(
                 f"run {run_id} failed: {run_index.one_line(error)}. Finished steps are saved: "
                 f"resume_research(run_id={run_id!r}) continues it"
-            )
-        if result is None:  # stopped without a result: only a shutdown does this
-            raise ToolFailure(f"run {run_id} was stopped; resume_research continues it")
+            ) from None
+        finally:
+            self._runs.release(run_id)
+        return present_result(result)
 
-        row, md_path = await in_thread(
-            write_run_report, self.db, result, report_question, sources, settings
-        )
-        status = row.get("status") or "answered"
-        summary = usage_summary(result.usage)
-        structured = {
-            "run_id": run_id,
-            "status": status,
-            "answer": result.answer,
-            "stop_reason": result.stop_reason,
-            "usage": summary,
-            "report": str(md_path),
-        }
-        footer = (
-            f"run_id: {run_id} · status: {status} · stop reason: {result.stop_reason}\n"
-            f"usage: {usage_line(summary)}\n"
-            f"report: get_report(run_id={run_id!r}) ({md_path})"
-        )
-        if status != "answered":
-            why = row.get("error") or f"the run ended without an answer ({result.stop_reason})"
-            text = f"No answer: {why}.\n\n{footer}"
-            return CallToolResult(
-                content=[TextContent(type="text", text=text)],
-                structured_content=structured,
-                is_error=True,
-            )
-        text = f"{result.answer.strip()}\n\n---\n{footer}"
+
+def present_result(result: RunResult) -> CallToolResult:
+    """The tool's reply: the answer (only a real one) and a footer, or why there is none."""
+    summary = usage_summary(result.usage)
+    run_id = result.run_id
+    structured = {
+        "run_id": run_id,
+        "status": result.status,
+        "answer": result.answer,
+        "stop_reason": result.stop_reason,
+        "usage": summary,
+        "report": result.report,
+    }
+    footer = (
+        f"run_id: {run_id} · status: {result.status} · stop reason: {result.stop_reason}\n"
+        f"usage: {usage_line(summary)}\n"
+        f"report: get_report(run_id={run_id!r}) ({result.report})"
+    )
+    if not result.answered:
+        text = f"No answer: {result.error}.\n\n{footer}"
         return CallToolResult(
-            content=[TextContent(type="text", text=text)], structured_content=structured
+            content=[TextContent(type="text", text=text)],
+            structured_content=structured,
+            is_error=True,
         )
+    text = f"{result.answer.strip()}\n\n---\n{footer}"
+    return CallToolResult(
+        content=[TextContent(type="text", text=text)], structured_content=structured
+    )

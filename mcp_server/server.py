@@ -20,8 +20,8 @@ the user config), then `RLM_*` environment variables. API keys come from the env
 caps, and its sources are read only under the allowed roots.
 
 Bad input (a missing source, a bad option, an unreachable model) is a tool error result
-(`isError`) with one line; nothing is started. A run the client cancels stops after the step in
-flight and stays resumable: every finished step is in the SQLite checkpoints.
+(`isError`) with one line; nothing is started. A run the client cancels stops where it is and
+stays resumable: finished steps and finished model calls are in the SQLite checkpoints.
 """
 
 from __future__ import annotations

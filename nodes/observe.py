@@ -27,6 +27,7 @@ from rlm_research.nodes.closest_line import clipped, closest_with_link, line_adv
 from rlm_research.nodes.execute import budget_exhausted, remaining
 from rlm_research.nodes.model_call import blob_store, emit, put_message, settings_of
 from rlm_research.tools.repl_worker import GREP_FOUND_NOTHING, grep_lines
+from rlm_research.tools.tool_notes import has_tool_note, strip_tool_notes
 
 
 def observe(
@@ -206,12 +207,16 @@ def stuck_advice(
         return prompts.FOLLOW_QUESTION_NAME.format(name=unsearched[0])
     if not result or cell_error(result):
         return prompts.STUCK_ADVICE
-    printed = " ".join(cell_stdout(result).split())
-    if printed and len(printed) <= 120:
+    stdout = cell_stdout(result)
+    # FINAL is offered only with what the model's own code printed: never with a tool's note
+    # ("(grep: no line has ...)"), nor with a value printed beside one (a search that failed).
+    own = strip_tool_notes(stdout)
+    printed = " ".join(own.split())
+    if printed and len(printed) <= 120 and not has_tool_note(stdout):
         return prompts.STUCK_ADVICE_PRINTED.format(printed=printed)
     searched = [s["pattern"] for s in searches or []]
     # The search's own lines when known: a superset of what it printed, unmangled by repr().
-    lines = list(dict.fromkeys(found or printed_lines(cell_stdout(result))))
+    lines = list(dict.fromkeys(found or printed_lines(own)))
     return line_advice(lines, question, searched) or prompts.STUCK_ADVICE
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from rlm_research.graph.config import ConfigError, load_config, settings_from_stored
+from rlm_research.graph.config import ConfigError, load_config
 from rlm_research.graph.settings import Settings
 
 
@@ -131,12 +131,6 @@ def test_api_keys_are_refused_in_files(clean_env):
 def test_bad_flag_values(clean_env):
     assert "--max-depth" in error_of(flags={"max_depth": -1})
     assert "--base-url" in error_of(flags={"base_url": "localhost:8000"})
-
-
-def test_resume_settings_come_from_the_stored_run(clean_env):
-    stored = {"model": "openai:stub", "max_turns": 3, "base_url": "http://a/v1", "bogus": 1}
-    s = settings_from_stored(stored, {"base_url": "http://b/v1", "model": None})
-    assert (s.model, s.max_turns, s.base_url) == ("openai:stub", 3, "http://b/v1")
 
 
 def test_every_run_setting_is_a_config_key(clean_env, monkeypatch):

@@ -154,7 +154,9 @@ def test_stuck_loop_gets_a_hint_then_ends(make_settings):
     result = run("q", DOC, settings=make_settings(model=root, max_turns=20))
     assert "repeating yourself" in result.trajectory[1]["observation"]
     assert result.stop_reason == "stuck"
-    assert result.answer == "final guess"
+    # A stuck run has no answer: the closing reply is kept aside, not taken as one.
+    assert result.status == "no_answer" and result.answer == ""
+    assert result.unaccepted == "final guess" and "stuck" in result.error
     assert len(result.trajectory) == 4
 
 
@@ -408,5 +410,6 @@ def test_a_cycle_of_searches_counts_as_stuck(make_settings):
     root = script(a, b, c, a, b, c, "final guess")
     result = run("q", DOC, settings=make_settings(model=root, max_turns=20))
     assert any("repeating yourself" in t["observation"] for t in result.trajectory)
-    assert result.stop_reason == "stuck" and result.answer == "final guess"
+    assert result.stop_reason == "stuck" and result.status == "no_answer"
+    assert result.answer == "" and result.unaccepted == "final guess"
     assert len(result.trajectory) == 6

@@ -176,6 +176,13 @@ def test_langgraph_dev_serves_a_run_with_a_nested_sub_run(tmp_path: Path) -> Non
     ):
         assistants = client.post("/assistants/search", json={"graph_id": "rlm"}).json()
         assert any(a["graph_id"] == "rlm" for a in assistants), assistants
+        # Studio's input form: the graph's input and output JSON schemas load (pydantic needs
+        # typing_extensions.TypedDict for them on Python < 3.12).
+        assistant_id = next(a["assistant_id"] for a in assistants if a["graph_id"] == "rlm")
+        schemas = client.get(f"/assistants/{assistant_id}/schemas").json()
+        assert schemas["input_schema"] and schemas["output_schema"], schemas
+        assert {"question", "context"} <= set(schemas["input_schema"]["properties"]), schemas
+        assert "answer" in schemas["output_schema"]["properties"], schemas
 
         thread_id = client.post("/threads", json={}).json()["thread_id"]
         payload = {

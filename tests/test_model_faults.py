@@ -304,7 +304,7 @@ def test_a_model_that_only_says_nothing_ends_as_stuck(settings_for):
     assert result.stop_reason == "stuck" and result.answer == ""
     assert calls <= 6  # nudge, hint, two more, the closing call: no endless loop
     row = run_index.get_run(db_of(settings), "e1")
-    assert row["status"] == "failed" and "without an answer (stuck)" in row["error"]
+    assert row["status"] == "no_answer" and "without an answer (stuck)" in row["error"]
 
 
 @pytest.mark.timeout(60)

@@ -1,6 +1,7 @@
 """Runs or resumes one RLM run in its own process, for crash tests that SIGKILL it.
 
     python -m tests.support.crash_runner run|resume --db D --run-id R --base-url U [--max-depth N]
+        [--model openai:NAME]
 
 Prints the result as one JSON line on stdout.
 """
@@ -24,10 +25,11 @@ def main() -> None:
     parser.add_argument("--run-id", required=True)
     parser.add_argument("--base-url", required=True)
     parser.add_argument("--max-depth", type=int, default=1)
+    parser.add_argument("--model", default="openai:stub")
     args = parser.parse_args()
     os.environ.setdefault("RLM_API_KEY", "test")
     settings = Settings(
-        model="openai:stub",
+        model=args.model,
         base_url=args.base_url,
         max_depth=args.max_depth,
         data_dir=os.path.dirname(args.db),
