@@ -86,7 +86,6 @@ def via_mcp(tmp_path: Path, stub: StubOpenAI, doc: Path) -> dict[str, Any]:
         got.update(done.structured_content, is_error=done.is_error)
         got["row"] = run_index.get_run(tmp_path / "mcp" / "data" / "runs.sqlite", got["run_id"])
 
-    (tmp_path / "mcp").mkdir()
     over_stdio(stdio_params(tmp_path / "mcp", stub), body)
     return got
 
@@ -94,7 +93,8 @@ def via_mcp(tmp_path: Path, stub: StubOpenAI, doc: Path) -> dict[str, Any]:
 @pytest.mark.timeout(240)
 @pytest.mark.parametrize("scenario", list(SCENARIOS))
 def test_the_same_run_through_cli_python_and_mcp(scenario: str, tmp_path: Path) -> None:
-    doc = tmp_path / "vault.txt"
+    (tmp_path / "mcp").mkdir()
+    doc = tmp_path / "mcp" / "vault.txt"  # under the MCP server's folder, its default source root
     doc.write_text(DOC)
     with StubOpenAI(SCENARIOS[scenario]) as stub:
         cli = via_cli(tmp_path, stub, doc)
