@@ -47,6 +47,7 @@ from rlm_research.cli.run_execution import execute_run
 from rlm_research.graph import api, run_index
 from rlm_research.graph.config import ConfigError, settings_from_stored
 from rlm_research.graph.settings import Settings
+from rlm_research.graph.stores import describe
 from rlm_research.graph.usage import input_text, total_tokens
 
 app = typer.Typer(
@@ -162,7 +163,7 @@ def run(
         rid = run_id or uuid.uuid4().hex[:12]
         if run_index.get_run(db_file, rid) or run_index.has_checkpoints(db_file, rid):
             raise Failure(
-                f"run id {rid!r} already exists in {db_file}; resume it with "
+                f"run id {rid!r} already exists in {describe(db_file)}; resume it with "
                 f"`rlm-research resume {rid}` or choose another id",
                 EXIT_USAGE,
             )
@@ -213,7 +214,7 @@ def resume(
         db_file = db_path(db, loaded.settings)
         row = run_index.get_run(db_file, run_id)
         if not run_index.has_checkpoints(db_file, run_id):
-            raise Failure(f"no run {run_id!r} to resume in {db_file}")
+            raise Failure(f"no run {run_id!r} to resume in {describe(db_file)}")
         overrides = {"model": model, "sub_model": sub_model, "base_url": base_url}
         try:
             if row and row.get("settings"):
@@ -227,7 +228,8 @@ def resume(
                 f"run {run_id} was started with a model object from Python; give --model",
                 EXIT_USAGE,
             )
-        settings = with_db(settings, db_file)
+        # This host's data folder (reports, blob cache), not the one the run started in.
+        settings = with_db(settings, db_file, data_dir=loaded.settings.data_dir)
         check_models(settings)
     except Failure as e:
         e.run_id = run_id
@@ -281,7 +283,7 @@ def list_runs(
         print_json([public_run(r) for r in runs])
         return
     if not runs:
-        err.print(f"No runs in {escape(str(db_file))}.")
+        err.print(f"No runs in {escape(describe(db_file))}.")
         return
     table = Table(box=None, header_style="bold", pad_edge=False)
     for col in ("run id", "status", "started", "last step", "tokens", "question", "answer"):
@@ -312,7 +314,7 @@ def show(
         db_file = db_path(db, resolve_config({}, config).settings)
         row = run_index.get_run(db_file, run_id)
         if row is None:
-            raise Failure(f"no run {run_id!r} in {db_file}", run_id=run_id)
+            raise Failure(f"no run {run_id!r} in {describe(db_file)}", run_id=run_id)
     except Failure as e:
         fail(e, json_out)
     if json_out:

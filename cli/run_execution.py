@@ -23,9 +23,9 @@ from rlm_research.cli.output import (
     print_json,
     resume_hint,
 )
-from rlm_research.report.markdown import peak_rss_mb
 from rlm_research.graph import run_index
 from rlm_research.graph.settings import Settings
+from rlm_research.report.markdown import peak_rss_mb
 
 GRACE_SECONDS = 3.0  # after Ctrl-C, how long parallel sub-calls may take to notice before we leave
 
@@ -103,7 +103,7 @@ def execute_run(
     question: str | None,
     context: Any,
     settings: Settings,
-    db: Path,
+    db: Path | str,
     explicit_db: bool,
     json_out: bool,
     quiet: bool,
@@ -112,8 +112,9 @@ def execute_run(
 ) -> None:
     """Stream the run with progress, then report. Raises typer.Exit with the right code."""
     from rlm_research.cli.progress import make_progress
-    from rlm_research.report.markdown import write_report
     from rlm_research.graph.api import stream
+    from rlm_research.graph.stores import open_blob_store
+    from rlm_research.report.markdown import write_report
 
     hint = resume_hint(run_id, db, explicit_db)
     live = not json_out and not quiet and err.is_terminal
@@ -171,13 +172,14 @@ def execute_run(
     error = row.get("error")
     md_path, jsonl_path = write_report(
         result,
-        data_dir=db.parent,
+        data_dir=settings.data_dir,
         question=report_question,
         status=status,
         sources=sources if sources is not None else row.get("sources"),
         models={"model": model_label(settings.model), "sub_model": model_label(settings.sub_model)},
         error=error,
         sandbox=sandbox_description(),
+        store=open_blob_store(settings),
     )
     run_index.set_report(db, run_id, md_path)
     tracker = progress.tracker

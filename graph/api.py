@@ -1,20 +1,20 @@
-"""The small public Python API: `run`, `stream`, `resume`. Each compiles the graph with a SQLite
-checkpointer in the run's data folder; the run id is the checkpoint thread id."""
+"""The small public Python API: `run`, `stream`, `resume`. Each compiles the graph with the
+checkpointer of the run's database (`graph.stores`: a SQLite file in the data folder, or
+PostgreSQL); the run id is the checkpoint thread id."""
 
 from __future__ import annotations
 
-import dataclasses
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 from rlm_research.graph import run_index
 from rlm_research.graph.blob_store import BlobStore
 from rlm_research.graph.builder import builder
-from rlm_research.graph.checkpoints import open_saver
+from rlm_research.graph.checkpoints import checkpointer
 from rlm_research.graph.settings import Settings
+from rlm_research.graph.stores import Db, locate, open_blob_store
 from rlm_research.nodes.level_start import ingest_context
 
 RECURSION_LIMIT = 100_000  # budgets end runs; LangGraph's step cap should never be what stops one
@@ -36,7 +36,7 @@ def run(
     *,
     settings: Settings | None = None,
     run_id: str | None = None,
-    db_path: str | Path | None = None,
+    db_path: Db | None = None,
 ) -> RunResult:
     """Answer `question` over `context` (text, or {name: text}); returns when the run ends."""
     result: RunResult | None = None
@@ -53,7 +53,7 @@ def stream(
     *,
     settings: Settings | None = None,
     run_id: str | None = None,
-    db_path: str | Path | None = None,
+    db_path: Db | None = None,
 ) -> Iterator[dict[str, Any]]:
     """Progress events (`kind`: turn, cell, sub_calls, child_start, observation, finished, ...)
     from every depth, then one `{"kind": "result", "result": RunResult}`.
@@ -73,33 +73,31 @@ def stream(
     if question is not None:
         # Into the blob store first: a context passed in the input would be copied into the
         # first checkpoints (the input write and step -1), three times for a 40 MB text.
-        store = BlobStore(Path(settings.data_dir) / "blobs")
+        store = open_blob_store(settings)
         inputs = {"question": question, "context_refs": ingest_context(context, store)}
     run_index.record_start(db, run_id, question=question, context=context, settings=settings)
-    saver = open_saver(db)
     try:
-        app = builder.compile(checkpointer=saver)
-        for _ns, chunk in app.stream(
-            inputs,
-            config,
-            context=settings,
-            stream_mode="custom",
-            subgraphs=True,
-            durability="sync",
-        ):
-            yield chunk
-        values = app.get_state(config).values
+        with checkpointer(db) as saver:
+            app = builder.compile(checkpointer=saver)
+            for _ns, chunk in app.stream(
+                inputs,
+                config,
+                context=settings,
+                stream_mode="custom",
+                subgraphs=True,
+                durability="sync",
+            ):
+                yield chunk
+            values = app.get_state(config).values
     except BaseException as exc:  # Ctrl-C / a closed stream -> interrupted, else failed
         run_index.record_end(db, run_id, error=exc)
         raise
-    finally:
-        saver.conn.close()
     result = _result(run_id, values, settings)
     run_index.record_end(db, run_id, result=result)
     yield {"kind": "result", "result": result}
 
 
-def resume(run_id: str, *, settings: Settings | None = None, db_path: str | Path | None = None):
+def resume(run_id: str, *, settings: Settings | None = None, db_path: Db | None = None):
     """Continue a run from its last checkpoint; finished model calls are not made again."""
     result: RunResult | None = None
     for event in stream(None, settings=settings, run_id=run_id, db_path=db_path):
@@ -110,23 +108,20 @@ def resume(run_id: str, *, settings: Settings | None = None, db_path: str | Path
 
 
 def load_result(
-    run_id: str, *, settings: Settings | None = None, db_path: str | Path | None = None
+    run_id: str, *, settings: Settings | None = None, db_path: Db | None = None
 ) -> RunResult:
     """The run's result as its root's latest checkpoint holds it, without running anything:
     for a run that was cancelled, crashed or is still going, `stop_reason` is "unfinished".
     A run with no checkpoint gives an empty result."""
     settings, db = _locate(settings, db_path)
-    saver = open_saver(db)
-    try:
+    with checkpointer(db) as saver:
         config = {"configurable": {"thread_id": run_id}}
         values = builder.compile(checkpointer=saver).get_state(config).values or {}
-    finally:
-        saver.conn.close()
     return _result(run_id, values, settings)
 
 
 def list_runs(
-    db_path: str | Path | None = None,
+    db_path: Db | None = None,
     *,
     settings: Settings | None = None,
     limit: int | None = None,
@@ -139,8 +134,7 @@ def list_runs(
     runs = run_index.list_runs(db, limit=limit, status=status)
     if not runs:
         return runs
-    saver = open_saver(db)
-    try:
+    with checkpointer(db) as saver:
         app = builder.compile(checkpointer=saver)
         for row in runs:
             snap = app.get_state({"configurable": {"thread_id": row["run_id"]}})
@@ -151,22 +145,17 @@ def list_runs(
             row["last_step"] = {"step": step, "at": snap.created_at, "next": list(snap.next)}
             if row.get("usage") is None and snap.values.get("usage"):
                 row["usage"] = snap.values["usage"]
-    finally:
-        saver.conn.close()
     return runs
 
 
-def _locate(settings: Settings | None, db_path: str | Path | None) -> tuple[Settings, Path]:
-    """The database and the blob store sit side by side in one data folder."""
-    settings = settings or Settings()
-    if db_path is None:
-        return settings, Path(settings.data_dir) / "runs.sqlite"
-    db = Path(db_path)
-    return dataclasses.replace(settings, data_dir=str(db.parent)), db
+def _locate(settings: Settings | None, db_path: Db | None) -> tuple[Settings, Db]:
+    """`db_path` (a SQLite file, whose folder then holds blobs/ and reports/, or a postgresql://
+    URL), else `settings.db_url`, else `<data_dir>/runs.sqlite`."""
+    return locate(settings or Settings(), db_path)
 
 
 def _result(run_id: str, values: dict[str, Any], settings: Settings) -> RunResult:
-    store = BlobStore(Path(settings.data_dir) / "blobs")
+    store = open_blob_store(settings)
     tree = values.get("call_tree") or {}
     return RunResult(
         run_id=run_id,

@@ -1,14 +1,24 @@
-"""The SQLite checkpointer: one database per data folder, WAL mode, shared by threads."""
+"""The checkpointer factory: a SQLite file (one per data folder, WAL mode, shared by threads) or
+LangGraph's PostgreSQL saver, chosen by `db` (a path or a postgresql:// URL); sync and async.
+
+    with checkpointer(db) as saver: ...              # SqliteSaver | PostgresSaver
+    async with async_checkpointer(db) as saver: ...  # AsyncSqliteSaver | AsyncPostgresSaver
+"""
 
 from __future__ import annotations
 
 import sqlite3
+from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager, contextmanager
 from pathlib import Path
 
+from langgraph.checkpoint.base import BaseCheckpointSaver
 from langgraph.checkpoint.sqlite import SqliteSaver
+from rlm_research.graph.stores import Db, is_postgres
 
 
 def open_saver(db_path: str | Path) -> SqliteSaver:
+    """A SqliteSaver on its own connection (the caller closes `saver.conn`)."""
     path = Path(db_path)
     path.parent.mkdir(parents=True, exist_ok=True)
     # Parallel sub-calls write from several threads; SqliteSaver serialises them with its lock.
@@ -18,3 +28,46 @@ def open_saver(db_path: str | Path) -> SqliteSaver:
     saver = SqliteSaver(conn)
     saver.setup()
     return saver
+
+
+@contextmanager
+def checkpointer(db: Db) -> Iterator[BaseCheckpointSaver]:
+    """A sync saver for `db`, released on exit (Postgres: borrows from the process's pool)."""
+    if is_postgres(db):
+        from langgraph.checkpoint.postgres import PostgresSaver
+        from rlm_research.graph.stores.postgres import pool
+
+        yield PostgresSaver(pool(str(db)))  # the pool made the schema current
+        return
+    saver = open_saver(db)
+    try:
+        yield saver
+    finally:
+        saver.conn.close()
+
+
+@asynccontextmanager
+async def async_checkpointer(db: Db) -> AsyncIterator[BaseCheckpointSaver]:
+    """An async saver for `db` (for `ainvoke` / `astream`), closed on exit."""
+    if is_postgres(db):
+        import asyncio
+
+        from langgraph.checkpoint.postgres.aio import AsyncPostgresSaver
+        from psycopg_pool import AsyncConnectionPool
+        from rlm_research.graph.stores.postgres import CONNECT_KWARGS, POOL_MAX, pool
+
+        await asyncio.to_thread(pool, str(db))  # creates or migrates the schema once
+        async with AsyncConnectionPool(
+            str(db), min_size=1, max_size=POOL_MAX, kwargs=CONNECT_KWARGS, open=False
+        ) as apool:
+            yield AsyncPostgresSaver(apool)
+        return
+    from langgraph.checkpoint.sqlite.aio import AsyncSqliteSaver
+
+    path = Path(db)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    async with AsyncSqliteSaver.from_conn_string(str(path)) as saver:
+        await saver.conn.execute("PRAGMA journal_mode=WAL")
+        await saver.conn.execute("PRAGMA synchronous=NORMAL")
+        await saver.setup()
+        yield saver

@@ -73,6 +73,9 @@ class _DeclaredConfig(BaseModel):
     stuck_after: int | None = Field(None, ge=1)
     stuck_temperature: float | None = Field(None, ge=0.0, le=2.0)
     data_dir: str | None = None
+    db_url: str | None = Field(
+        None, description="run database: a SQLite path or postgresql://user@host/db"
+    )
     # CLI-only keys (not run settings).
     max_source_bytes: int | None = Field(None, ge=1, description="size limit of each source")
     url_timeout: float | None = Field(None, gt=0, description="seconds to fetch a URL source")
@@ -96,6 +99,13 @@ class _DeclaredConfig(BaseModel):
         if value is not None and not value.startswith(("http://", "https://")):
             raise ValueError(f"must start with http:// or https://, got {value!r}")
         return value
+
+    @field_validator("db_url")
+    @classmethod
+    def _db_url(cls, value: str | None) -> str | None:
+        from rlm_research.graph.stores import check_db_url
+
+        return None if value is None else check_db_url(value)
 
     @classmethod
     def key_names(cls) -> list[str]:
@@ -245,8 +255,10 @@ def load_config(
 def settings_from_stored(
     stored: dict[str, Any] | None, overrides: dict[str, Any] | None = None
 ) -> Settings:
-    """A resumed run's settings: what it started with, then any flags given to `resume`."""
-    run_keys = set(Settings.field_names())
+    """A resumed run's settings: what it started with, then any flags given to `resume`.
+    Where runs live (`data_dir`, `db_url`) is the resuming process's, not the stored one: a run
+    resumed on another host uses that host's folder."""
+    run_keys = set(Settings.field_names()) - {"data_dir", "db_url"}
     values = {k: v for k, v in (stored or {}).items() if k in run_keys and v is not None}
     values.update(read_flags(overrides or {}))
     return Settings(**{k: v for k, v in values.items() if k in run_keys})

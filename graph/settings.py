@@ -68,6 +68,10 @@ class Settings:
     web_timeout: float = 20.0
 
     data_dir: str = field(default_factory=default_data_dir)
+    # Where runs live: None is `<data_dir>/runs.sqlite` with blobs/ beside it; a SQLite path; or
+    # a `postgresql://` URL holding checkpoints, run index and blobs (docs/deployment.md).
+    # `data_dir` then keeps only what is local: reports, a blob cache for the REPL worker.
+    db_url: str | None = None
 
     def model_for(self, depth: int) -> Any:
         return self.model if depth == 0 or self.sub_model is None else self.sub_model

@@ -16,6 +16,7 @@ from mcp.types import CallToolResult, TextContent
 from rlm_research.graph import run_index
 from rlm_research.graph.config import ConfigError, Loaded, load_config, settings_from_stored
 from rlm_research.graph.settings import Settings
+from rlm_research.graph.stores import describe, locate
 from rlm_research.mcp_server.failures import ToolFailure
 from rlm_research.mcp_server.options import RESUME_KEYS, check_run_id, flag_to_option, split_options
 from rlm_research.mcp_server.reports import report_path, write_run_report
@@ -41,8 +42,12 @@ log = logging.getLogger("rlm_research.mcp")
 class Research:
     """What the tools do, over one run database (`db`, with blobs/ and reports/ beside it)."""
 
-    def __init__(self, db: Path, config_file: Path | None = None) -> None:
-        self.db = db
+    def __init__(
+        self, db: Path | str, config_file: Path | None = None, data_dir: Path | None = None
+    ) -> None:
+        self.db = db  # a SQLite file or a postgresql:// URL (graph.stores)
+        # Reports (and, with PostgreSQL, the blob cache) live here: beside a SQLite file.
+        self.data_dir = data_dir if data_dir is not None else Path(db).parent
         self.config_file = config_file
         self._runs = ActiveRuns()
 
@@ -55,7 +60,7 @@ class Research:
 
     def _here(self, settings: Settings, **extra: Any) -> Settings:
         """The database, blobs/ and reports/ share one folder, as graph.api and the CLI do."""
-        return dataclasses.replace(settings, data_dir=str(self.db.parent), **extra)
+        return locate(dataclasses.replace(settings, **extra), self.db, data_dir=self.data_dir)[0]
 
     def run_settings(self, options: dict[str, Any] | None) -> tuple[Settings, Loaded]:
         """A new run's settings: config file < RLM_* environment < the call's `options`."""
@@ -142,7 +147,7 @@ class Research:
         run_id = check_run_id(run_id)
         flags, _ = split_options(options, allowed=RESUME_KEYS)
         if not await in_thread(run_index.has_checkpoints, self.db, run_id):
-            raise ToolFailure(f"no run {run_id!r} to resume in {self.db}")
+            raise ToolFailure(f"no run {run_id!r} to resume in {describe(self.db)}")
         await self._runs.wait_until_stopped(run_id, ctx)
         row = await in_thread(run_index.get_run, self.db, run_id)
         self._check_not_running_elsewhere(row, run_id)
@@ -198,20 +203,20 @@ class Research:
                 f"{preview(r['question'], 60)!r} -> {preview(r['answer'], 40) or '-'}"
                 for r in runs
             ]
-            text = f"{len(runs)} run(s) in {self.db}, newest first:\n" + "\n".join(lines)
+            text = f"{len(runs)} run(s) in {describe(self.db)}, newest first:\n" + "\n".join(lines)
         else:
-            text = f"No runs in {self.db}."
+            text = f"No runs in {describe(self.db)}."
         return CallToolResult(
             content=[TextContent(type="text", text=text)],
-            structured_content={"db": str(self.db), "runs": runs},
+            structured_content={"db": describe(self.db), "runs": runs},
         )
 
     def get_report(self, run_id: str) -> CallToolResult:
         run_id = check_run_id(run_id)
         row = run_index.get_run(self.db, run_id)
         if row is None:
-            raise ToolFailure(f"no run {run_id!r} in {self.db}")
-        path = report_path(self.db, run_id, row)
+            raise ToolFailure(f"no run {run_id!r} in {describe(self.db)}")
+        path = report_path(self.db, run_id, row, self.data_dir)
         text = path.read_text(encoding="utf-8")
         return CallToolResult(
             content=[TextContent(type="text", text=text)],
