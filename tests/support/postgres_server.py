@@ -32,10 +32,12 @@ DATABASE = "rlm"
 
 def find_bin_dir() -> Path | None:
     """The newest /usr/lib/postgresql/*/bin with initdb and pg_ctl (else pg_ctl on PATH)."""
-    found = sorted(
-        glob.glob("/usr/lib/postgresql/*/bin/initdb"),
-        key=lambda p: int(Path(p).parent.parent.name) if Path(p).parent.parent.name.isdigit() else 0,
-    )
+
+    def version(initdb: str) -> int:
+        name = Path(initdb).parent.parent.name
+        return int(name) if name.isdigit() else 0
+
+    found = sorted(glob.glob("/usr/lib/postgresql/*/bin/initdb"), key=version)
     if found:
         return Path(found[-1]).parent
     on_path = shutil.which("pg_ctl")
