@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import atexit
 import threading
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
@@ -31,7 +32,8 @@ CONNECT_KWARGS: dict[str, Any] = {
 }
 _LOCK_KEY = 0x726C6D5F  # "rlm_": the advisory lock held while creating or migrating tables
 
-# Each entry upgrades the schema by one version (ours; LangGraph migrates its own tables).
+# Each entry upgrades the schema by one version (ours; LangGraph migrates its own tables):
+# statements separated by ";" (one execute each: the pool's connections prepare every statement).
 MIGRATIONS = [
     """
     CREATE TABLE rlm_runs (
@@ -108,7 +110,11 @@ def ensure_schema(conn: Connection[Any]) -> None:
     """LangGraph's checkpoint tables and ours, at their current versions."""
     from langgraph.checkpoint.postgres import PostgresSaver
 
-    conn.execute("SELECT pg_advisory_lock(%s)", (_LOCK_KEY,))
+    # Poll rather than wait in pg_advisory_lock: LangGraph's migrations CREATE INDEX
+    # CONCURRENTLY, which waits for every open transaction, a blocked lock call included, so
+    # two processes starting on an empty database would deadlock.
+    while not conn.execute("SELECT pg_try_advisory_lock(%s) AS ok", (_LOCK_KEY,)).fetchone()["ok"]:
+        time.sleep(0.05)
     try:
         PostgresSaver(conn).setup()
         with conn.cursor(row_factory=tuple_row) as cur:
@@ -117,10 +123,16 @@ def ensure_schema(conn: Connection[Any]) -> None:
             current = row[0] if row and row[0] is not None else 0
             for version in range(current + 1, len(MIGRATIONS) + 1):
                 with conn.transaction():
-                    cur.execute(MIGRATIONS[version - 1])
+                    for statement in _statements(MIGRATIONS[version - 1]):
+                        cur.execute(statement)
                     cur.execute("INSERT INTO rlm_schema_version (version) VALUES (%s)", (version,))
     finally:
         conn.execute("SELECT pg_advisory_unlock(%s)", (_LOCK_KEY,))
+
+
+def _statements(script: str) -> list[str]:
+    lines = [line for line in script.splitlines() if not line.strip().startswith("--")]
+    return [s.strip() for s in "\n".join(lines).split(";") if s.strip()]
 
 
 def schema_version(url: str) -> int:
