@@ -11,7 +11,7 @@ import typer
 from rlm_research.cli.output import EXIT_USAGE, Failure
 from rlm_research.graph.config import ConfigError, Loaded, load_config
 from rlm_research.graph.settings import Settings
-from rlm_research.graph.stores import check_db_url, locate
+from rlm_research.graph.stores import DatabaseUnavailable, check_db_url, check_reachable, locate
 
 RUN_ID_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
 
@@ -75,7 +75,12 @@ def db_path(db: str | None, settings: Settings) -> Path | str:
             db = check_db_url(db)
         except ValueError as e:
             raise Failure(f"--db: {e}", EXIT_USAGE) from None
-    return locate(settings, db)[1]
+    target = locate(settings, db)[1]
+    try:
+        check_reachable(target)
+    except DatabaseUnavailable as e:
+        raise Failure(str(e)) from None
+    return target
 
 
 def with_db(settings: Settings, db: Path | str, data_dir: str | None = None) -> Settings:

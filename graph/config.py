@@ -222,6 +222,10 @@ def _validate(raw: dict[str, Any], where: Any) -> dict[str, Any]:
         key = str(err["loc"][0]) if err.get("loc") else "?"
         msg = err.get("msg", "invalid value").removeprefix("Value error, ")
         got = raw.get(key)
+        if key == "db_url" and isinstance(got, str):  # never echo a database password
+            from rlm_research.graph.stores import describe
+
+            got = describe(got)
         raise ConfigError(f"{where(key)}: {msg} (got {got!r})") from None
     return {k: v for k, v in parsed.model_dump().items() if k in raw}
 

@@ -34,7 +34,12 @@ from mcp.types import CallToolResult, ToolAnnotations
 from pydantic import Field
 from rlm_research.graph import run_index
 from rlm_research.graph.config import ConfigError, load_config
-from rlm_research.graph.stores import check_db_url, locate
+from rlm_research.graph.stores import (
+    DatabaseUnavailable,
+    check_db_url,
+    check_reachable,
+    locate,
+)
 from rlm_research.mcp_server.failures import ToolFailure, failures_as_results
 from rlm_research.mcp_server.options import OPTION_KEYS, RESUME_KEYS, split_options
 from rlm_research.mcp_server.research import Research
@@ -194,6 +199,11 @@ def main(argv: list[str] | None = None) -> None:
     except ValueError as e:
         print(f"rlm-research-mcp: error: --db: {e}", file=sys.stderr)
         raise SystemExit(2) from None
+    try:
+        check_reachable(db)
+    except DatabaseUnavailable as e:
+        print(f"rlm-research-mcp: error: {e}", file=sys.stderr)
+        raise SystemExit(1) from None
     if isinstance(db, Path):
         db = db.resolve()
     research = Research(db, config_file=args.config, data_dir=Path(settings.data_dir).resolve())

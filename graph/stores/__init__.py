@@ -29,6 +29,10 @@ POSTGRES_SCHEMES = ("postgresql://", "postgres://")
 SQLITE_FILE = "runs.sqlite"
 
 
+class DatabaseUnavailable(RuntimeError):
+    """The run database cannot be reached or set up; the message is one line, no password."""
+
+
 def is_postgres(db: Db | None) -> bool:
     return isinstance(db, str) and db.startswith(POSTGRES_SCHEMES)
 
@@ -52,10 +56,14 @@ def check_db_url(value: str) -> str:
 
 def describe(db: Db) -> str:
     """The database for messages: a URL with its password masked."""
-    if not is_postgres(db):
+    if "://" not in str(db):
         return str(db)
-    parts = urlsplit(str(db))
-    if parts.password is None:
+    try:
+        parts = urlsplit(str(db))
+        password = parts.password
+    except ValueError:  # a malformed netloc: show the scheme only
+        return str(db).split("://", 1)[0] + "://..."
+    if password is None:
         return str(db)
     host = parts.netloc.rsplit("@", 1)[-1]
     return urlunsplit(parts._replace(netloc=f"{parts.username}:***@{host}"))
@@ -94,6 +102,15 @@ def blob_store_for(db: Db, data_dir: str | Path) -> BlobStore:
     from rlm_research.graph.blob_store import BlobStore
 
     return BlobStore(Path(db).parent / "blobs")
+
+
+def check_reachable(db: Db) -> None:
+    """Connect now (PostgreSQL), so a wrong URL or a server that is down is one clear line
+    before anything starts; raises DatabaseUnavailable. A SQLite path needs nothing."""
+    if is_postgres(db):
+        from rlm_research.graph.stores.postgres import pool
+
+        pool(str(db))
 
 
 def run_table(db: Db) -> RunTable:

@@ -20,10 +20,13 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
+import psycopg
 from psycopg import Connection
 from psycopg.rows import dict_row, tuple_row
 from psycopg_pool import ConnectionPool
+from rlm_research.graph.stores import DatabaseUnavailable, describe
 
+CONNECT_TIMEOUT = 10  # seconds
 POOL_MAX = 16  # per process; PostgreSQL's default max_connections is 100
 CONNECT_KWARGS: dict[str, Any] = {
     "autocommit": True,
@@ -82,6 +85,7 @@ def pool(url: str) -> ConnectionPool:
     with _lock:
         found = _pools.get(url)
         if found is None:
+            _try_connect(url)
             found = ConnectionPool(
                 url, min_size=1, max_size=POOL_MAX, kwargs=CONNECT_KWARGS, open=True,
                 name="rlm-research", timeout=120.0,
@@ -92,6 +96,16 @@ def pool(url: str) -> ConnectionPool:
                 ensure_schema(conn)
             _ready.add(url)
     return found
+
+
+def _try_connect(url: str) -> None:
+    """Fail in seconds with one line, not after the pool's timeout."""
+    try:
+        psycopg.connect(url, connect_timeout=CONNECT_TIMEOUT).close()
+    except psycopg.Error as e:
+        reason = " ".join(str(e).split()) or type(e).__name__
+        message = f"cannot open the run database {describe(url)}: {reason}"
+        raise DatabaseUnavailable(message) from None
 
 
 @contextmanager
