@@ -14,7 +14,7 @@ from rlm_research.graph.blob_store import BlobStore
 from rlm_research.graph.builder import builder
 from rlm_research.graph.checkpoints import checkpointer
 from rlm_research.graph.settings import Settings
-from rlm_research.graph.stores import Db, locate, open_blob_store
+from rlm_research.graph.stores import Db, locate, open_blob_store, running
 from rlm_research.nodes.level_start import ingest_context
 
 RECURSION_LIMIT = 100_000  # budgets end runs; LangGraph's step cap should never be what stops one
@@ -69,31 +69,33 @@ def stream(
         # checkpoint writes (with a pool of one, a task waited on a write queued behind itself).
         "max_concurrency": max(1, settings.max_parallel) + 2,
     }
-    inputs = None
-    if question is not None:
-        # Into the blob store first: a context passed in the input would be copied into the
-        # first checkpoints (the input write and step -1), three times for a 40 MB text.
-        store = open_blob_store(settings)
-        inputs = {"question": question, "context_refs": ingest_context(context, store)}
-    run_index.record_start(db, run_id, question=question, context=context, settings=settings)
-    try:
-        with checkpointer(db) as saver:
-            app = builder.compile(checkpointer=saver)
-            for _ns, chunk in app.stream(
-                inputs,
-                config,
-                context=settings,
-                stream_mode="custom",
-                subgraphs=True,
-                durability="sync",
-            ):
-                yield chunk
-            values = app.get_state(config).values
-    except BaseException as exc:  # Ctrl-C / a closed stream -> interrupted, else failed
-        run_index.record_end(db, run_id, error=exc)
-        raise
-    result = _result(run_id, values, settings)
-    run_index.record_end(db, run_id, result=result)
+    # PostgreSQL: a second process cannot run this run at once, and any host can tell it runs.
+    with running(db, run_id):
+        inputs = None
+        if question is not None:
+            # Into the blob store first: a context passed in the input would be copied into the
+            # first checkpoints (the input write and step -1), three times for a 40 MB text.
+            store = open_blob_store(settings)
+            inputs = {"question": question, "context_refs": ingest_context(context, store)}
+        run_index.record_start(db, run_id, question=question, context=context, settings=settings)
+        try:
+            with checkpointer(db) as saver:
+                app = builder.compile(checkpointer=saver)
+                for _ns, chunk in app.stream(
+                    inputs,
+                    config,
+                    context=settings,
+                    stream_mode="custom",
+                    subgraphs=True,
+                    durability="sync",
+                ):
+                    yield chunk
+                values = app.get_state(config).values
+        except BaseException as exc:  # Ctrl-C / a closed stream -> interrupted, else failed
+            run_index.record_end(db, run_id, error=exc)
+            raise
+        result = _result(run_id, values, settings)
+        run_index.record_end(db, run_id, result=result)
     yield {"kind": "result", "result": result}
 
 

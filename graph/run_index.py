@@ -6,7 +6,8 @@ The checkpointer knows threads, not runs: this index is what `rlm-research runs`
 resume uses the same models and budgets), its status, answer, usage and report path.
 
 Status: `running` -> `answered` | `failed` | `interrupted`. A row left `running` by a process
-that died (kill -9, power loss) is shown as `interrupted` once that process is gone.
+that died (kill -9, power loss) is shown as `interrupted` once that process is gone (SQLite: its
+pid on this host; PostgreSQL: the run's advisory lock, seen from any host).
 
 Every call is one statement in its own transaction, so threads and processes (and, with
 PostgreSQL, hosts) share the index.
@@ -22,6 +23,7 @@ import time
 from typing import Any
 
 from rlm_research.graph.stores import Db, run_table
+from rlm_research.graph.stores.run_tables import RunTable
 
 STATUSES = ("running", "answered", "failed", "interrupted")
 
@@ -195,7 +197,7 @@ def get_run(db: Db, run_id: str) -> dict[str, Any] | None:
     if not table.exists():
         return None
     rows = table.execute(f"SELECT {_SELECTED} FROM {{runs}} WHERE run_id = ?", (run_id,))
-    return _row(rows[0]) if rows else None
+    return _row(rows[0], table) if rows else None
 
 
 def list_runs(
@@ -214,7 +216,7 @@ def list_runs(
     if limit:
         sql += " LIMIT ?"
         args.append(limit)
-    runs = [_row(r) for r in table.execute(sql, args)]
+    runs = [_row(r, table) for r in table.execute(sql, args)]
     if status == "running":  # stale rows read as interrupted
         runs = [r for r in runs if r["status"] == "running"]
     return runs
@@ -225,7 +227,7 @@ def has_checkpoints(db: Db, run_id: str) -> bool:
     return run_table(db).has_checkpoints(run_id)
 
 
-def _row(row: tuple[Any, ...]) -> dict[str, Any]:
+def _row(row: tuple[Any, ...], table: RunTable) -> dict[str, Any]:
     out = dict(zip(_COLUMNS, row, strict=True))
     for key in _JSON_COLUMNS:
         if out[key] is not None:
@@ -233,24 +235,10 @@ def _row(row: tuple[Any, ...]) -> dict[str, Any]:
                 out[key] = json.loads(out[key])
             except ValueError:
                 pass
-    if out["status"] == "running" and _is_stale(out.get("pid"), out.get("host")):
+    if out["status"] == "running" and not table.is_live(out):
         out["status"] = "interrupted"
         out["error"] = out["error"] or "the process running it is gone"
     return out
-
-
-def _is_stale(pid: int | None, host: str | None) -> bool:
-    if not pid or host != socket.gethostname():
-        return False
-    if pid == os.getpid():
-        return False
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return True
-    except OSError:  # exists but not ours
-        return False
-    return False
 
 
 def one_line(error: BaseException) -> str:

@@ -61,6 +61,8 @@ def test_run_killed_mid_batch_resumes_in_another_process_with_an_empty_folder(
         proc.send_signal(signal.SIGKILL)
         proc.wait()
 
+    [row] = list_runs(postgres_url)  # the lock died with the process: seen from any host
+    assert row["status"] == "interrupted" and row["last_step"]["next"]
     assert not host_b.exists()
     with StubProcess(rules_for(rules, None), tmp_path / "stub") as stub:  # same count file
         resumed = finish(crash_runner("resume", postgres_url, host_b, stub.base_url))

@@ -150,3 +150,18 @@ def test_bad_db_urls_are_refused_and_passwords_never_shown(tmp_path: Path):
     # An unreachable server is one line naming it, without its password.
     out = run_cli("runs", "--db", "postgresql://u:secret@127.0.0.1:1/none", env=env)
     assert out.returncode != 0 and "secret" not in out.stderr + out.stdout
+
+
+def test_a_running_run_is_seen_from_any_host_and_not_run_twice(postgres_url: str):
+    from rlm_research.graph import run_index
+    from rlm_research.graph.api import resume
+
+    run_index.record_start(postgres_url, "r1", question="q")
+    with psycopg.connect(postgres_url, autocommit=True) as conn:  # as if started elsewhere
+        conn.execute("UPDATE rlm_runs SET host = 'elsewhere', pid = 1 WHERE run_id = 'r1'")
+    assert run_index.get_run(postgres_url, "r1")["status"] == "interrupted"  # nobody runs it
+    with stores.running(postgres_url, "r1"):
+        assert run_index.get_run(postgres_url, "r1")["status"] == "running"
+        with pytest.raises(stores.RunInProgress):
+            resume("r1", db_path=postgres_url, settings=Settings(data_dir="/nonexistent"))
+    assert run_index.get_run(postgres_url, "r1")["status"] == "interrupted"

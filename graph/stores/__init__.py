@@ -15,6 +15,8 @@ A database is named by `db`: a `Path` (SQLite) or a `postgresql://` URL string.
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING
 from urllib.parse import urlsplit, urlunsplit
@@ -31,6 +33,10 @@ SQLITE_FILE = "runs.sqlite"
 
 class DatabaseUnavailable(RuntimeError):
     """The run database cannot be reached or set up; the message is one line, no password."""
+
+
+class RunInProgress(RuntimeError):
+    """Another process is running this run now (PostgreSQL: it holds the run's lock)."""
 
 
 def is_postgres(db: Db | None) -> bool:
@@ -111,6 +117,20 @@ def check_reachable(db: Db) -> None:
         from rlm_research.graph.stores.postgres import pool
 
         pool(str(db))
+
+
+@contextmanager
+def running(db: Db, run_id: str) -> Iterator[None]:
+    """Mark `run_id` as being run by this process for as long as the block lasts (PostgreSQL:
+    its advisory lock; raises RunInProgress when another process holds it). SQLite: the run
+    index's pid does this job."""
+    if is_postgres(db):
+        from rlm_research.graph.stores.postgres import run_lock
+
+        with run_lock(str(db), run_id):
+            yield
+    else:
+        yield
 
 
 def run_table(db: Db) -> RunTable:

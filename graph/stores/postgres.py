@@ -14,6 +14,7 @@ so processes starting at once on an empty database do not race.
 from __future__ import annotations
 
 import atexit
+import hashlib
 import threading
 import time
 from collections.abc import Iterator
@@ -24,7 +25,7 @@ import psycopg
 from psycopg import Connection
 from psycopg.rows import dict_row, tuple_row
 from psycopg_pool import ConnectionPool
-from rlm_research.graph.stores import DatabaseUnavailable, describe
+from rlm_research.graph.stores import DatabaseUnavailable, RunInProgress, describe
 
 CONNECT_TIMEOUT = 10  # seconds
 POOL_MAX = 16  # per process; PostgreSQL's default max_connections is 100
@@ -34,6 +35,7 @@ CONNECT_KWARGS: dict[str, Any] = {
     "row_factory": dict_row,
 }
 _LOCK_KEY = 0x726C6D5F  # "rlm_": the advisory lock held while creating or migrating tables
+_RUN_LOCK_CLASS = 0x726C6D52  # "rlmR": first key of the lock a process holds while it runs a run
 
 # Each entry upgrades the schema by one version (ours; LangGraph migrates its own tables):
 # statements separated by ";" (one execute each: the pool's connections prepare every statement).
@@ -142,6 +144,41 @@ def ensure_schema(conn: Connection[Any]) -> None:
                     cur.execute("INSERT INTO rlm_schema_version (version) VALUES (%s)", (version,))
     finally:
         conn.execute("SELECT pg_advisory_unlock(%s)", (_LOCK_KEY,))
+
+
+def _run_key(run_id: str) -> int:
+    """A run's advisory lock key (the second of two int4 keys): non-negative, so it reads back
+    unchanged from pg_locks.objid."""
+    return int.from_bytes(hashlib.sha256(run_id.encode()).digest()[:4], "big") >> 1
+
+
+@contextmanager
+def run_lock(url: str, run_id: str) -> Iterator[None]:
+    """Hold the run's advisory lock while it runs, on a connection of its own: a second process
+    cannot run it at once, and if this one dies the server releases the lock with its
+    connection, which is how any host sees the run is no longer running."""
+    pool(url)  # the schema exists, the server is reachable
+    conn = psycopg.connect(url, autocommit=True, connect_timeout=CONNECT_TIMEOUT)
+    try:
+        got = conn.execute(
+            "SELECT pg_try_advisory_lock(%s, %s)", (_RUN_LOCK_CLASS, _run_key(run_id))
+        ).fetchone()[0]
+        if not got:
+            raise RunInProgress(f"run {run_id} is running in another process; wait for it")
+        yield
+    finally:
+        conn.close()  # releases the lock
+
+
+def run_is_locked(url: str, run_id: str) -> bool:
+    with cursor(url) as cur:
+        row = cur.execute(
+            "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND granted"
+            " AND classid = %s AND objid = %s AND objsubid = 2"
+            " AND database = (SELECT oid FROM pg_database WHERE datname = current_database())",
+            (_RUN_LOCK_CLASS, _run_key(run_id)),
+        ).fetchone()
+    return row[0] > 0
 
 
 def _statements(script: str) -> list[str]:

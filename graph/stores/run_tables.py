@@ -5,6 +5,8 @@ table; each backend runs one statement per transaction."""
 from __future__ import annotations
 
 import contextlib
+import os
+import socket
 import sqlite3
 from collections.abc import Sequence
 from pathlib import Path
@@ -44,6 +46,9 @@ class RunTable(Protocol):
     def has_checkpoints(self, run_id: str) -> bool:
         """Whether the checkpointer holds anything for this run (its thread id)."""
 
+    def is_live(self, row: dict[str, Any]) -> bool:
+        """Whether the process that marked this row `running` still runs it."""
+
 
 class SqliteRunTable:
     """Every call opens its own short-lived connection with a busy timeout, so threads and
@@ -82,6 +87,19 @@ class SqliteRunTable:
             conn.close()
         return row is not None
 
+    def is_live(self, row: dict[str, Any]) -> bool:
+        """Only a process on this host can be checked: elsewhere, assume it runs."""
+        pid, host = row.get("pid"), row.get("host")
+        if not pid or host != socket.gethostname() or pid == os.getpid():
+            return True
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            return False
+        except OSError:  # exists but not ours
+            return True
+        return True
+
 
 class PostgresRunTable:
     def __init__(self, url: str) -> None:
@@ -101,3 +119,10 @@ class PostgresRunTable:
     def has_checkpoints(self, run_id: str) -> bool:
         rows = self.execute("SELECT 1 FROM checkpoints WHERE thread_id = ? LIMIT 1", (run_id,))
         return bool(rows)
+
+    def is_live(self, row: dict[str, Any]) -> bool:
+        """The process running a run holds its advisory lock; the server drops it with the
+        process's connection, so this is right from any host."""
+        from rlm_research.graph.stores.postgres import run_is_locked
+
+        return run_is_locked(self.url, row["run_id"])
