@@ -165,3 +165,14 @@ def test_a_running_run_is_seen_from_any_host_and_not_run_twice(postgres_url: str
         with pytest.raises(stores.RunInProgress):
             resume("r1", db_path=postgres_url, settings=Settings(data_dir="/nonexistent"))
     assert run_index.get_run(postgres_url, "r1")["status"] == "interrupted"
+
+
+@pytest.mark.parametrize(
+    "url", ["postgresql://attacker.example/loot", "/tmp/elsewhere.sqlite", "sqlite:///etc/x"]
+)
+def test_an_mcp_client_cannot_choose_the_database(url: str):
+    from rlm_research.mcp_server.failures import ToolFailure
+    from rlm_research.mcp_server.options import split_options
+
+    with pytest.raises(ToolFailure, match="when the server starts"):
+        split_options({"db_url": url})
