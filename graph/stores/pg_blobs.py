@@ -22,6 +22,7 @@ from rlm_research.graph.blob_store import BlobNotFound, BlobStore
 from rlm_research.graph.stores.postgres import cursor
 
 CHUNK_BYTES = 1 << 20
+KNOWN_MAX = 200_000  # hashes remembered per process (a long-lived server forgets, then asks)
 
 _known: set[tuple[str, str]] = set()  # (url, hash) present in the database, for this process
 _known_lock = threading.Lock()
@@ -110,4 +111,6 @@ class PgBlobStore(BlobStore):
 
     def _remember(self, ref: str) -> None:
         with _known_lock:
+            if len(_known) >= KNOWN_MAX:
+                _known.clear()
             _known.add((self.url, ref))
