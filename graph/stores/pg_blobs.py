@@ -45,7 +45,11 @@ class PgBlobStore(BlobStore):
 
     def put_bytes(self, data: bytes) -> str:
         ref = hashlib.sha256(data).hexdigest()
-        if self.has(ref):
+        if (self.url, ref) in _known:
+            return ref
+        # Ask first only when the answer saves sending megabytes; a small blob costs the same
+        # round trip either way, and the insert below is idempotent.
+        if len(data) > CHUNK_BYTES and self.has(ref):
             return ref
         view = memoryview(data)
         chunks = [
