@@ -57,6 +57,7 @@ from rlm_research.graph import api, run_index
 from rlm_research.graph.run_errors import RunSetupError
 from rlm_research.graph.run_lifecycle import resume_settings
 from rlm_research.graph.settings import Settings
+from rlm_research.graph.stores import describe
 from rlm_research.graph.usage import input_text, total_tokens
 
 app = typer.Typer(
@@ -185,7 +186,7 @@ def run(
         rid = run_id or uuid.uuid4().hex[:12]
         if run_index.get_run(db_file, rid) or run_index.has_checkpoints(db_file, rid):
             raise Failure(
-                f"run id {rid!r} already exists in {db_file}; resume it with "
+                f"run id {rid!r} already exists in {describe(db_file)}; resume it with "
                 f"`rlm-research resume {rid}` or choose another id",
                 EXIT_USAGE,
             )
@@ -295,7 +296,7 @@ def list_runs(
         print_json([public_run(r) for r in runs])
         return
     if not runs:
-        err.print(f"No runs in {escape(str(db_file))}.")
+        err.print(f"No runs in {escape(describe(db_file))}.")
         return
     table = Table(box=None, header_style="bold", pad_edge=False)
     for col in ("run id", "status", "started", "last step", "tokens", "question", "answer"):
@@ -326,7 +327,7 @@ def show(
         db_file = db_path(db, resolve_config({}, config).settings)
         row = run_index.get_run(db_file, run_id)
         if row is None:
-            raise Failure(f"no run {run_id!r} in {db_file}", run_id=run_id)
+            raise Failure(f"no run {run_id!r} in {describe(db_file)}", run_id=run_id)
     except Failure as e:
         fail(e, json_out)
     if json_out:

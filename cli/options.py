@@ -3,7 +3,6 @@ run database and reachable models."""
 
 from __future__ import annotations
 
-import dataclasses
 import re
 from pathlib import Path
 from typing import Annotated, Any
@@ -12,16 +11,17 @@ import typer
 from rlm_research.cli.output import EXIT_USAGE, Failure
 from rlm_research.graph.config import ConfigError, Loaded, load_config
 from rlm_research.graph.settings import Settings
+from rlm_research.graph.stores import DatabaseUnavailable, check_db_url, check_reachable, locate
 
 RUN_ID_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
 
 DbOpt = Annotated[
-    Path | None,
+    str | None,
     typer.Option(
         "--db",
-        help="The run database (SQLite). Default: <data_dir>/runs.sqlite; its folder also holds "
-        "blobs/ and reports/.",
-        dir_okay=False,
+        help="The run database: a SQLite file (its folder also holds blobs/ and reports/), or a "
+        "postgresql://user@host/dbname URL shared by every host (see docs/deployment.md). "
+        "Default: db_url from the config or RLM_DB_URL, else <data_dir>/runs.sqlite.",
     ),
 ]
 JsonOpt = Annotated[
@@ -67,13 +67,26 @@ def resolve_config(flags: dict[str, Any], config_file: Path | None) -> Loaded:
         raise Failure(str(e), EXIT_USAGE) from None
 
 
-def db_path(db: Path | None, settings: Settings) -> Path:
-    return db if db is not None else Path(settings.data_dir) / "runs.sqlite"
+def db_path(db: str | None, settings: Settings) -> Path | str:
+    """The run database: --db, else the settings' db_url, else <data_dir>/runs.sqlite; a Path
+    (SQLite) or a postgresql:// URL."""
+    if db is not None:
+        try:
+            db = check_db_url(db)
+        except ValueError as e:
+            raise Failure(f"--db: {e}", EXIT_USAGE) from None
+    target = locate(settings, db)[1]
+    try:
+        check_reachable(target)
+    except DatabaseUnavailable as e:
+        raise Failure(str(e)) from None
+    return target
 
 
-def with_db(settings: Settings, db: Path) -> Settings:
-    """The database, blobs/ and reports/ share one folder (as graph.api does)."""
-    return dataclasses.replace(settings, data_dir=str(db.parent))
+def with_db(settings: Settings, db: Path | str, data_dir: str | None = None) -> Settings:
+    """Settings that point at `db`. SQLite: blobs/ and reports/ beside the file (as graph.api
+    does); PostgreSQL: reports in `data_dir` (default: the settings'), this host's folder."""
+    return locate(settings, db, data_dir=data_dir)[0]
 
 
 def check_models(settings: Settings) -> None:

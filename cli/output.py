@@ -50,5 +50,7 @@ def echo(text: str) -> None:
         pass
 
 
-def resume_hint(run_id: str, db: Path, explicit_db: bool) -> str:
-    return f"rlm-research resume {run_id}" + (f" --db {db}" if explicit_db else "")
+def resume_hint(run_id: str, db: Path | str, explicit_db: bool) -> str:
+    from rlm_research.graph.stores import describe
+
+    return f"rlm-research resume {run_id}" + (f" --db {describe(db)}" if explicit_db else "")

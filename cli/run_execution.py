@@ -99,7 +99,7 @@ def execute_run(
     run_id: str,
     events: Iterator[dict[str, Any]],
     settings: Settings,
-    db: Path,
+    db: Path | str,
     explicit_db: bool,
     json_out: bool,
     quiet: bool,

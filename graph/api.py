@@ -12,12 +12,12 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator, Iterator
-from pathlib import Path
+from contextlib import ExitStack
 from typing import Any
 
 from rlm_research.graph import run_index
 from rlm_research.graph.builder import builder
-from rlm_research.graph.checkpoints import async_saver, open_saver
+from rlm_research.graph.checkpoints import async_checkpointer, checkpointer
 from rlm_research.graph.run_lifecycle import (
     RECURSION_LIMIT,
     ActiveRun,
@@ -32,6 +32,7 @@ from rlm_research.graph.run_lifecycle import (
 )
 from rlm_research.graph.run_result import RunResult
 from rlm_research.graph.settings import Settings
+from rlm_research.graph.stores import Db, running
 
 __all__ = [
     "RECURSION_LIMIT",
@@ -54,7 +55,7 @@ def run(
     *,
     settings: Settings | None = None,
     run_id: str | None = None,
-    db_path: str | Path | None = None,
+    db_path: Db | None = None,
     sources: list[dict[str, Any]] | None = None,
 ) -> RunResult:
     """Answer `question` over `context` (text, or {name: text}); returns when the run ends.
@@ -70,7 +71,7 @@ def resume(
     *,
     settings: Settings | None = None,
     overrides: dict[str, Any] | None = None,
-    db_path: str | Path | None = None,
+    db_path: Db | None = None,
 ) -> RunResult:
     """Continue a run from its last checkpoint with its stored settings; finished model calls
     are not made again. A finished run returns its result without running anything."""
@@ -85,34 +86,33 @@ def stream(
     *,
     settings: Settings | None = None,
     run_id: str | None = None,
-    db_path: str | Path | None = None,
+    db_path: Db | None = None,
     sources: list[dict[str, Any]] | None = None,
     overrides: dict[str, Any] | None = None,
 ) -> Iterator[dict[str, Any]]:
     """Progress events (`kind`: turn, cell, sub_calls, child_start, observation, finished, ...)
     from every depth, then one `{"kind": "result", "result": RunResult}`.
     `question=None` resumes the run `run_id` (see `resume`)."""
-    active = _start(question, context, settings, run_id, db_path, sources, overrides)
-    saver = open_saver(active.db)
-    config = graph_config(active)
-    try:
-        app = builder.compile(checkpointer=saver)
-        for _ns, chunk in app.stream(
-            active.inputs,
-            config,
-            context=active.settings,
-            stream_mode="custom",
-            subgraphs=True,
-            durability="sync",
-        ):
-            yield chunk
-        values = app.get_state(config).values
-    except BaseException as exc:  # Ctrl-C / a closed stream -> interrupted, else failed
-        stop_run(active, exc)
-        raise
-    finally:
-        saver.conn.close()
-    yield {"kind": "result", "result": finish_run(active, values)}
+    with ExitStack() as held:
+        active = _start_held(held, question, context, settings, run_id, db_path, sources, overrides)
+        config = graph_config(active)
+        try:
+            with checkpointer(active.db) as saver:
+                app = builder.compile(checkpointer=saver)
+                for _ns, chunk in app.stream(
+                    active.inputs,
+                    config,
+                    context=active.settings,
+                    stream_mode="custom",
+                    subgraphs=True,
+                    durability="sync",
+                ):
+                    yield chunk
+                values = app.get_state(config).values
+        except BaseException as exc:  # Ctrl-C / a closed stream -> interrupted, else failed
+            stop_run(active, exc)
+            raise
+        yield {"kind": "result", "result": finish_run(active, values)}
 
 
 async def arun(
@@ -121,7 +121,7 @@ async def arun(
     *,
     settings: Settings | None = None,
     run_id: str | None = None,
-    db_path: str | Path | None = None,
+    db_path: Db | None = None,
     sources: list[dict[str, Any]] | None = None,
 ) -> RunResult:
     """`run` for async callers: the same run, outcome, records and report."""
@@ -136,7 +136,7 @@ async def aresume(
     *,
     settings: Settings | None = None,
     overrides: dict[str, Any] | None = None,
-    db_path: str | Path | None = None,
+    db_path: Db | None = None,
 ) -> RunResult:
     """`resume` for async callers."""
     return await _alast_result(
@@ -150,35 +150,59 @@ async def astream(
     *,
     settings: Settings | None = None,
     run_id: str | None = None,
-    db_path: str | Path | None = None,
+    db_path: Db | None = None,
     sources: list[dict[str, Any]] | None = None,
     overrides: dict[str, Any] | None = None,
 ) -> AsyncIterator[dict[str, Any]]:
     """`stream` for async callers: the same events, then the result. Cancelling the task that
     reads it stops the run after the tasks in flight (their finished work is checkpointed);
     the run reads `interrupted` and `aresume` continues it."""
-    active = await asyncio.to_thread(
-        _start, question, context, settings, run_id, db_path, sources, overrides
-    )
-    config = graph_config(active)
-    try:
-        async with async_saver(active.db) as saver:
-            app = builder.compile(checkpointer=saver)
-            async for _ns, chunk in app.astream(
-                active.inputs,
-                config,
-                context=active.settings,
-                stream_mode="custom",
-                subgraphs=True,
-                durability="sync",
-            ):
-                yield chunk
-            values = (await app.aget_state(config)).values
-    except BaseException as exc:  # a cancel / a closed stream -> interrupted, else failed
-        # Blocking but short: an await here would be cancelled again.
-        stop_run(active, exc, abandoned=isinstance(exc, asyncio.CancelledError | GeneratorExit))
-        raise
-    yield {"kind": "result", "result": await asyncio.to_thread(finish_run, active, values)}
+    with ExitStack() as held:
+        active = await asyncio.to_thread(
+            _start_held, held, question, context, settings, run_id, db_path, sources, overrides
+        )
+        config = graph_config(active)
+        try:
+            async with async_checkpointer(active.db) as saver:
+                app = builder.compile(checkpointer=saver)
+                async for _ns, chunk in app.astream(
+                    active.inputs,
+                    config,
+                    context=active.settings,
+                    stream_mode="custom",
+                    subgraphs=True,
+                    durability="sync",
+                ):
+                    yield chunk
+                values = (await app.aget_state(config)).values
+        except BaseException as exc:  # a cancel / a closed stream -> interrupted, else failed
+            # Blocking but short: an await here would be cancelled again.
+            abandoned = isinstance(exc, asyncio.CancelledError | GeneratorExit)
+            stop_run(active, exc, abandoned=abandoned)
+            raise
+        result = await asyncio.to_thread(finish_run, active, values)
+        yield {"kind": "result", "result": result}
+
+
+def _start_held(
+    held: ExitStack,
+    question: str | None,
+    context: Any,
+    settings: Settings | None,
+    run_id: str | None,
+    db_path: Db | None,
+    sources: list[dict[str, Any]] | None,
+    overrides: dict[str, Any] | None,
+) -> ActiveRun:
+    """Start (or resume) the run holding its lock for as long as `held` lasts (PostgreSQL: a
+    second process cannot run it at once). A named run is locked before anything is recorded,
+    so a refused second runner leaves the first one's record alone."""
+    if run_id is not None:
+        held.enter_context(running(locate(settings, db_path)[1], run_id))
+        return _start(question, context, settings, run_id, db_path, sources, overrides)
+    active = _start(question, context, settings, run_id, db_path, sources, overrides)
+    held.enter_context(running(active.db, active.run_id))  # a new id: nobody else has it
+    return active
 
 
 def _start(
@@ -186,7 +210,7 @@ def _start(
     context: Any,
     settings: Settings | None,
     run_id: str | None,
-    db_path: str | Path | None,
+    db_path: Db | None,
     sources: list[dict[str, Any]] | None,
     overrides: dict[str, Any] | None,
 ) -> ActiveRun:
@@ -218,23 +242,20 @@ async def _alast_result(events: AsyncIterator[dict[str, Any]]) -> RunResult:
 
 
 def load_result(
-    run_id: str, *, settings: Settings | None = None, db_path: str | Path | None = None
+    run_id: str, *, settings: Settings | None = None, db_path: Db | None = None
 ) -> RunResult:
     """The run's result as its root's latest checkpoint holds it, without running anything:
     for a run that was cancelled, crashed or is still going, `stop_reason` is "unfinished".
     A run with no checkpoint gives an empty result."""
     settings, db = locate(settings, db_path)
-    saver = open_saver(db)
-    try:
+    with checkpointer(db) as saver:
         config = {"configurable": {"thread_id": run_id}}
         values = builder.compile(checkpointer=saver).get_state(config).values or {}
-    finally:
-        saver.conn.close()
     return result_of(run_id, values, settings)
 
 
 def list_runs(
-    db_path: str | Path | None = None,
+    db_path: Db | None = None,
     *,
     settings: Settings | None = None,
     limit: int | None = None,
@@ -247,8 +268,7 @@ def list_runs(
     runs = run_index.list_runs(db, limit=limit, status=status)
     if not runs:
         return runs
-    saver = open_saver(db)
-    try:
+    with checkpointer(db) as saver:
         app = builder.compile(checkpointer=saver)
         for row in runs:
             snap = app.get_state({"configurable": {"thread_id": row["run_id"]}})
@@ -259,6 +279,4 @@ def list_runs(
             row["last_step"] = {"step": step, "at": snap.created_at, "next": list(snap.next)}
             if row.get("usage") is None and snap.values.get("usage"):
                 row["usage"] = snap.values["usage"]
-    finally:
-        saver.conn.close()
     return runs

@@ -1,4 +1,5 @@
-"""Content-addressed blob store beside the checkpoint database.
+"""Content-addressed blob store beside the checkpoint database (the SQLite backend's folder;
+`graph.stores.pg_blobs` keeps the same interface in PostgreSQL).
 
 Graph state is copied into every checkpoint, so nothing large lives there: contexts, transcripts,
 cell outputs and sub-call prompts/answers are written here once, named by their SHA-256, and state
@@ -25,7 +26,11 @@ class BlobStore:
         self.root.mkdir(parents=True, exist_ok=True)
 
     def path(self, ref: str) -> Path:
+        """The blob as a local file (the REPL worker reads contexts from files)."""
         return self.root / ref[:2] / ref[2:]
+
+    def has(self, ref: str) -> bool:
+        return self.path(ref).exists()
 
     def put_bytes(self, data: bytes) -> str:
         ref = hashlib.sha256(data).hexdigest()

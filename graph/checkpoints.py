@@ -1,22 +1,25 @@
-"""The checkpointer factory: one SQLite database per data folder, WAL mode, shared by threads;
-`open_saver` for sync callers, `async_saver` for async ones (the same file and settings)."""
+"""The checkpointer factory: a SQLite file (one per data folder, WAL mode, shared by threads) or
+LangGraph's PostgreSQL saver, chosen by `db` (a path or a postgresql:// URL); sync and async.
+
+    with checkpointer(db) as saver: ...              # SqliteSaver | PostgresSaver
+    async with async_checkpointer(db) as saver: ...  # AsyncSqliteSaver | AsyncPostgresSaver
+"""
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import sqlite3
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager, contextmanager
 from pathlib import Path
-from typing import TYPE_CHECKING
 
+from langgraph.checkpoint.base import BaseCheckpointSaver
 from langgraph.checkpoint.sqlite import SqliteSaver
-
-if TYPE_CHECKING:
-    from langgraph.checkpoint.sqlite.aio import AsyncSqliteSaver
+from rlm_research.graph.stores import Db, is_postgres
 
 
 def open_saver(db_path: str | Path) -> SqliteSaver:
+    """A SqliteSaver on its own connection (the caller closes `saver.conn`)."""
     path = Path(db_path)
     path.parent.mkdir(parents=True, exist_ok=True)
     # Parallel sub-calls write from several threads; SqliteSaver serialises them with its lock.
@@ -28,21 +31,50 @@ def open_saver(db_path: str | Path) -> SqliteSaver:
     return saver
 
 
-@contextlib.asynccontextmanager
-async def async_saver(db_path: str | Path) -> AsyncIterator[AsyncSqliteSaver]:
-    """The same database for async callers (`graph.api.astream`): same file, WAL mode and
-    durability as `open_saver`, closed when the block ends."""
+@contextmanager
+def checkpointer(db: Db) -> Iterator[BaseCheckpointSaver]:
+    """A sync saver for `db`, released on exit (Postgres: borrows from the process's pool)."""
+    if is_postgres(db):
+        from langgraph.checkpoint.postgres import PostgresSaver
+        from rlm_research.graph.stores.postgres import pool
+
+        yield PostgresSaver(pool(str(db)))  # the pool made the schema current
+        return
+    saver = open_saver(db)
+    try:
+        yield saver
+    finally:
+        saver.conn.close()
+
+
+@asynccontextmanager
+async def async_checkpointer(db: Db) -> AsyncIterator[BaseCheckpointSaver]:
+    """An async saver for `db` (for `ainvoke` / `astream`), closed on exit."""
+    if is_postgres(db):
+        from langgraph.checkpoint.postgres.aio import AsyncPostgresSaver
+        from psycopg_pool import AsyncConnectionPool
+        from rlm_research.graph.stores.postgres import CONNECT_KWARGS, POOL_MAX, pool
+
+        await asyncio.to_thread(pool, str(db))  # creates or migrates the schema once
+        async with AsyncConnectionPool(
+            str(db), min_size=1, max_size=POOL_MAX, kwargs=CONNECT_KWARGS, open=False
+        ) as apool:
+            yield AsyncPostgresSaver(apool)
+        return
     import aiosqlite
     from langgraph.checkpoint.sqlite.aio import AsyncSqliteSaver
 
-    path = Path(db_path)
+    path = Path(db)
     path.parent.mkdir(parents=True, exist_ok=True)
     conn = await aiosqlite.connect(str(path), timeout=30.0)
     try:
         await conn.execute("PRAGMA journal_mode=WAL")
-        await conn.execute("PRAGMA synchronous=NORMAL")
+        await conn.execute("PRAGMA synchronous=NORMAL")  # the same durability as open_saver
         saver = AsyncSqliteSaver(conn)
         await saver.setup()
         yield saver
     finally:
         await asyncio.shield(conn.close())  # a cancelled caller still closes the file
+
+
+async_saver = async_checkpointer  # the name graph.api and the lifecycle use

@@ -73,6 +73,9 @@ class _DeclaredConfig(BaseModel):
     stuck_after: int | None = Field(None, ge=1)
     stuck_temperature: float | None = Field(None, ge=0.0, le=2.0)
     data_dir: str | None = None
+    db_url: str | None = Field(
+        None, description="run database: a SQLite path or postgresql://user@host/db"
+    )
     # CLI-only keys (not run settings).
     max_source_bytes: int | None = Field(None, ge=1, description="size limit of each source")
     url_timeout: float | None = Field(None, gt=0, description="seconds to fetch a URL source")
@@ -126,6 +129,13 @@ class _DeclaredConfig(BaseModel):
         if value is not None and not value.startswith(("http://", "https://")):
             raise ValueError(f"must start with http:// or https://, got {value!r}")
         return value
+
+    @field_validator("db_url")
+    @classmethod
+    def _db_url(cls, value: str | None) -> str | None:
+        from rlm_research.graph.stores import check_db_url
+
+        return None if value is None else check_db_url(value)
 
     @classmethod
     def key_names(cls) -> list[str]:
@@ -245,6 +255,10 @@ def _validate(raw: dict[str, Any], where: Any) -> dict[str, Any]:
         key = str(err["loc"][0]) if err.get("loc") else "?"
         msg = err.get("msg", "invalid value").removeprefix("Value error, ")
         got = raw.get(key)
+        if key == "db_url" and isinstance(got, str):  # never echo a database password
+            from rlm_research.graph.stores import describe
+
+            got = describe(got)
         raise ConfigError(f"{where(key)}: {msg} (got {got!r})") from None
     return {k: v for k, v in parsed.model_dump().items() if k in raw}
 

@@ -16,19 +16,20 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from rlm_research.graph import run_index
+from rlm_research.graph import run_index, stores
 from rlm_research.graph.blob_store import BlobStore
 from rlm_research.graph.config import ConfigError, read_flags
 from rlm_research.graph.outcome import outcome_of
 from rlm_research.graph.run_errors import RunSetupError
 from rlm_research.graph.run_result import RunResult
 from rlm_research.graph.settings import Settings
+from rlm_research.graph.stores import Db
 
 log = logging.getLogger("rlm_research.run")
 
 RECURSION_LIMIT = 100_000  # budgets end runs; LangGraph's step cap should never be what stops one
 MODEL_KEYS = ("model", "sub_model")
-NOT_COMPARED = ("data_dir",)  # where the database lives is not a setting of the run
+NOT_COMPARED = ("data_dir", "db_url")  # where the database lives is not a setting of the run
 
 
 @dataclass
@@ -36,20 +37,17 @@ class ActiveRun:
     """A run about to be driven through the graph: new (`inputs` set) or resumed (None)."""
 
     run_id: str
-    db: Path
+    db: Db
     settings: Settings
     inputs: dict[str, Any] | None
     question: str  # for the report
     sources: list[dict[str, Any]] | None
 
 
-def locate(settings: Settings | None, db_path: str | Path | None) -> tuple[Settings, Path]:
-    """The database, blobs/ and reports/ sit side by side in one data folder."""
-    settings = settings or Settings()
-    if db_path is None:
-        return settings, Path(settings.data_dir) / "runs.sqlite"
-    db = Path(db_path)
-    return dataclasses.replace(settings, data_dir=str(db.parent)), db
+def locate(settings: Settings | None, db_path: Db | None) -> tuple[Settings, Db]:
+    """The run's database (`graph.stores`): a SQLite file, whose folder holds blobs/ and
+    reports/, or a PostgreSQL URL, with the local data folder keeping reports and a blob cache."""
+    return stores.locate(settings or Settings(), db_path)
 
 
 def start_run(
@@ -58,7 +56,7 @@ def start_run(
     *,
     settings: Settings | None = None,
     run_id: str | None = None,
-    db_path: str | Path | None = None,
+    db_path: Db | None = None,
     sources: list[dict[str, Any]] | None = None,
 ) -> ActiveRun:
     """A new run: its context into the blob store, its row in the run index (`running`)."""
@@ -68,7 +66,7 @@ def start_run(
     run_id = run_id or uuid.uuid4().hex[:12]
     # Into the blob store first: a context passed in the input would be copied into the
     # first checkpoints (the input write and step -1), three times for a 40 MB text.
-    store = BlobStore(Path(settings.data_dir) / "blobs")
+    store = stores.open_blob_store(settings)
     inputs = {"question": question, "context_refs": ingest_context(context, store)}
     run_index.record_start(
         db, run_id, question=question, context=context, sources=sources, settings=settings
@@ -80,7 +78,7 @@ def start_run(
 def resume_settings(
     run_id: str,
     *,
-    db_path: str | Path | None = None,
+    db_path: Db | None = None,
     settings: Settings | None = None,
     overrides: dict[str, Any] | None = None,
     fallback: Settings | None = None,
@@ -92,7 +90,7 @@ def resume_settings(
     `fallback` (the front end's config), else the defaults."""
     base, db = locate(settings or fallback, db_path)
     if not run_index.has_checkpoints(db, run_id):
-        raise RunSetupError(f"no run {run_id!r} to resume in {db}")
+        raise RunSetupError(f"no run {run_id!r} to resume in {stores.describe(db)}")
     stored = (run_index.get_run(db, run_id) or {}).get("settings")
     given = {k: v for k, v in (overrides or {}).items() if v is not None}
     if settings is not None:
@@ -107,7 +105,8 @@ def resume_settings(
     else:
         chosen = base
     chosen = _with_values(chosen, _checked(given))
-    chosen = dataclasses.replace(chosen, data_dir=str(db.parent))
+    # This host's own data folder (PostgreSQL: the run may have started on another host).
+    chosen, _ = stores.locate(chosen, db, data_dir=base.data_dir)
     return chosen, db, _changes(stored, chosen) if stored else _given(given)
 
 
@@ -163,7 +162,7 @@ def _label(spec: Any) -> Any:
 def start_resume(
     run_id: str,
     *,
-    db_path: str | Path | None = None,
+    db_path: Db | None = None,
     settings: Settings | None = None,
     overrides: dict[str, Any] | None = None,
     fallback: Settings | None = None,
@@ -207,7 +206,7 @@ def graph_config(run: ActiveRun) -> dict[str, Any]:
 
 def result_of(run_id: str, values: dict[str, Any], settings: Settings) -> RunResult:
     """The run's result from its root state, its outcome decided by `graph.outcome`."""
-    store = BlobStore(Path(settings.data_dir) / "blobs")
+    store = stores.open_blob_store(settings)
     tree = values.get("call_tree") or {}
     outcome = outcome_of(values.get("answer"), values.get("stop_reason"))
     return RunResult(
@@ -257,23 +256,20 @@ def stop_root_worker(run: ActiveRun) -> None:
     at once, in this process) rebuilds the REPL from its last snapshot and journal, as after a
     crash, instead of sharing a worker with the abandoned cell."""
     from rlm_research.graph.builder import builder
-    from rlm_research.graph.checkpoints import open_saver
+    from rlm_research.graph.checkpoints import checkpointer
     from rlm_research.tools.repl_host import stop_worker
 
     try:
-        saver = open_saver(run.db)
-        try:
+        with checkpointer(run.db) as saver:
             config = {"configurable": {"thread_id": run.run_id}}
             level = builder.compile(checkpointer=saver).get_state(config).values.get("level_id")
-        finally:
-            saver.conn.close()
         if level:
             stop_worker(level)
     except Exception as e:  # noqa: BLE001 - bookkeeping must not mask the cancel
         log.warning("run %s: could not stop its REPL worker: %s", run.run_id, e)
 
 
-def mark_interrupted(db: Path, run_id: str) -> None:
+def mark_interrupted(db: Db, run_id: str) -> None:
     """For a front end leaving at once (a second Ctrl-C, a server shutting down) while the graph
     is still in a step: say `interrupted` now; the stream says it again when it stops."""
     stop_run(ActiveRun(run_id, db, Settings(), None, "", None), KeyboardInterrupt())
@@ -287,13 +283,14 @@ def write_run_report(run: ActiveRun, result: RunResult) -> None:
     try:
         md_path, jsonl_path = write_report(
             result,
-            data_dir=run.db.parent,
+            data_dir=run.settings.data_dir,
             question=run.question,
             status=result.status,
             sources=run.sources,
             models={key: _label(getattr(run.settings, key)) for key in MODEL_KEYS},
             error=result.error,
             sandbox=sandbox_description(),
+            store=stores.open_blob_store(run.settings),
         )
     except OSError as e:
         log.warning("run %s: could not write its report: %s", run.run_id, e)

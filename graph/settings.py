@@ -17,6 +17,12 @@ def default_data_dir() -> str:
     return str(Path(base) / "rlm-research")
 
 
+def default_db_url() -> str | None:
+    """`$RLM_DB_URL` when set: also what a LangGraph server's runs use (they build Settings from
+    the run's context JSON, without our config layers)."""
+    return os.environ.get("RLM_DB_URL", "").strip() or None
+
+
 @dataclass(kw_only=True)
 class Settings:
     """Everything a run needs to know that is not its input.
@@ -68,6 +74,10 @@ class Settings:
     web_timeout: float = 20.0
 
     data_dir: str = field(default_factory=default_data_dir)
+    # Where runs live: None is `<data_dir>/runs.sqlite` with blobs/ beside it; a SQLite path; or
+    # a `postgresql://` URL holding checkpoints, run index and blobs (docs/deployment.md).
+    # `data_dir` then keeps only what is local: reports, a blob cache for the REPL worker.
+    db_url: str | None = field(default_factory=default_db_url)
 
     # The trust boundary (docs/security.md). Off for the CLI and the Python API; the MCP server
     # turns it on for every client run. `url_guard`: fetch_url reaches public addresses only;

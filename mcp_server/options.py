@@ -16,7 +16,7 @@ RUN_ID_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
 
 # Keys a call may not change: where runs live is the server's (--db / --config), so that
 # list_runs, get_report and resume_research find every run it started.
-SERVER_ONLY = {"data_dir"}
+SERVER_ONLY = {"data_dir", "db_url"}
 # What resume_research may change (the CLI's `resume` allows the same): a run keeps its budgets.
 RESUME_KEYS = ("model", "sub_model")  # a model the operator allows (client_policy)
 # Settings with no config key (none today: graph.config declares every Settings field), checked

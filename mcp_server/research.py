@@ -18,6 +18,7 @@ from rlm_research.graph.run_errors import RunSetupError
 from rlm_research.graph.run_lifecycle import check_models, resume_settings
 from rlm_research.graph.run_result import RunResult
 from rlm_research.graph.settings import Settings
+from rlm_research.graph.stores import describe, is_postgres, locate
 from rlm_research.mcp_server.client_policy import ClientPolicy, client_roots
 from rlm_research.mcp_server.failures import ToolFailure
 from rlm_research.mcp_server.options import RESUME_KEYS, check_run_id, flag_to_option, split_options
@@ -41,8 +42,12 @@ log = logging.getLogger("rlm_research.mcp")
 class Research:
     """What the tools do, over one run database (`db`, with blobs/ and reports/ beside it)."""
 
-    def __init__(self, db: Path, config_file: Path | None = None) -> None:
-        self.db = db
+    def __init__(
+        self, db: Path | str, config_file: Path | None = None, data_dir: Path | None = None
+    ) -> None:
+        self.db = db  # a SQLite file or a postgresql:// URL (graph.stores)
+        # Reports (and, with PostgreSQL, the blob cache) live here: beside a SQLite file.
+        self.data_dir = data_dir if data_dir is not None else Path(db).parent
         self.config_file = config_file
         self._runs = ActiveRuns(db)
 
@@ -53,9 +58,14 @@ class Research:
         except ConfigError as e:
             raise ToolFailure(flag_to_option(str(e), list(flags or {}))) from None
 
+    def local_store(self) -> Path:
+        """The run database's file here, beside blobs/ and reports/ (PostgreSQL: the local data
+        folder's, which holds reports and the blob cache): refused as a client source."""
+        return Path(self.db) if not is_postgres(self.db) else self.data_dir / "runs.sqlite"
+
     def _here(self, settings: Settings, **extra: Any) -> Settings:
         """The database, blobs/ and reports/ share one folder, as graph.api and the CLI do."""
-        return dataclasses.replace(settings, data_dir=str(self.db.parent), **extra)
+        return locate(dataclasses.replace(settings, **extra), self.db, data_dir=self.data_dir)[0]
 
     def run_settings(self, options: dict[str, Any] | None) -> tuple[Settings, Loaded]:
         """A new run's settings: config file < RLM_* environment < the call's `options`."""
@@ -111,7 +121,7 @@ class Research:
                 list(sources),
                 max_bytes=loaded.max_source_bytes,
                 url_timeout=loaded.url_timeout,
-                policy=policy.source_policy(self.db, await client_roots(ctx)),
+                policy=policy.source_policy(self.local_store(), await client_roots(ctx)),
             )
         except SourceError as e:
             raise ToolFailure(str(e)) from None
@@ -141,7 +151,7 @@ class Research:
         policy = await in_thread(self.client_policy)  # the trust boundary: docs/security.md
         flags, _ = split_options(policy.check_options(options), allowed=RESUME_KEYS)
         if not await in_thread(run_index.has_checkpoints, self.db, run_id):
-            raise ToolFailure(f"no run {run_id!r} to resume in {self.db}")
+            raise ToolFailure(f"no run {run_id!r} to resume in {describe(self.db)}")
         await self._runs.wait_until_stopped(run_id)
         row = await in_thread(run_index.get_run, self.db, run_id)
         self._check_not_running_elsewhere(row, run_id)
@@ -185,20 +195,20 @@ class Research:
                 f"{preview(r['question'], 60)!r} -> {preview(r['answer'], 40) or '-'}"
                 for r in runs
             ]
-            text = f"{len(runs)} run(s) in {self.db}, newest first:\n" + "\n".join(lines)
+            text = f"{len(runs)} run(s) in {describe(self.db)}, newest first:\n" + "\n".join(lines)
         else:
-            text = f"No runs in {self.db}."
+            text = f"No runs in {describe(self.db)}."
         return CallToolResult(
             content=[TextContent(type="text", text=text)],
-            structured_content={"db": str(self.db), "runs": runs},
+            structured_content={"db": describe(self.db), "runs": runs},
         )
 
     def get_report(self, run_id: str) -> CallToolResult:
         run_id = check_run_id(run_id)
         row = run_index.get_run(self.db, run_id)
         if row is None:
-            raise ToolFailure(f"no run {run_id!r} in {self.db}")
-        path = report_path(self.db, run_id, row)
+            raise ToolFailure(f"no run {run_id!r} in {describe(self.db)}")
+        path = report_path(self.db, run_id, row, self.data_dir)
         text = path.read_text(encoding="utf-8")
         return CallToolResult(
             content=[TextContent(type="text", text=text)],

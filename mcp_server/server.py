@@ -37,6 +37,12 @@ from mcp.types import CallToolResult, ToolAnnotations
 from pydantic import Field
 from rlm_research.graph import run_index
 from rlm_research.graph.config import ConfigError, load_config
+from rlm_research.graph.stores import (
+    DatabaseUnavailable,
+    check_db_url,
+    check_reachable,
+    locate,
+)
 from rlm_research.mcp_server.client_policy import CLIENT_KEYS
 from rlm_research.mcp_server.failures import ToolFailure, failures_as_results
 from rlm_research.mcp_server.http_auth import HttpSetupError, serve_http
@@ -181,9 +187,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--config", type=Path, help="A YAML config file (as the CLI's --config).")
     parser.add_argument(
         "--db",
-        type=Path,
-        help="The run database (SQLite). Default: <data_dir>/runs.sqlite; its folder also holds "
-        "blobs/ and reports/.",
+        help="The run database: a SQLite file (its folder also holds blobs/ and reports/), or a "
+        "postgresql://user@host/dbname URL that several servers share (docs/deployment.md). "
+        "Default: db_url from the config or RLM_DB_URL, else <data_dir>/runs.sqlite.",
     )
     parser.add_argument(
         "--log-level",
@@ -203,8 +209,19 @@ def main(argv: list[str] | None = None) -> None:
     except ConfigError as e:
         print(f"rlm-research-mcp: error: {e}", file=sys.stderr)
         raise SystemExit(2) from None
-    db = (args.db or Path(loaded.settings.data_dir) / "runs.sqlite").expanduser().resolve()
-    research = Research(db, config_file=args.config)
+    try:
+        settings, db = locate(loaded.settings, None if args.db is None else check_db_url(args.db))
+    except ValueError as e:
+        print(f"rlm-research-mcp: error: --db: {e}", file=sys.stderr)
+        raise SystemExit(2) from None
+    try:
+        check_reachable(db)
+    except DatabaseUnavailable as e:
+        print(f"rlm-research-mcp: error: {e}", file=sys.stderr)
+        raise SystemExit(1) from None
+    if isinstance(db, Path):
+        db = db.resolve()
+    research = Research(db, config_file=args.config, data_dir=Path(settings.data_dir).resolve())
     server = build_server(research, args.log_level)
     log.setLevel(args.log_level)
     try:

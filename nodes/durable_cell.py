@@ -30,7 +30,7 @@ Journal = list[list[str]]  # [request id, request hash, answer ref]
 
 def save_snapshot(worker: ReplWorker, snapshot: dict[str, Any], store: BlobStore) -> str:
     """Fetch the values the store lacks, then store the snapshot's manifest; returns its ref."""
-    missing = [h for h in snapshot["values"].values() if not store.path(h).exists()]
+    missing = [h for h in snapshot["values"].values() if not store.has(h)]
     for data in worker.fetch(missing).values():
         store.put_bytes(data)  # named by its own SHA-256: the hash the manifest lists
     return store.put_json(snapshot)
@@ -49,7 +49,7 @@ def rebuild_worker(
     manifest = store.get_json(ref)
     values = {}
     for name, digest in manifest["values"].items():
-        if store.path(digest).exists():
+        if store.has(digest):
             values[name] = store.get_bytes(digest)
     lost = [n for n in manifest["values"] if n not in values] + manifest.get("unpicklable", [])
     return worker, lost + worker.restore(values, manifest.get("modules", {}))

@@ -29,9 +29,9 @@ def settings_of(runtime: Runtime[Settings] | None) -> Settings:
 
 
 def blob_store(settings: Settings) -> BlobStore:
-    from pathlib import Path
+    from rlm_research.graph.stores import open_blob_store
 
-    return BlobStore(Path(settings.data_dir) / "blobs")
+    return open_blob_store(settings)  # the data folder's, or the run database's (PostgreSQL)
 
 
 def put_message(store: BlobStore, role: str, content: str, full_ref: str | None = None) -> str:

@@ -185,10 +185,12 @@ def write_report(
     models: dict[str, str | None] | None = None,
     error: str | None = None,
     sandbox: str | None = None,
+    store: BlobStore | None = None,
 ) -> tuple[Path, Path]:
-    """Write `<data_dir>/reports/<run_id>.md` and `.jsonl` for a RunResult; return both paths."""
+    """Write `<data_dir>/reports/<run_id>.md` and `.jsonl` for a RunResult; return both paths.
+    `store`: where the run's blobs are (default: `<data_dir>/blobs`, the SQLite layout)."""
     md_path, jsonl_path = report_paths(data_dir, result.run_id)
-    store = BlobStore(Path(data_dir) / "blobs")
+    store = store or BlobStore(Path(data_dir) / "blobs")
     records = list(trajectory_records(result.call_tree or {}, store))
     if not records and result.trajectory:  # no call tree (unfinished): the API's flat list
         records = [{"node": "0" if t.get("depth", 0) == 0 else "?", **t} for t in result.trajectory]

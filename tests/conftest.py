@@ -22,3 +22,23 @@ def make_settings(tmp_path: Path):
         return Settings(**overrides)
 
     return make
+
+
+@pytest.fixture(scope="session")
+def postgres_server():
+    """A private PostgreSQL server for the session (tests/support/postgres_server.py)."""
+    from tests.support.postgres_server import PrivatePostgres, find_bin_dir
+
+    if find_bin_dir() is None:
+        pytest.skip("no PostgreSQL binaries (initdb, pg_ctl) installed")
+    with PrivatePostgres() as server:
+        yield server
+
+
+@pytest.fixture
+def postgres_url(postgres_server, request) -> str:
+    """A fresh, empty database on the session's server, for one test."""
+    import re
+
+    name = re.sub(r"\W", "_", request.node.name.lower())[:40]
+    return postgres_server.new_database(f"t_{name}_{id(request) % 100000}")

@@ -94,8 +94,9 @@ def secret_reason(path: Path, roots: tuple[Path, ...] | None) -> str | None:
 
 
 def project_store(db: Path) -> tuple[Path, ...]:
-    """The run database (and its journal files), and blobs/, reports/ and journals/ beside it."""
+    """The run database (and its journal files), and the folders of run data beside it."""
     folder = db.parent.resolve()
     name = db.name
     files = [folder / (name + suffix) for suffix in ("", "-wal", "-shm", "-journal")]
-    return (*files, folder / "blobs", folder / "reports", folder / "journals")
+    cache = folder / "blob-cache"  # PostgreSQL runs: the local copies of blobs
+    return (*files, folder / "blobs", folder / "reports", folder / "journals", cache)

@@ -2,6 +2,10 @@
 
     python -m tests.support.crash_runner run|resume --db D --run-id R --base-url U [--max-depth N]
         [--model openai:NAME]
+        [--data-dir DIR]
+
+`--db` is a SQLite file (its folder is the data folder) or a postgresql:// URL (then give the
+local `--data-dir`).
 
 Prints the result as one JSON line on stdout.
 """
@@ -26,13 +30,14 @@ def main() -> None:
     parser.add_argument("--base-url", required=True)
     parser.add_argument("--max-depth", type=int, default=1)
     parser.add_argument("--model", default="openai:stub")
+    parser.add_argument("--data-dir", help="default: the SQLite file's folder")
     args = parser.parse_args()
     os.environ.setdefault("RLM_API_KEY", "test")
     settings = Settings(
         model=args.model,
         base_url=args.base_url,
         max_depth=args.max_depth,
-        data_dir=os.path.dirname(args.db),
+        data_dir=args.data_dir or os.path.dirname(args.db),
         cell_timeout=60.0,
     )
     if args.mode == "run":
