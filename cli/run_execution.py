@@ -159,6 +159,9 @@ def execute_run(
         message = run_index.one_line(e)
         err.print(f"[bold red]error:[/] run {run_id} failed: {escape(message)}")
         err.print(f"Resume with: [bold]{escape(hint)}[/]")
+        page = failed_run_viewer(run_id, db)
+        if page is not None:
+            err.print(f"Viewer:      {escape(str(page))}")
         if json_out:
             print_json({"run_id": run_id, "status": "failed", "error": message, "resume": hint})
         raise typer.Exit(EXIT_FAILED) from None
@@ -192,6 +195,7 @@ def execute_run(
                 "report": str(md_path),
                 "peak_rss_mb": round(peak_rss_mb()),
                 "trajectory": str(jsonl_path),
+                "html": str(md_path.with_suffix(".html")),
                 "error": error,
             }
         )
@@ -210,4 +214,15 @@ def execute_run(
             err.print(f"[bold red]error:[/] {escape(error)}")
         err.print(f"Report:     {escape(str(md_path))}")
         err.print(f"Trajectory: {escape(str(jsonl_path))}")
+        err.print(f"Viewer:     {escape(str(md_path.with_suffix('.html')))}")
     raise typer.Exit(EXIT_OK if status == "answered" else EXIT_FAILED)
+
+
+def failed_run_viewer(run_id: str, db: Path) -> Path | None:
+    """The viewer of a run that just failed, showing where it stopped; None if it can't be."""
+    try:
+        from rlm_research.report.html_viewer import write_viewer
+
+        return write_viewer(run_id, db_path=db)
+    except Exception:  # noqa: BLE001 - the failure message matters more than the page
+        return None

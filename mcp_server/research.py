@@ -34,6 +34,7 @@ from rlm_research.mcp_server.summaries import (
     usage_line,
     usage_summary,
 )
+from rlm_research.mcp_server.viewer import viewer_resource
 
 log = logging.getLogger("rlm_research.mcp")
 
@@ -213,8 +214,9 @@ class Research:
             raise ToolFailure(f"no run {run_id!r} in {self.db}")
         path = report_path(self.db, run_id, row)
         text = path.read_text(encoding="utf-8")
+        page = viewer_resource(self.db, run_id, row, path)  # the HTML viewer, beside the markdown
         return CallToolResult(
-            content=[TextContent(type="text", text=text)],
+            content=[TextContent(type="text", text=text), page],
             structured_content={"run_id": run_id, "status": row["status"], "path": str(path)},
         )
 
