@@ -152,8 +152,19 @@ def read_traces(db: Path, run_id: str) -> dict[str, LevelTrace]:
 
 
 def level_from_traces(
-    traces: dict[str, LevelTrace], ns: str, path: str, store: BlobStore, status: str
+    traces: dict[str, LevelTrace],
+    ns: str,
+    path: str,
+    store: BlobStore,
+    status: str,
+    kids_of: dict[str, list[str]] | None = None,
 ) -> Level:
+    if kids_of is None:
+        kids_of = {}
+        for name in traces:
+            parent = parent_ns(name)
+            if parent is not None:
+                kids_of.setdefault(parent, []).append(name)
     trace = traces[ns]
     v = trace.values
     state = FINISHED if trace.finished else (RUNNING if status == RUNNING else STOPPED)
@@ -177,7 +188,7 @@ def level_from_traces(
         steps=trace.steps,
         next=trace.next,
     )
-    kids = [n for n in traces if parent_ns(n) == ns]
+    kids = list(kids_of.get(ns, []))
     order = child_order(v, tree, store)
     kids.sort(
         key=lambda n: (
@@ -186,7 +197,7 @@ def level_from_traces(
         )
     )
     for i, kid in enumerate(kids, 1):
-        level.children.append(level_from_traces(traces, kid, f"{path}.{i}", store, status))
+        level.children.append(level_from_traces(traces, kid, f"{path}.{i}", store, status, kids_of))
     return level
 
 
