@@ -313,11 +313,11 @@ def where_it_stopped(record: RunRecord, traces: dict[str, LevelTrace]) -> list[s
 
 REASONS = {
     "answered": "the model gave its answer",
-    "stuck": "the loop kept repeating itself after a hint; one closing call answered",
-    "budget:turns": "the turn budget ran out; one closing call answered",
-    "budget:token": "the token budget ran out; one closing call answered",
-    "budget:time": "the time budget ran out; one closing call answered",
-    "budget:sub-call": "the sub-call budget ran out; one closing call answered",
+    "stuck": "the loop kept repeating itself after a hint",
+    "budget:turns": "the turn budget ran out",
+    "budget:token": "the token budget ran out",
+    "budget:time": "the time budget ran out",
+    "budget:sub-call": "the sub-call budget ran out",
     "error": "a model call failed for good",
     "refused": "a budget was used up before it started",
     "unfinished": "it has not finished",
@@ -332,7 +332,11 @@ def why_it_ended(record: RunRecord) -> str:
         return "The run was interrupted before it finished; it can be resumed."
     if record.status == "failed" and record.error:
         return f"The run failed: {record.error}"
-    reason = REASONS.get(record.stop_reason, record.stop_reason)
+    stop = record.stop_reason
+    reason = REASONS.get(stop, stop)
+    if stop == "stuck" or stop.startswith("budget:"):
+        answered = record.status == "answered"
+        reason += "; one closing call " + ("gave the answer" if answered else "gave no answer")
     return f"The run ended because {reason}."
 
 

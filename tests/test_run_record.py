@@ -123,3 +123,18 @@ def test_a_run_still_going_can_be_viewed_at_any_time(make_settings):
     assert "live-run" in page.read_text()
     thread.join(90)
     assert done and done[0].answer == ANSWERS["0"]
+
+
+def test_a_run_without_an_answer_says_why(make_settings):
+    from rlm_research.report.run_record import why_it_ended
+
+    result = tree_run(make_settings, run_id="short-run", max_turns=1)
+    assert result.stop_reason == "budget:turns"
+    data = Path(make_settings().data_dir)
+    record = gather_run("short-run", data_dir=data, status="no_answer")
+    assert why_it_ended(record) == (
+        "The run ended because the turn budget ran out; one closing call gave no answer."
+    )
+    md, _ = write_report(result, data_dir=data, question=QUESTION, status="no_answer")
+    assert "- Status: **no_answer**" in md.read_text()
+    assert '"status":"no_answer"' in md.with_suffix(".html").read_text()
