@@ -184,7 +184,7 @@ def level_from_traces(
         usage=add_usage(v.get("usage"), None),
         started=started,
         ended=ended,
-        seconds=tree.get("seconds") or _elapsed(started, ended or trace.updated),
+        seconds=tree.get("seconds") or _elapsed(started, ended or _until(state, trace)),
         steps=trace.steps,
         next=trace.next,
     )
@@ -360,6 +360,11 @@ def _count_names(names: list[str]) -> list[str]:
     for n in names:
         counts[n] = counts.get(n, 0) + 1
     return [f"{n} x{c}" if c > 1 else n for n, c in counts.items()]
+
+
+def _until(state: str, trace: LevelTrace) -> float | None:
+    """Where an unfinished level's time stops: now while it runs, else its last checkpoint."""
+    return time.time() if state == RUNNING else trace.updated
 
 
 def _elapsed(start: float | None, end: float | None) -> float | None:
