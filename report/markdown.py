@@ -19,6 +19,7 @@ Viewer (`<run_id>.html`): see `report.html_viewer`.
 from __future__ import annotations
 
 import json
+import logging
 import os
 import resource
 import tempfile
@@ -30,6 +31,7 @@ from rlm_research.graph.blob_store import BlobNotFound, BlobStore
 from rlm_research.graph.usage import input_text, total_calls, total_tokens
 from rlm_research.report.run_record import RunRecord, gather_run, level_from_tree, why_it_ended
 
+log = logging.getLogger("rlm_research.report")
 OUTPUT_CHARS = 2_000  # of each root turn's output in the report
 MAX_TREE_ROWS = 300
 
@@ -228,13 +230,17 @@ def write_report(
         known = {"question": question, "status": status, "sources": sources, "models": models}
         if error is not None:
             known["error"] = error
-        record = gather_run(
-            result.run_id,
-            data_dir=data_dir,
-            db_path=db_path,
-            result=result,
-            **{k: v for k, v in known.items() if v is not None},
-        )
+        known = {k: v for k, v in known.items() if v is not None}
+        try:
+            record = gather_run(
+                result.run_id, data_dir=data_dir, db_path=db_path, result=result, **known
+            )
+        except Exception as e:  # noqa: BLE001 - a damaged checkpoint must not cost the report
+            log.warning("run %s: reading its checkpoints failed (%s)", result.run_id, e)
+            record = gather_run(
+                result.run_id, data_dir=data_dir, db_path=db_path, result=result,
+                checkpoints=False, **known,
+            )  # fmt: skip
     records = record.trajectory()
     if not records and result.trajectory:  # nothing recorded per level: the API's flat list
         records = [{"node": "0" if t.get("depth", 0) == 0 else "?", **t} for t in result.trajectory]

@@ -87,17 +87,19 @@ def gather_run(
     db_path: str | Path | None = None,
     result: Any = None,
     row: dict[str, Any] | None = None,
+    checkpoints: bool = True,
     **known: Any,
 ) -> RunRecord:
     """The record of run `run_id` from its data folder (database, blobs/). `result` (a
     RunResult) and `row` (its run-index row) are used when given; `known` overrides fields
-    (question, status, sources, models, error, resume_command)."""
+    (question, status, sources, models, error, resume_command). `checkpoints=False` reads only
+    `result` and the run index (no step times)."""
     data_dir = Path(data_dir)
     db = Path(db_path) if db_path is not None else data_dir / "runs.sqlite"
     store = BlobStore(data_dir / "blobs")
     if row is None:
         row = read_row(db, run_id)
-    traces = read_traces(db, run_id)
+    traces = read_traces(db, run_id) if checkpoints else {}
     status = known.get("status") or row.get("status") or _status_of(result)
     root = None
     if traces.get("") is not None:

@@ -138,3 +138,19 @@ def test_a_run_without_an_answer_says_why(make_settings):
     md, _ = write_report(result, data_dir=data, question=QUESTION, status="no_answer")
     assert "- Status: **no_answer**" in md.read_text()
     assert '"status":"no_answer"' in md.with_suffix(".html").read_text()
+
+
+def test_unreadable_checkpoints_still_give_a_report(make_settings, monkeypatch):
+    import rlm_research.report.run_record as run_record
+
+    result = tree_run(make_settings, run_id="damaged")
+
+    def broken(*_a, **_k):
+        raise RuntimeError("database disk image is malformed")
+
+    monkeypatch.setattr(run_record, "read_traces", broken)
+    data = Path(make_settings().data_dir)
+    md, jsonl = write_report(result, data_dir=data, question=QUESTION, status="answered")
+    assert ANSWERS["0.9"] in md.read_text()  # from the result's call tree
+    assert len(jsonl.read_text().splitlines()) == 3 + 1 + 8
+    assert "No step times were recorded" in md.with_suffix(".html").read_text()
