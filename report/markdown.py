@@ -129,6 +129,16 @@ def render_report(
         out.append("_None: the question alone._")
     out.append("")
 
+    out += usage_section(usage)
+    out += budget_section(record)
+    out += tree_section(record, call_tree)
+    out += root_turns_section(records)
+    return "\n".join(out).rstrip() + "\n"
+
+
+def usage_section(usage: dict[str, Any]) -> list[str]:
+    """Calls and tokens per model for the whole call tree, with a total row."""
+    out: list[str] = []
     out += ["## Usage (whole call tree)", ""]
     models_used = (usage or {}).get("models") or {}
     if models_used:
@@ -153,43 +163,50 @@ def render_report(
     if (usage or {}).get("web_calls"):
         out.append(f"Web calls: {usage['web_calls']:,}")
     out.append("")
-    if record is not None and record.budgets:
-        out += ["## Budgets", "", "| Budget | Used | Set |", "|---|---:|---:|"]
-        for b in record.budgets:
-            out.append(
-                f"| {b['name']} | {_amount(b['used'], b['unit'])} | "
-                f"{_amount(b['limit'], b['unit'])} |"
-            )
-        out.append("")
+    return out
 
-    out += ["## Call tree", ""]
+
+def budget_section(record: RunRecord | None) -> list[str]:
+    if record is None or not record.budgets:
+        return []
+    out = ["## Budgets", "", "| Budget | Used | Set |", "|---|---:|---:|"]
+    for b in record.budgets:
+        used, limit = _amount(b["used"], b["unit"]), _amount(b["limit"], b["unit"])
+        out.append(f"| {b['name']} | {used} | {limit} |")
+    return out + [""]
+
+
+def tree_section(record: RunRecord | None, call_tree: dict[str, Any]) -> list[str]:
+    """One row per level of the call tree, with its question and answer."""
+    out = ["## Call tree", ""]
     levels = record.levels() if record is not None else []
     if not levels and call_tree:
         levels = list(level_from_tree(call_tree, "0", None).walk())
-    if levels:
-        out += [
-            "| Node | Depth | Question | Answer | Turns | Own model calls | Own tokens | Seconds "
-            "| Stop |",
-            "|---|---:|---|---|---:|---:|---:|---:|---|",
-        ]
-        for lv in levels[:MAX_TREE_ROWS]:
-            indent = "&nbsp;&nbsp;" * lv.depth
-            stop = lv.stop_reason if lv.state == "finished" else lv.state
-            out.append(
-                f"| {indent}{lv.path} | {lv.depth} | {_cell(_preview(lv.question, 80))} | "
-                f"{_cell(_preview(lv.answer, 80)) or '-'} | {lv.turn_count} | "
-                f"{total_calls(lv.own_usage)} | {total_tokens(lv.own_usage):,} | "
-                f"{_secs(lv.seconds)} | `{stop}` |"
-            )
-        if len(levels) > MAX_TREE_ROWS:
-            more = len(levels) - MAX_TREE_ROWS
-            out.append(f"\n_{more:,} more nodes are in the trajectory file and the viewer._")
-    else:
-        out.append("_No level of the run was recorded yet._")
-    out.append("")
+    if not levels:
+        return out + ["_No level of the run was recorded yet._", ""]
+    out += [
+        "| Node | Depth | Question | Answer | Turns | Own model calls | Own tokens | Seconds "
+        "| Stop |",
+        "|---|---:|---|---|---:|---:|---:|---:|---|",
+    ]
+    for lv in levels[:MAX_TREE_ROWS]:
+        indent = "&nbsp;&nbsp;" * lv.depth
+        stop = lv.stop_reason if lv.state == "finished" else lv.state
+        out.append(
+            f"| {indent}{lv.path} | {lv.depth} | {_cell(_preview(lv.question, 80))} | "
+            f"{_cell(_preview(lv.answer, 80)) or '-'} | {lv.turn_count} | "
+            f"{total_calls(lv.own_usage)} | {total_tokens(lv.own_usage):,} | "
+            f"{_secs(lv.seconds)} | `{stop}` |"
+        )
+    if len(levels) > MAX_TREE_ROWS:
+        more = len(levels) - MAX_TREE_ROWS
+        out.append(f"\n_{more:,} more nodes are in the trajectory file and the viewer._")
+    return out + [""]
 
+
+def root_turns_section(records: list[dict[str, Any]]) -> list[str]:
     root_turns = [r for r in records if r.get("node") == "0"]
-    out += ["## Root turns", ""]
+    out = ["## Root turns", ""]
     if not root_turns:
         out += ["_No root-level turns ran code._", ""]
     for r in root_turns:
@@ -200,7 +217,7 @@ def render_report(
         if len(obs) > OUTPUT_CHARS:
             obs = obs[:OUTPUT_CHARS] + f"\n[... {len(obs) - OUTPUT_CHARS:,} more characters]"
         out += ["What the model saw next:", "", _fence(obs, "text"), ""]
-    return "\n".join(out).rstrip() + "\n"
+    return out
 
 
 def peak_rss_mb() -> float:
