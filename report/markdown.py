@@ -27,7 +27,6 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from rlm_research.graph.blob_store import BlobNotFound, BlobStore
 from rlm_research.graph.usage import input_text, total_calls, total_tokens
 from rlm_research.report.run_record import RunRecord, gather_run, level_from_tree, why_it_ended
 
@@ -39,31 +38,6 @@ MAX_TREE_ROWS = 300
 def report_paths(data_dir: str | Path, run_id: str) -> tuple[Path, Path]:
     folder = Path(data_dir) / "reports"
     return folder / f"{run_id}.md", folder / f"{run_id}.jsonl"
-
-
-def walk_tree(node: dict[str, Any], path: str = "0") -> Iterator[tuple[str, dict[str, Any]]]:
-    """(path, node) for every level of the call tree, depth first."""
-    yield path, node
-    for i, child in enumerate(node.get("children") or [], 1):
-        yield from walk_tree(child, f"{path}.{i}")
-
-
-def trajectory_records(
-    call_tree: dict[str, Any], store: BlobStore | None
-) -> Iterator[dict[str, Any]]:
-    """Every turn of every level, with its node path; missing blobs are marked, not fatal."""
-    for path, node in walk_tree(call_tree or {}):
-        for ref in node.get("trajectory") or []:
-            if isinstance(ref, dict):
-                record = dict(ref)
-            elif store is None:
-                record = {"ref": ref}
-            else:
-                try:
-                    record = store.get_json(ref)
-                except BlobNotFound:
-                    record = {"ref": ref, "missing": True}
-            yield {"node": path, **record}
 
 
 def write_trajectory(path: Path, records: Iterator[dict[str, Any]] | list[dict[str, Any]]) -> int:
