@@ -20,7 +20,7 @@ from typing import Any
 from rlm_research.graph.usage import total_calls, total_tokens
 from rlm_research.report.run_record import Level, RunRecord, why_it_ended
 
-PAGE_TEXT_BUDGET = 3_000_000  # characters of turn texts in one page, shared by every turn
+PAGE_TEXT_BUDGET = 2_500_000  # characters of text in one page, shared by every field
 FIELD_MAX, FIELD_MIN = 8_000, 400  # what one code block or observation may keep
 TEMPLATE = "viewer_template.html"
 DATA_MARK = "/*RUN_DATA*/"
@@ -52,8 +52,9 @@ def write_html(record: RunRecord, path: str | Path, *, trajectory_file: str | No
 
 def page_data(record: RunRecord, trajectory_file: str | None = None) -> dict[str, Any]:
     levels = record.levels()
-    n_turns = sum(len(lv.turns) for lv in levels)
-    limit = field_limit(n_turns)
+    # Each turn's code and output, each level's question and answer (which counts twice).
+    n_fields = sum(2 * len(lv.turns) + 3 for lv in levels)
+    limit = field_limit(n_fields)
     where = f" (the whole text is in {trajectory_file})" if trajectory_file else ""
     starts = [lv.started for lv in levels if lv.started] + [
         s.started for lv in levels for s in lv.steps if s.node != "__start__"
@@ -89,8 +90,8 @@ def node_data(lv: Level, t0: float | None, limit: int, where: str) -> dict[str, 
     return {
         "p": lv.path,
         "d": lv.depth,
-        "q": cut(lv.question, max(limit, 2_000), where),
-        "a": cut(lv.answer, max(limit, 4_000), where),
+        "q": cut(lv.question, limit, where),
+        "a": cut(lv.answer, 2 * limit, where),
         "s": lv.stop_reason,
         "st": lv.state,
         "t0": _rel(lv.started, t0),
@@ -122,9 +123,9 @@ def turn_data(t: dict[str, Any], t0: float | None, limit: int, where: str) -> di
     }
 
 
-def field_limit(n_turns: int) -> int:
-    """Characters one code block or observation may keep: the page's budget shared out."""
-    share = PAGE_TEXT_BUDGET // max(1, 2 * n_turns)
+def field_limit(n_fields: int) -> int:
+    """Characters one text (code, output, question) may keep: the page's budget shared out."""
+    share = PAGE_TEXT_BUDGET // max(1, n_fields)
     return max(FIELD_MIN, min(FIELD_MAX, share))
 
 

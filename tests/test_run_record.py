@@ -154,3 +154,23 @@ def test_unreadable_checkpoints_still_give_a_report(make_settings, monkeypatch):
     assert ANSWERS["0.9"] in md.read_text()  # from the result's call tree
     assert len(jsonl.read_text().splitlines()) == 3 + 1 + 8
     assert "No step times were recorded" in md.with_suffix(".html").read_text()
+
+
+def test_long_outputs_are_cut_with_a_note_so_a_big_run_stays_small():
+    from rlm_research.report.run_record import Level, RunRecord
+
+    def level(path: str, depth: int) -> Level:
+        turns = [
+            {"turn": t, "code": ["print(context)\n" * 2_000], "observation": "x" * 60_000}
+            for t in (1, 2, 3)
+        ]
+        return Level(path, depth, "q " * 5_000, "a " * 20_000, "answered", "finished",
+                     turn_count=3, turns=turns)  # fmt: skip
+
+    root = level("0", 0)
+    root.children = [level(f"0.{i}", 1) for i in range(1, 501)]
+    record = RunRecord(run_id="big", question="q", answer="a", status="answered",
+                       stop_reason="answered", root=root)  # fmt: skip
+    page = render_html(record, trajectory_file="big.jsonl")
+    assert len(page.encode()) < 5_000_000
+    assert "more characters not shown here (the whole text is in big.jsonl)" in page
