@@ -134,6 +134,8 @@ def execute_run(
             except Exception:  # noqa: BLE001 - the message matters more
                 pass
         err.print(f"[yellow]Interrupted.[/] Resume with: [bold]{escape(hint)}[/]")
+        viewer = f"rlm-research show {run_id}" + (f" --db {db}" if explicit_db else "") + " --html"
+        err.print(f"Where it stopped: {escape(viewer)}")
         if json_out:
             print_json({"run_id": run_id, "status": "interrupted", "resume": hint})
 

@@ -278,6 +278,11 @@ def test_ctrl_c_stops_cleanly_and_resume_finishes(env, doc, db, tmp_path: Path):
         assert run_index.get_run(db, "c1")["status"] == "interrupted"
         runs = json.loads(invoke("runs", "--db", str(db), "--json", env=env).stdout)
         assert [(r["run_id"], r["status"]) for r in runs] == [("c1", "interrupted")]
+        # Its viewer, written from the checkpoints, says where it stopped and how to resume.
+        assert f"Where it stopped: rlm-research show c1 --db {db} --html" in err
+        assert invoke("show", "c1", "--db", str(db), "--html", env=env).returncode == 0
+        page = (db.parent / "reports" / "c1.html").read_text()
+        assert '"status":"interrupted"' in page and f"rlm-research resume c1 --db {db}" in page
 
         r = run_cli("resume", "c1", "--db", str(db), "--json", env=env)
         assert r.returncode == 0, r.stderr
