@@ -53,11 +53,12 @@ from rlm_research.cli.run_display import (
     public_run,
 )
 from rlm_research.cli.run_execution import execute_run
+from rlm_research.cli.viewer import HtmlOpt, OpenOpt, write_viewer_page
 from rlm_research.graph import api, run_index
 from rlm_research.graph.run_errors import RunSetupError
 from rlm_research.graph.run_lifecycle import resume_settings
 from rlm_research.graph.settings import Settings
-from rlm_research.graph.stores import describe
+from rlm_research.graph.stores import describe, locate
 from rlm_research.graph.usage import input_text, total_tokens
 
 app = typer.Typer(
@@ -321,17 +322,23 @@ def show(
     db: DbOpt = None,
     json_out: JsonOpt = False,
     config: ConfigOpt = None,
+    html: HtmlOpt = False,
+    open_page: OpenOpt = False,
 ) -> None:
-    """Show one run: its question, status, answer, usage, sources and report path."""
+    """Show one run: its question, status, answer, usage, sources and report path.
+    `--html` writes the run's viewer page from its checkpoints now, finished or not."""
     try:
-        db_file = db_path(db, resolve_config({}, config).settings)
+        shown = resolve_config({}, config).settings
+        db_file = db_path(db, shown)
         row = run_index.get_run(db_file, run_id)
         if row is None:
             raise Failure(f"no run {run_id!r} in {describe(db_file)}", run_id=run_id)
     except Failure as e:
         fail(e, json_out)
+    data_dir = locate(shown, db_file)[0].data_dir  # PostgreSQL: this host's folder
+    page = write_viewer_page(run_id, db_file, data_dir, open_page) if html or open_page else None
     if json_out:
-        print_json(public_run(row))
+        print_json(public_run(row) | ({"html": str(page)} if page else {}))
         return
     out = Console(highlight=False, soft_wrap=True)
     style = STATUS_STYLE.get(row["status"], "")
@@ -359,6 +366,8 @@ def show(
         out.print(f"Resume with: [bold]{escape(hint)}[/]")
     out.print("[bold]Answer:[/]")
     echo(row.get("answer") or ("(no answer)" if row["status"] == "no_answer" else "(none yet)"))
+    if page is not None:
+        out.print(f"[bold]Viewer:[/] {escape(str(page))}")
 
 
 from rlm_research.bench.cli import app as bench_app  # noqa: E402 - mounted after the commands above

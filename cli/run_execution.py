@@ -124,6 +124,8 @@ def execute_run(
         if result is None:
             mark_interrupted(db, run_id)
         err.print(f"[yellow]Interrupted.[/] Resume with: [bold]{escape(hint)}[/]")
+        viewer = f"rlm-research show {run_id}" + (f" --db {db}" if explicit_db else "") + " --html"
+        err.print(f"Where it stopped: {escape(viewer)}")
         if json_out:
             print_json({"run_id": run_id, "status": "interrupted", "resume": hint})
 
@@ -150,6 +152,9 @@ def execute_run(
         message = run_index.one_line(e)
         err.print(f"[bold red]error:[/] run {run_id} failed: {escape(message)}")
         err.print(f"Resume with: [bold]{escape(hint)}[/]")
+        page = failed_run_viewer(run_id, db, settings.data_dir)
+        if page is not None:
+            err.print(f"Viewer:      {escape(str(page))}")
         if json_out:
             print_json({"run_id": run_id, "status": "failed", "error": message, "resume": hint})
         raise typer.Exit(EXIT_FAILED) from None
@@ -174,6 +179,7 @@ def present_result(result: RunResult, elapsed: float, json_out: bool) -> NoRetur
                 "report": result.report,
                 "peak_rss_mb": round(peak_rss_mb()),
                 "trajectory": result.trajectory_file,
+                "html": viewer_path(result),
                 "error": result.error,
             }
         )
@@ -191,4 +197,21 @@ def present_result(result: RunResult, elapsed: float, json_out: bool) -> NoRetur
             err.print(f"[bold red]error:[/] {escape(result.error)}")
         err.print(f"Report:     {escape(str(result.report))}")
         err.print(f"Trajectory: {escape(str(result.trajectory_file))}")
+        if result.report:
+            err.print(f"Viewer:     {escape(str(viewer_path(result)))}")
     raise typer.Exit(EXIT_OK if result.answered else EXIT_FAILED)
+
+
+def viewer_path(result: RunResult) -> str | None:
+    """The HTML viewer written beside the markdown report (report.html_viewer)."""
+    return str(Path(result.report).with_suffix(".html")) if result.report else None
+
+
+def failed_run_viewer(run_id: str, db: Path | str, data_dir: str) -> Path | None:
+    """The viewer of a run that just failed, showing where it stopped; None if it can't be."""
+    try:
+        from rlm_research.report.html_viewer import write_viewer
+
+        return write_viewer(run_id, db_path=db, data_dir=data_dir)
+    except Exception:  # noqa: BLE001 - the failure message matters more than the page
+        return None

@@ -291,6 +291,7 @@ def write_run_report(run: ActiveRun, result: RunResult) -> None:
             error=result.error,
             sandbox=sandbox_description(),
             store=stores.open_blob_store(run.settings),
+            db_path=run.db,
         )
     except OSError as e:
         log.warning("run %s: could not write its report: %s", run.run_id, e)

@@ -35,6 +35,7 @@ from rlm_research.mcp_server.summaries import (
     usage_line,
     usage_summary,
 )
+from rlm_research.mcp_server.viewer import viewer_resource
 
 log = logging.getLogger("rlm_research.mcp")
 
@@ -210,8 +211,11 @@ class Research:
             raise ToolFailure(f"no run {run_id!r} in {describe(self.db)}")
         path = report_path(self.db, run_id, row, self.data_dir)
         text = path.read_text(encoding="utf-8")
+        page = viewer_resource(
+            self.db, self.data_dir, run_id, row, path
+        )  # the HTML viewer, beside the markdown
         return CallToolResult(
-            content=[TextContent(type="text", text=text)],
+            content=[TextContent(type="text", text=text), page],
             structured_content={"run_id": run_id, "status": row["status"], "path": str(path)},
         )
 

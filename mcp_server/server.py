@@ -11,7 +11,8 @@ Tools:
   notifications (turns, cells, sub-calls at every depth) go to the client while it works.
 - `resume_research(run_id)`: continue a run that was cancelled, failed or crashed.
 - `list_runs()`: runs in the database, newest first.
-- `get_report(run_id)`: the run's markdown report (written first if it is missing).
+- `get_report(run_id)`: the run's markdown report (written first if it is missing), and its HTML
+  viewer as an embedded resource.
 
 Configured like the CLI (`graph.config`): `--config FILE` (or `$RLM_CONFIG`, `./rlm-research.yaml`,
 the user config), then `RLM_*` environment variables. API keys come from the environment
@@ -149,7 +150,8 @@ def build_server(research: Research, log_level: str = "WARNING") -> MCPServer:
         run_id: Annotated[str, Field(description="The run (see list_runs).")],
     ) -> CallToolResult:
         """The markdown report of a run: question, answer, status, sources, usage per model,
-        the call tree and each root turn's code and output. Written first if missing."""
+        the call tree and each root turn's code and output. Written first if missing. The
+        run's self-contained HTML viewer comes with it as an embedded text/html resource."""
         return await in_thread(research.get_report, run_id)
 
     return mcp

@@ -1,17 +1,25 @@
-"""The record of a finished run: a markdown report and the trajectory as JSON lines.
+"""The record of a run: a markdown report, the trajectory as JSON lines, and the HTML viewer.
 
-Report: question, answer, status and stop reason, sources (names and sizes), usage per model for
-the whole call tree, the call tree (one row per level: depth, question, turns, its own model
-calls, tokens and seconds, stop reason) and each root-level turn's code and truncated output.
+All three read one RunRecord (`report.run_record`: the call tree from the checkpoints, every
+depth's turns, timing, usage, budgets), so they carry the same facts.
+
+Report: question, answer, status, why the run ended (and, for a run that did not finish, where
+it stopped and the resume command), sources (names and sizes), usage per model for the whole
+call tree, budgets used against those set, the call tree (one row per level: depth, question,
+answer, turns, its own model calls, tokens and seconds, stop reason) and each root-level turn's
+code and truncated output.
 
 Trajectory (`<run_id>.jsonl`): one line per turn at every depth, depth first, each with `node`
 (the level's path in the call tree: `0`, `0.1`, `0.1.2`, ...), `depth`, `turn`, `code`,
-`observation` and `time`.
+`observation` and `time`, plus `model_started` / `model_seconds` when the checkpoints say.
+
+Viewer (`<run_id>.html`): see `report.html_viewer`.
 """
 
 from __future__ import annotations
 
 import json
+import logging
 import os
 import resource
 import tempfile
@@ -19,9 +27,11 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from rlm_research.graph.blob_store import BlobNotFound, BlobStore
+from rlm_research.graph.blob_store import BlobStore
 from rlm_research.graph.usage import input_text, total_calls, total_tokens
+from rlm_research.report.run_record import RunRecord, gather_run, level_from_tree, why_it_ended
 
+log = logging.getLogger("rlm_research.report")
 OUTPUT_CHARS = 2_000  # of each root turn's output in the report
 MAX_TREE_ROWS = 300
 
@@ -29,31 +39,6 @@ MAX_TREE_ROWS = 300
 def report_paths(data_dir: str | Path, run_id: str) -> tuple[Path, Path]:
     folder = Path(data_dir) / "reports"
     return folder / f"{run_id}.md", folder / f"{run_id}.jsonl"
-
-
-def walk_tree(node: dict[str, Any], path: str = "0") -> Iterator[tuple[str, dict[str, Any]]]:
-    """(path, node) for every level of the call tree, depth first."""
-    yield path, node
-    for i, child in enumerate(node.get("children") or [], 1):
-        yield from walk_tree(child, f"{path}.{i}")
-
-
-def trajectory_records(
-    call_tree: dict[str, Any], store: BlobStore | None
-) -> Iterator[dict[str, Any]]:
-    """Every turn of every level, with its node path; missing blobs are marked, not fatal."""
-    for path, node in walk_tree(call_tree or {}):
-        for ref in node.get("trajectory") or []:
-            if isinstance(ref, dict):
-                record = dict(ref)
-            elif store is None:
-                record = {"ref": ref}
-            else:
-                try:
-                    record = store.get_json(ref)
-                except BlobNotFound:
-                    record = {"ref": ref, "missing": True}
-            yield {"node": path, **record}
 
 
 def write_trajectory(path: Path, records: Iterator[dict[str, Any]] | list[dict[str, Any]]) -> int:
@@ -77,6 +62,7 @@ def render_report(
     error: str | None = None,
     trajectory_file: str | None = None,
     sandbox: str | None = None,
+    record: RunRecord | None = None,
 ) -> str:
     out: list[str] = [f"# rlm-research run `{run_id}`", ""]
     out += ["## Question", "", _quote(question or "(unknown)"), ""]
@@ -85,6 +71,8 @@ def render_report(
     out += ["## Status", ""]
     out.append(f"- Status: **{status}**")
     out.append(f"- Stop reason: `{stop_reason}`")
+    if record is not None:
+        out.append(f"- {why_it_ended(record)}")
     if error:
         out.append(f"- Error: {error}")
     for role, label in (models or {}).items():
@@ -99,7 +87,14 @@ def render_report(
     out.append(f"- Peak memory of the process: {peak_rss_mb():,.0f} MB")
     if trajectory_file:
         out.append(f"- Trajectory: `{trajectory_file}`")
+        out.append(f"- Viewer: `{Path(trajectory_file).with_suffix('.html')}`")
     out.append("")
+    if record is not None and (record.stopped_at or record.resume_command):
+        out += ["## Where it stopped", ""]
+        out += [f"- {line}" for line in record.stopped_at]
+        if record.resume_command:
+            out.append(f"- Resume with: `{record.resume_command}`")
+        out.append("")
 
     out += ["## Sources", ""]
     if sources:
@@ -109,6 +104,16 @@ def render_report(
         out.append("_None: the question alone._")
     out.append("")
 
+    out += usage_section(usage)
+    out += budget_section(record)
+    out += tree_section(record, call_tree)
+    out += root_turns_section(records)
+    return "\n".join(out).rstrip() + "\n"
+
+
+def usage_section(usage: dict[str, Any]) -> list[str]:
+    """Calls and tokens per model for the whole call tree, with a total row."""
+    out: list[str] = []
     out += ["## Usage (whole call tree)", ""]
     models_used = (usage or {}).get("models") or {}
     if models_used:
@@ -133,31 +138,50 @@ def render_report(
     if (usage or {}).get("web_calls"):
         out.append(f"Web calls: {usage['web_calls']:,}")
     out.append("")
+    return out
 
-    out += ["## Call tree", ""]
-    if call_tree:
-        out += [
-            "| Node | Depth | Question | Turns | Own model calls | Own tokens | Seconds | Stop |",
-            "|---|---:|---|---:|---:|---:|---:|---|",
-        ]
-        rows = list(walk_tree(call_tree))
-        for path, node in rows[:MAX_TREE_ROWS]:
-            own = node.get("own_usage") or {}
-            indent = "&nbsp;&nbsp;" * int(node.get("depth", 0))
-            out.append(
-                f"| {indent}{path} | {node.get('depth', 0)} | "
-                f"{_cell(_preview(node.get('question', ''), 80))} | {node.get('turns', 0)} | "
-                f"{total_calls(own)} | {total_tokens(own):,} | {_secs(node.get('seconds'))} | "
-                f"`{node.get('stop_reason', '')}` |"
-            )
-        if len(rows) > MAX_TREE_ROWS:
-            out.append(f"\n_{len(rows) - MAX_TREE_ROWS:,} more nodes are in the trajectory file._")
-    else:
-        out.append("_The run did not finish, so there is no call tree yet._")
-    out.append("")
 
+def budget_section(record: RunRecord | None) -> list[str]:
+    if record is None or not record.budgets:
+        return []
+    out = ["## Budgets", "", "| Budget | Used | Set |", "|---|---:|---:|"]
+    for b in record.budgets:
+        used, limit = _amount(b["used"], b["unit"]), _amount(b["limit"], b["unit"])
+        out.append(f"| {b['name']} | {used} | {limit} |")
+    return out + [""]
+
+
+def tree_section(record: RunRecord | None, call_tree: dict[str, Any]) -> list[str]:
+    """One row per level of the call tree, with its question and answer."""
+    out = ["## Call tree", ""]
+    levels = record.levels() if record is not None else []
+    if not levels and call_tree:
+        levels = list(level_from_tree(call_tree, "0", None).walk())
+    if not levels:
+        return out + ["_No level of the run was recorded yet._", ""]
+    out += [
+        "| Node | Depth | Question | Answer | Turns | Own model calls | Own tokens | Seconds "
+        "| Stop |",
+        "|---|---:|---|---|---:|---:|---:|---:|---|",
+    ]
+    for lv in levels[:MAX_TREE_ROWS]:
+        indent = "&nbsp;&nbsp;" * lv.depth
+        stop = lv.stop_reason if lv.state == "finished" else lv.state
+        out.append(
+            f"| {indent}{lv.path} | {lv.depth} | {_cell(_preview(lv.question, 80))} | "
+            f"{_cell(_preview(lv.answer, 80)) or '-'} | {lv.turn_count} | "
+            f"{total_calls(lv.own_usage)} | {total_tokens(lv.own_usage):,} | "
+            f"{_secs(lv.seconds)} | `{stop}` |"
+        )
+    if len(levels) > MAX_TREE_ROWS:
+        more = len(levels) - MAX_TREE_ROWS
+        out.append(f"\n_{more:,} more nodes are in the trajectory file and the viewer._")
+    return out + [""]
+
+
+def root_turns_section(records: list[dict[str, Any]]) -> list[str]:
     root_turns = [r for r in records if r.get("node") == "0"]
-    out += ["## Root turns", ""]
+    out = ["## Root turns", ""]
     if not root_turns:
         out += ["_No root-level turns ran code._", ""]
     for r in root_turns:
@@ -168,7 +192,7 @@ def render_report(
         if len(obs) > OUTPUT_CHARS:
             obs = obs[:OUTPUT_CHARS] + f"\n[... {len(obs) - OUTPUT_CHARS:,} more characters]"
         out += ["What the model saw next:", "", _fence(obs, "text"), ""]
-    return "\n".join(out).rstrip() + "\n"
+    return out
 
 
 def peak_rss_mb() -> float:
@@ -186,13 +210,35 @@ def write_report(
     error: str | None = None,
     sandbox: str | None = None,
     store: BlobStore | None = None,
+    db_path: str | Path | None = None,
+    record: RunRecord | None = None,
 ) -> tuple[Path, Path]:
-    """Write `<data_dir>/reports/<run_id>.md` and `.jsonl` for a RunResult; return both paths.
-    `store`: where the run's blobs are (default: `<data_dir>/blobs`, the SQLite layout)."""
+    """Write `<data_dir>/reports/<run_id>.md`, `.jsonl` and `.html` (the viewer) for a
+    RunResult; return the first two paths (the viewer is `html_viewer.html_path(md)`).
+    `db_path`: the run database when it is not `<data_dir>/runs.sqlite` (a SQLite file or a
+    postgresql:// URL); `store`: its blobs when not the database's own (`graph.stores`)."""
+    from rlm_research.report.html_viewer import html_path, write_html
+
     md_path, jsonl_path = report_paths(data_dir, result.run_id)
-    store = store or BlobStore(Path(data_dir) / "blobs")
-    records = list(trajectory_records(result.call_tree or {}, store))
-    if not records and result.trajectory:  # no call tree (unfinished): the API's flat list
+    if record is None:
+        known = {"question": question, "status": status, "sources": sources, "models": models}
+        if error is not None:
+            known["error"] = error
+        known = {k: v for k, v in known.items() if v is not None}
+        if store is not None:
+            known["store"] = store
+        try:
+            record = gather_run(
+                result.run_id, data_dir=data_dir, db_path=db_path, result=result, **known
+            )
+        except Exception as e:  # noqa: BLE001 - a damaged checkpoint must not cost the report
+            log.warning("run %s: reading its checkpoints failed (%s)", result.run_id, e)
+            record = gather_run(
+                result.run_id, data_dir=data_dir, db_path=db_path, result=result,
+                checkpoints=False, **known,
+            )  # fmt: skip
+    records = record.trajectory()
+    if not records and result.trajectory:  # nothing recorded per level: the API's flat list
         records = [{"node": "0" if t.get("depth", 0) == 0 else "?", **t} for t in result.trajectory]
     write_trajectory(jsonl_path, records)
     text = render_report(
@@ -209,13 +255,15 @@ def write_report(
         error=error,
         trajectory_file=jsonl_path.name,
         sandbox=sandbox,
+        record=record,
     )
     _atomic_write(md_path, text)
+    write_html(record, html_path(md_path), trajectory_file=jsonl_path.name)
     return md_path, jsonl_path
 
 
 # -- helpers -------------------------------------------------------------------------------------
-def _atomic_write(path: Path, text: str) -> None:
+def atomic_write(path: Path, text: str) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
     try:
@@ -225,6 +273,9 @@ def _atomic_write(path: Path, text: str) -> None:
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+
+
+_atomic_write = atomic_write
 
 
 def _fence(text: str, lang: str) -> str:
@@ -245,6 +296,12 @@ def _preview(text: str, n: int) -> str:
 
 def _cell(text: str) -> str:
     return str(text).replace("|", "\\|").replace("\n", " ")
+
+
+def _amount(value: Any, unit: str) -> str:
+    if value is None:
+        return "-"
+    return _secs(value) if unit == "s" else f"{value:,}"
 
 
 def _secs(value: Any) -> str:

@@ -149,6 +149,11 @@ def test_stdio_tools_progress_runs_report_and_errors(tmp_path: Path, doc: Path) 
         md = text_of(report)
         assert md.startswith(f"# rlm-research run `{run_id}`")
         assert "## Answer\n\nThe vault code is 7413." in md and str(doc) in md
+        # The HTML viewer comes beside it, as an embedded resource.
+        [page] = [c for c in report.content if getattr(c, "type", "") == "resource"]
+        assert page.resource.mime_type == "text/html"
+        assert page.resource.uri.endswith(f"{run_id}.html")
+        assert page.resource.text.startswith("<!DOCTYPE html>") and run_id in page.resource.text
         # A missing report is written again on request.
         Path(report.structured_content["path"]).unlink()
         again = await s.call_tool("get_report", {"run_id": run_id})
