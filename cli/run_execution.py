@@ -23,9 +23,9 @@ from rlm_research.cli.output import (
     print_json,
     resume_hint,
 )
-from rlm_research.report.markdown import peak_rss_mb
 from rlm_research.graph import run_index
 from rlm_research.graph.settings import Settings
+from rlm_research.report.markdown import peak_rss_mb
 
 GRACE_SECONDS = 3.0  # after Ctrl-C, how long parallel sub-calls may take to notice before we leave
 
@@ -112,8 +112,8 @@ def execute_run(
 ) -> None:
     """Stream the run with progress, then report. Raises typer.Exit with the right code."""
     from rlm_research.cli.progress import make_progress
-    from rlm_research.report.markdown import write_report
     from rlm_research.graph.api import stream
+    from rlm_research.report.markdown import write_report
 
     hint = resume_hint(run_id, db, explicit_db)
     live = not json_out and not quiet and err.is_terminal
