@@ -2,8 +2,8 @@
 
 A llama.cpp build made for another CPU dies with SIGILL on its first matrix product, and a signal
 kills the whole process with nothing but `Illegal instruction`. So the model is first loaded in a
-child that reads a prompt a few hundred tokens long (long enough for the batched prompt kernels)
-and writes a few tokens; a death of the child becomes one line that says what failed and what to
+child that reads a prompt of ~150 tokens (a batch, so the matrix kernels run) and writes a few
+tokens; a death of the child becomes one line that says what failed and what to
 do. A success is remembered in a stamp keyed by the llama.cpp build (its shared libraries), the
 weights file and the CPU's flags, so a run pays the few seconds once per install, not per run.
 
@@ -31,10 +31,11 @@ REBUILD = (
     "scripts/build-llama-wheel.sh with other LLAMA_CMAKE_ARGS, docs/install.md), "
     "then run `rlm-research doctor`"
 )
-# ~300 tokens: past llama.cpp's small-batch paths, so a kernel this CPU lacks is hit here.
+# ~150 tokens: a batched prompt (the matrix kernels a CPU may lack) that stays cheap on a busy
+# machine.
 PROBE_PROMPT = "Count the words in this log.\n" + "\n".join(
     f"2023-03-{d:02d} dome {d % 4} opened, seeing {d % 7}.{d % 3} arcsec, cryocooler nominal."
-    for d in range(1, 21)
+    for d in range(1, 6)
 )
 
 
