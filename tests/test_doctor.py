@@ -140,11 +140,18 @@ def test_versions(capsys):
 
 
 def test_the_mcp_server_reports_its_version(tmp_path):
+    import anyio
+    from mcp import Client
     from rlm_research.mcp_server.research import Research
 
     research = Research(tmp_path / "runs.sqlite")
+
+    async def server_info():
+        async with Client(build_server(research)) as client:
+            return client.server_info
+
     try:
-        server = build_server(research)
-        assert server.version == __version__
+        info = anyio.run(server_info)
     finally:
         research.shutdown()
+    assert (info.name, info.version) == ("rlm-research", __version__)
