@@ -37,10 +37,9 @@ from pathlib import Path
 from typing import Any
 
 from langchain_core.runnables.config import var_child_runnable_config
+from rlm_research.bench.stub_openai import Fault, RuleResponder, StubOpenAI
 from rlm_research.graph import Settings
 from rlm_research.graph.api import stream
-
-from tests.support.stub_openai import Fault, RuleResponder, StubOpenAI
 
 CHILD = "bench child"
 ROOT_CELL = """```python

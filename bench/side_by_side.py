@@ -53,8 +53,7 @@ from collections.abc import Callable
 from typing import Any
 
 from rlm_research.bench.official import INSTALL, OFFICIAL_PATH, REPO, check_installed, child_env
-
-from tests.support.stub_openai import Fault, StubOpenAI, last_user_text, message_text
+from rlm_research.bench.stub_openai import Fault, StubOpenAI, last_user_text, message_text
 
 CHILD, WARM_CHILD = "bench child", "warm child"  # warm-up children are instant and not timed
 QUESTION = "side-by-side {kind} n={n} for {system}"

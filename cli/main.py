@@ -61,6 +61,8 @@ from rlm_research.graph.settings import Settings
 from rlm_research.graph.stores import describe, locate
 from rlm_research.graph.usage import input_text, total_tokens
 
+import rlm_research
+
 app = typer.Typer(
     name="rlm-research",
     help=(
@@ -80,6 +82,22 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
     context_settings={"help_option_names": ["-h", "--help"]},
 )
+
+
+def print_version(value: bool) -> None:
+    if value:
+        echo(f"rlm-research {rlm_research.__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def main(
+    version: Annotated[
+        bool,
+        typer.Option("--version", callback=print_version, is_eager=True, help="Print the version."),
+    ] = False,
+) -> None:
+    """The commands below share the settings described above."""
 
 
 @app.command()
@@ -371,7 +389,9 @@ def show(
 
 
 from rlm_research.bench.cli import app as bench_app  # noqa: E402 - mounted after the commands above
+from rlm_research.cli.doctor import doctor  # noqa: E402
 
+app.command()(doctor)
 app.add_typer(bench_app, name="bench")
 
 if __name__ == "__main__":

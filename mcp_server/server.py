@@ -52,6 +52,8 @@ from rlm_research.mcp_server.research import Research
 from rlm_research.mcp_server.run_threads import in_thread
 from rlm_research.mcp_server.summaries import describe_event
 
+from rlm_research import __version__
+
 # The tools and the command line live here; what they do is in `mcp_server.research` (see the
 # package docstring for the other modules). Names callers import from here stay importable.
 __all__ = [
@@ -87,7 +89,9 @@ OPTIONS_HELP = (
 
 def build_server(research: Research, log_level: str = "WARNING") -> MCPServer:
     """The MCP server with its four tools, bound to `research`."""
-    mcp = MCPServer(SERVER_NAME, instructions=INSTRUCTIONS, log_level=log_level)
+    mcp = MCPServer(
+        SERVER_NAME, instructions=INSTRUCTIONS, version=__version__, log_level=log_level
+    )
 
     @mcp.tool(annotations=ToolAnnotations(open_world_hint=True))
     @failures_as_results
@@ -175,6 +179,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         action="store_true",
         help="Serve streamable HTTP (at http://HOST:PORT/mcp) instead of stdio.",
     )
+    parser.add_argument("--version", action="version", version=f"rlm-research-mcp {__version__}")
     parser.add_argument("--host", default="127.0.0.1", help="HTTP host (default 127.0.0.1).")
     parser.add_argument("--port", type=int, default=8765, help="HTTP port (default 8765).")
     parser.add_argument(

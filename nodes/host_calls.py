@@ -14,7 +14,7 @@ from rlm_research.graph.blob_store import BlobStore
 from rlm_research.graph.settings import Settings
 from rlm_research.nodes.durable_cell import append_side_journal, take
 from rlm_research.tools.repl_host import HostCall, ReplWorker, WorkerEvent
-from rlm_research.tools.web_search import WebError, call_web
+from rlm_research.tools.web_search import WebError, WebOptions, call_web
 
 
 def answer_host_call(
@@ -40,7 +40,14 @@ def answer_host_call(
         error = f"{call.fn} refused: the budget of {settings.max_web_calls} web calls is used up"
         return worker.host_result(None, error), None, 0
     try:
-        outcome = {"result": call_web(call.fn, call.args, settings), "error": None}
+        web = WebOptions(
+            settings.web_provider,
+            settings.web_base_url,
+            settings.web_timeout,
+            url_guard=settings.url_guard,
+            url_guard_allow=settings.url_guard_allow,
+        )
+        outcome = {"result": call_web(call.fn, call.args, web), "error": None}
     except WebError as exc:
         outcome = {"result": None, "error": str(exc)}
     entry = [call_id, digest, store.put_json(outcome)]

@@ -7,7 +7,8 @@
 # SIGILL on another. So the flags are fixed here (x86-64: AVX2+FMA+F16C, the baseline of every
 # x86-64 CPU sold since 2015; ARM64: the compiler's armv8-a default), pip's cache is bypassed, and
 # the wheel is reused only by a build that asks for the same version and flags.
-# Usage: build-llama-wheel.sh PYTHON   (override the flags with LLAMA_CMAKE_ARGS)
+# Usage: build-llama-wheel.sh PYTHON   (override the flags with LLAMA_CMAKE_ARGS; LLAMA_REBUILD=1
+# builds again even when a wheel for these flags exists). Measurements: docs/install.md.
 set -eu
 PY="${1:-python3}"
 VERSION="0.3.36"
@@ -20,6 +21,7 @@ esac
 ARGS="${LLAMA_CMAKE_ARGS:-$DEFAULT_ARGS}"
 KEY="$(printf '%s %s %s' "$VERSION" "$(uname -m)" "$ARGS" | sha256sum | cut -c1-12)"
 DIR="${RLM_WHEEL_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/rlm-research/wheels}/llama-cpp-python-$VERSION-$KEY"
+if [ "${LLAMA_REBUILD:-0}" = 1 ]; then rm -rf "$DIR"; fi
 WHEEL="$(ls "$DIR"/llama_cpp_python-*.whl 2>/dev/null | head -n 1 || true)"
 if [ -z "$WHEEL" ]; then
     echo "building llama-cpp-python $VERSION (portable: $ARGS); about 5-8 minutes on 2 cores" >&2

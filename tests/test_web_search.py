@@ -10,9 +10,9 @@ import threading
 from urllib.parse import parse_qs, urlsplit
 
 import pytest
-from rlm_research.graph import Settings, run
+from rlm_research.graph import run
 from rlm_research.tools import web_search
-from rlm_research.tools.web_search import WebError, call_web, fetch, search
+from rlm_research.tools.web_search import WebError, WebOptions, call_web, fetch, search
 
 from tests.support.scripted_models import py, script
 
@@ -170,10 +170,8 @@ def fake(request, monkeypatch):
         srv.server_close()
 
 
-def settings_for(srv: FakeProvider, **kw) -> Settings:
-    return Settings(
-        web=True, web_provider=srv.provider, web_base_url=srv.url, data_dir="unused", **kw
-    )
+def settings_for(srv: FakeProvider, **kw) -> WebOptions:
+    return WebOptions(web_provider=srv.provider, web_base_url=srv.url, **kw)
 
 
 def closed_port() -> int:
@@ -289,7 +287,7 @@ def test_connection_refused(provider, monkeypatch):
     monkeypatch.setenv("TAVILY_API_KEY", KEY)
     monkeypatch.setenv("BRAVE_SEARCH_API_KEY", KEY)  # the other name Brave's key goes by
     base = f"http://127.0.0.1:{closed_port()}"
-    settings = Settings(web_provider=provider, web_base_url=base, data_dir="unused")
+    settings = WebOptions(web_provider=provider, web_base_url=base)
     with pytest.raises(WebError) as e:
         search("q", 5, settings, timeout=2)
     assert str(e.value) == (
@@ -300,7 +298,7 @@ def test_connection_refused(provider, monkeypatch):
 def test_missing_keys_and_settings():
     def error(**kw) -> str:
         with pytest.raises(WebError) as e:
-            call_web("web_search", {"query": "q"}, Settings(data_dir="unused", **kw))
+            call_web("web_search", {"query": "q"}, WebOptions(**kw))
         return str(e.value)
 
     assert error(web_provider="tavily") == "web_search: set TAVILY_API_KEY for the tavily provider"
@@ -312,9 +310,9 @@ def test_missing_keys_and_settings():
         "web_search: unknown web_provider 'bing' (use one of tavily, brave, searxng)"
     )
     with pytest.raises(WebError, match="the query is empty"):
-        call_web("web_search", {"query": "  "}, Settings(data_dir="unused"))
+        call_web("web_search", {"query": "  "}, WebOptions())
     with pytest.raises(WebError, match="not a web function"):
-        call_web("delete_everything", {}, Settings(data_dir="unused"))
+        call_web("delete_everything", {}, WebOptions())
 
 
 # -- fetch_url -----------------------------------------------------------------------------------
@@ -348,7 +346,7 @@ def page_server():
 
 
 def test_fetch_gives_the_page_text(page_server, monkeypatch):
-    settings = Settings(data_dir="unused")
+    settings = WebOptions()
     text = call_web("fetch_url", {"url": f"{page_server}/page.html"}, settings)
     assert text == "Fleet report\n\nTonnage\nThe fleet carried 8,210 tonnes."
     monkeypatch.setattr(web_search, "MAX_TEXT_CHARS", 12)
@@ -359,7 +357,7 @@ def test_fetch_gives_the_page_text(page_server, monkeypatch):
 
 
 def test_fetch_errors_are_one_line():
-    settings = Settings(data_dir="unused")
+    settings = WebOptions()
     url = f"http://127.0.0.1:{closed_port()}/page"
     with pytest.raises(WebError) as e:
         call_web("fetch_url", {"url": url}, settings)

@@ -16,6 +16,7 @@ from urllib.parse import urlparse
 
 import httpx
 from langchain_core.language_models.chat_models import BaseChatModel
+from rlm_research.tools.model_errors import ModelConfigError
 
 ACCEPTED_FORMS = (
     "local, local:1.5b, local:0.5b, /path/to/model.gguf, openai:<model> (with --base-url for any "
@@ -40,10 +41,6 @@ _PROVIDER_KEY_ENV = {
     "deepseek": "DEEPSEEK_API_KEY",
     "xai": "XAI_API_KEY",
 }
-
-
-class ModelConfigError(Exception):
-    """A model spec, key, endpoint or local install problem; the message is one line."""
 
 
 def parse_spec(spec: str) -> tuple[str, str]:
@@ -223,23 +220,28 @@ def check_model_reachable(
 
     OpenAI-compatible endpoints: `GET {base_url}/models` (401/403 -> bad key, 404 -> endpoint
     not found, connection error -> cannot reach; a listed model set without `name` -> model not
-    found). Local: the weights resolve and llama-cpp-python is installed. Other providers: the
+    found). Local: the weights resolve, llama-cpp-python is installed, and the model runs in a
+    child process (tools/model_probe.py; once per install). Other providers: the
     integration builds. Ready model instances (e.g. test fakes) are not checked.
     """
     if isinstance(spec, BaseChatModel):
         return
     provider, name = parse_spec(spec)
     if provider == "local":
-        import importlib.util
-
         from rlm_research.tools.local_model import resolve_weights
+        from rlm_research.tools.model_probe import check_embedded_model, llama_installed
 
-        resolve_weights(name)
-        if importlib.util.find_spec("llama_cpp") is None:
+        weights = resolve_weights(name)
+        if not llama_installed():
             raise ModelConfigError(
                 "llama-cpp-python is not installed (needed for local models): "
                 "pip install -e '.[local]'"
             )
+        # A llama.cpp build for another CPU would kill this process with SIGILL mid-run: try it
+        # in a child first (once per install: a pass is stamped).
+        probe = check_embedded_model(weights)
+        if not probe.ok:
+            raise ModelConfigError(probe.line)
         return
     if provider not in ("openai", "openrouter"):
         build_chat_model(spec, base_url=base_url, api_key=api_key)

@@ -29,7 +29,6 @@ from langchain_core.callbacks import CallbackManagerForLLMRun
 from langchain_core.language_models.chat_models import BaseChatModel
 from langchain_core.messages import AIMessage, AIMessageChunk, BaseMessage
 from langchain_core.outputs import ChatGeneration, ChatGenerationChunk, ChatResult
-from rlm_research.tools.chat_models import ModelConfigError
 from rlm_research.tools.local_weights import (  # noqa: F401 - re-exported: the public weights API
     LocalWeights,
     WeightsError,
@@ -42,6 +41,7 @@ from rlm_research.tools.local_weights import (  # noqa: F401 - re-exported: the 
     model_cache_dir,
     resolve_weights,
 )
+from rlm_research.tools.model_errors import ModelConfigError
 
 
 def peak_rss_mb() -> float:

@@ -11,7 +11,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from rlm_research.tools.chat_models import ModelConfigError
+from rlm_research.tools.model_errors import ModelConfigError
 
 
 class WeightsError(ModelConfigError):

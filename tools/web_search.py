@@ -1,7 +1,7 @@
 """Web research for the REPL's `web_search` and `fetch_url`, made by the host process.
 
 Providers: Tavily (through `tavily-python`), Brave Search and SearxNG (their JSON HTTP APIs),
-chosen by `settings.web_provider`; `settings.web_base_url` overrides the endpoint (required for
+chosen by `WebOptions.web_provider`; `WebOptions.web_base_url` overrides the endpoint (required for
 SearxNG, unless `SEARXNG_URL` is set). Keys come from the environment: `TAVILY_API_KEY`,
 `BRAVE_API_KEY` (or `BRAVE_SEARCH_API_KEY`).
 
@@ -10,8 +10,9 @@ what the model's code sees as the exception message. A provider's 5xx answer is 
 after `RETRY_PAUSE` seconds; nothing else is retried (a bad key, a rate limit or a timeout would
 only fail again, and each try makes the run wait).
 
-The timeout of one request is `settings.web_timeout` (config key `web_timeout`, or
-`$RLM_WEB_TIMEOUT`), 20 s by default.
+The timeout of one request is `WebOptions.web_timeout` (the run's config key `web_timeout`, or
+`$RLM_WEB_TIMEOUT`), 20 s by default. The caller passes these three values in as `WebOptions`, so
+this module does not depend on the graph's settings.
 """
 
 from __future__ import annotations
@@ -22,10 +23,10 @@ import os
 import re
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 import httpx
-from rlm_research.graph.settings import Settings
 
 PROVIDERS = ("tavily", "brave", "searxng")
 DEFAULT_TIMEOUT = 20.0  # seconds per request
@@ -38,6 +39,19 @@ TAVILY_URL = "https://api.tavily.com"
 USER_AGENT = "rlm-research/0.1 (+web_search)"
 
 
+@dataclass(frozen=True)
+class WebOptions:
+    """The run settings web research reads (same names as the run's settings)."""
+
+    web_provider: str = "tavily"  # tavily | brave | searxng
+    web_base_url: str | None = None  # the provider's endpoint, e.g. a SearxNG server
+    web_timeout: float = DEFAULT_TIMEOUT  # seconds per request
+    # An MCP client's run: fetch_url reaches no loopback/private/metadata address
+    # (tools.address_guard); `url_guard_allow` lists host:port pairs the operator let through.
+    url_guard: bool = False
+    url_guard_allow: str = ""
+
+
 class WebError(Exception):
     """One line the model's code sees as the exception message."""
 
@@ -47,7 +61,7 @@ class _ServerError(WebError):
 
 
 # -- the host call -------------------------------------------------------------------------------
-def call_web(fn: str, args: dict[str, Any], settings: Settings) -> Any:
+def call_web(fn: str, args: dict[str, Any], settings: WebOptions) -> Any:
     """Answer the REPL's `web_search(query, max_results=5)` or `fetch_url(url)`."""
     try:
         if fn == "web_search":
@@ -64,13 +78,13 @@ def call_web(fn: str, args: dict[str, Any], settings: Settings) -> Any:
 def search(
     query: Any,
     max_results: Any = 5,
-    settings: Settings | None = None,
+    settings: WebOptions | None = None,
     *,
     timeout: float | None = None,
 ) -> list[dict[str, str]]:
     """Search with the provider of `settings`: up to `max_results` (1-20) hits, each
     `{"title", "url", "snippet"}`, best first."""
-    settings = settings or Settings()
+    settings = settings or WebOptions()
     if not isinstance(query, str) or not query.strip():
         raise WebError("web_search: the query is empty")
     try:
@@ -96,12 +110,12 @@ def search(
     return hits[:count]
 
 
-def fetch(url: Any, settings: Settings | None = None, *, timeout: float | None = None) -> str:
+def fetch(url: Any, settings: WebOptions | None = None, *, timeout: float | None = None) -> str:
     """The page at `url` as plain text (HTML to text, PDF to text, text as is); past
     `MAX_TEXT_CHARS` it is cut, and its last line says so."""
     from rlm_research.tools.sources import SourceError, load_url
 
-    settings = settings or Settings()
+    settings = settings or WebOptions()
     if not isinstance(url, str) or not url.strip():
         raise WebError("fetch_url: the URL is empty")
     url = url.strip()
@@ -124,7 +138,7 @@ def fetch(url: Any, settings: Settings | None = None, *, timeout: float | None =
     return text
 
 
-def _guard(settings: Settings) -> Any:
+def _guard(settings: WebOptions) -> Any:
     """The address guard of a run an MCP client started (None: any address)."""
     if not getattr(settings, "url_guard", False):
         return None
@@ -133,7 +147,7 @@ def _guard(settings: Settings) -> Any:
     return AddressGuard.allowing(getattr(settings, "url_guard_allow", ""))
 
 
-def _timeout(settings: Settings) -> float:
+def _timeout(settings: WebOptions) -> float:
     seconds = getattr(settings, "web_timeout", None) or DEFAULT_TIMEOUT
     return seconds if seconds > 0 else DEFAULT_TIMEOUT
 

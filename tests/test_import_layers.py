@@ -1,0 +1,112 @@
+"""The package's imports show its layers: the only import cycle is the graph calling itself
+(graph/builder <-> nodes/spawn_subgraph), lower rooms never import front ends, tools never import
+the graph, and nothing installed imports `tests` (which is not installed)."""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+FOLDERS = ("graph", "nodes", "tools", "report", "cli", "mcp_server", "bench")
+LOWER = ("graph", "nodes", "tools", "report")
+FRONT_ENDS = ("cli", "mcp_server", "bench")
+ALLOWED_CYCLE = {"rlm_research.graph.builder", "rlm_research.nodes.spawn_subgraph"}
+
+
+def package_modules() -> dict[str, Path]:
+    modules = {}
+    for folder in FOLDERS:
+        for path in (ROOT / folder).rglob("*.py"):
+            parts = list(path.relative_to(ROOT).with_suffix("").parts)
+            if parts[-1] == "__init__":
+                parts.pop()
+            modules[".".join(["rlm_research", *parts])] = path
+    return modules
+
+
+def imported_names(path: Path, modules: dict[str, Path] | None = None) -> set[str]:
+    """Every absolute import in the file, at any depth (function-level imports count too).
+    `from a import b` names the module a.b when there is one, else a."""
+    names = set()
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.Import):
+            names.update(alias.name for alias in node.names)
+        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            for alias in node.names:
+                submodule = f"{node.module}.{alias.name}"
+                names.add(submodule if submodule in (modules or {}) else node.module)
+    return names
+
+
+def import_graph() -> dict[str, set[str]]:
+    modules = package_modules()
+    return {
+        m: {n for n in imported_names(p, modules) if n in modules and n != m}
+        for m, p in modules.items()
+    }
+
+
+def cycles(edges: dict[str, set[str]]) -> list[set[str]]:
+    """Strongly connected components with more than one module (Tarjan)."""
+    index: dict[str, int] = {}
+    low: dict[str, int] = {}
+    stack: list[str] = []
+    found: list[set[str]] = []
+
+    def visit(v: str) -> None:
+        index[v] = low[v] = len(index)
+        stack.append(v)
+        for w in edges[v]:
+            if w not in index:
+                visit(w)
+                low[v] = min(low[v], low[w])
+            elif w in stack:
+                low[v] = min(low[v], index[w])
+        if low[v] == index[v]:
+            component = set()
+            while True:
+                w = stack.pop()
+                component.add(w)
+                if w == v:
+                    break
+            if len(component) > 1:
+                found.append(component)
+
+    for v in edges:
+        if v not in index:
+            visit(v)
+    return found
+
+
+def room(module: str) -> str:
+    return module.split(".")[1]
+
+
+def test_the_only_import_cycle_is_the_graph_calling_itself():
+    assert cycles(import_graph()) == [ALLOWED_CYCLE]
+
+
+def test_lower_rooms_never_import_front_ends_and_tools_never_import_the_graph():
+    wrong = [
+        f"{m} -> {t}"
+        for m, targets in import_graph().items()
+        for t in targets
+        if (room(m) in LOWER and room(t) in FRONT_ENDS)
+        or (room(m) == "tools" and room(t) == "graph")
+    ]
+    assert wrong == []
+
+
+def test_nothing_installed_imports_tests():
+    wrong = [
+        f"{m} imports {n}"
+        for m, path in package_modules().items()
+        for n in imported_names(path)
+        if n == "tests" or n.startswith("tests.")
+    ]
+    assert wrong == []
+
+
+def test_a_cycle_is_found_when_there_is_one():
+    assert cycles({"a": {"b"}, "b": {"c"}, "c": {"a"}, "d": {"a"}}) == [{"a", "b", "c"}]
