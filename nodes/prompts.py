@@ -69,88 +69,15 @@ EMPTY_OUTPUT = """\
 (no output: the cell printed nothing. Print a value to see it. If it was a search, it \
 found no match: try other words before you conclude anything.)"""
 
-# The search offered for a name, as ready code (small models run offered code as written).
-SEARCH_CODE = """```python
-hits = grep({name!r})
-print(len(hits), hits[:10])
-```"""
-
-SENT_BACK = {
-    "gave_up": """\
-Not finished: you answered right after a cell that printed nothing, and an empty search \
-does not show that the answer is "none" or 0. Print a few lines of `context` to see how it \
-is written, then search with other words, or split it into chunks and ask sub_lm_batched. \
-If you are still sure, write FINAL again.""",
-    "guessed": """\
-Not finished: you wrote FINAL in the same cell as code whose output you had not read yet, \
-so that answer was a guess. Read the output first:
-{observation}""",
-    "all_matches": """\
-Not finished: {hits} is how many lines grep({pattern!r}) found, every line with those words, \
-and the question may count only some of them. This code lets helpers judge each line and \
-answers with how many count:
-```python
-lines = grep({pattern!r})
-kept = judge_lines(lines, {question!r})
-print(len(kept), "of", len(lines), "lines count")
-FINAL(len(kept))
-```""",
-    "unsearched": """\
-Not finished: no search so far looked for {name}, the name the question is about, so this \
-answer may be about something else. Search for {name} first:
-"""
-    + SEARCH_CODE,
-    "unfinished": """\
-Not finished: your answer comes from the line {line!r}, and that line goes on to {name}. \
-{next}""",
-}
-
-CHAIN_SEARCH = (
-    """You have not searched for {name} yet. If the question goes on through {name}, \
-search it:
-"""
-    + SEARCH_CODE
-)
-CHAIN_LINE = """Of the lines grep({name!r}) finds, this one has the most words of the question: \
-{line!r}. {follow}"""
-
-UNSEARCHED_NOTE = (
-    """\
-Your searches so far ({searched}) {what}. The question is about {name}; search for it \
-first:
-"""
-    + SEARCH_CODE
-)
-
-ANSWER_NOT_FINAL = """\
-Setting `answer` yourself does not finish. When you are sure, call FINAL(the_answer)."""
-
 NO_CODE = """\
 I found no code block in your reply. Reply with one ```python block that looks at `context`, \
 or with FINAL("the answer") in a code block when you are sure."""
 
+# The loop's notice; `advice` is what the stuck_advice guard adds (empty with guards off).
 STUCK_HINT = """\
-You are repeating yourself: {what}. {advice} Otherwise take the next step instead: \
+You are repeating yourself: {what}.{advice} Otherwise take the next step instead: \
 search for another word, follow a name you found, count with code, or, if each line needs \
 judgement, ask sub_lm_batched one yes/no question per line and count the yes replies."""
-
-STUCK_ADVICE = "If an earlier output already answers the question, write FINAL(...) now."
-STUCK_ADVICE_PRINTED = """It printed {printed} again: if that answers the question, write \
-FINAL({printed!r}) now."""
-STUCK_ADVICE_LINE = """Of the lines your search found, this one has the most words of the \
-question: {line!r}. {follow}"""
-FOLLOW_NAME = (
-    """It names {name}, which you have not searched for yet:
-"""
-    + SEARCH_CODE
-)
-FOLLOW_QUESTION_NAME = (
-    """No search has looked for {name}, the name the question is about:
-"""
-    + SEARCH_CODE
-)
-FOLLOW_VALUE = """It says "{phrase}": if that answers the question, write FINAL({value!r})."""
-FOLLOW_ANSWER = "If it answers the question, write FINAL with the answer."
 
 CLOSING = """\
 Stop now ({reason}). Reply with your best final answer to the question "{question}" \
