@@ -8,11 +8,16 @@ SYSTEM = """\
 You answer a question about a long text. The text is NOT in this chat. It is stored in the \
 Python variable `context` inside a Python REPL that you control.
 
-Each turn, reply with one ```python code block. I run it and show you what it printed. \
+Each turn, reply with one ```python block. I run it and show you what it printed. \
 Then you write the next block. Useful code:
 - print(context[:1000])  # look at the start
-- grep("words") returns the lines of `context` that contain the words, in any case:
-  hits = grep("Tom Reed"); print(len(hits), hits[:10])
+- grep("words") returns the lines of `context` that contain the words, in any case. Each \
+line shows its line number:
+  hits = grep("Tom Reed"); print(len(hits), hits)
+- around(hits[0], before=3, after=10) returns the lines around a hit; section_of(hits[0]) \
+returns the heading the hit is under.
+- Count and add with code (len(...), sum(...)) and print the result; answer with a number \
+your code printed.
 - sub_lm("question + text") asks a helper model and returns its answer as a string. \
 The helper cannot see `context`, so put the text it needs into the prompt.
 - sub_lm_batched([prompt1, prompt2, ...]) asks many helpers at once and returns a list.
@@ -27,15 +32,15 @@ Question: What is the access code for the room where Tom Reed works?
 You:
 ```python
 hits = grep("Tom Reed")
-print(len(hits), hits[:10])
+print(len(hits), hits)
 ```
-Output: 1 ['Tom Reed has worked in room 12 since 2019.']
+Output: 1 [57: 'Tom Reed has worked in room 12 since 2019.']
 You:
 ```python
 hits = grep("room 12")
-print(len(hits), hits[:10])
+print(len(hits), hits)
 ```
-Output: 2 ['Room 12 was painted in May.', 'The access code for room 12 is 7731.']
+Output: 2 [31: 'Room 12 was painted in May.', 88: 'The access code for room 12 is 7731.']
 You:
 ```python
 FINAL("7731")
@@ -53,7 +58,8 @@ FIRST_USER = """\
 Question: {question}
 
 `context` is a {kind} of {chars:,} characters and {lines:,} lines.{sources}
-Its first characters:
+A preview of its first characters, only to show how it is written (it is not evidence: \
+search `context` before you answer):
 {preview}
 
 Write your first ```python block."""

@@ -24,13 +24,17 @@ does many much answer number about into than then only also been being each writ
 """
 _COMMON = frozenset(_COMMON_WORDS.split())
 _WORD = re.compile(r"[a-z]{4,}")
-# A printed list of lines: "['line one', 'line two']"; split it back into lines.
-_SEPARATOR = re.compile(r"""\n|['"],\s*['"]|^\d+\s*\[['"]|\[['"]|['"]\]""")
+# A printed list of lines: "['line one', 'line two']", or of grep's hits, each after its line
+# number: "[12: 'line one', 40: 'line two']"; split it back into lines.
+_SEPARATOR = re.compile(
+    r"""\n|['"],\s*(?:\d+:\s*)?['"]|^\d+\s*\[(?:\d+:\s*)?['"]|\[(?:\d+:\s*)?['"]|['"]\]"""
+)
+_NUMBERED = re.compile(r"""^\d+:\s*['"]""")
 
 
 def printed_lines(printed: str) -> list[str]:
     """A cell's output split into lines, a printed list of strings into its items."""
-    parts = (part.strip().strip("'\"[]") for part in _SEPARATOR.split(printed))
+    parts = (_NUMBERED.sub("", part.strip()).strip("'\"[]") for part in _SEPARATOR.split(printed))
     return [part for part in parts if part]
 
 

@@ -90,6 +90,13 @@ print(total)
 ```"""
 
 
+def shown_numbers(text: str) -> set[str]:
+    """The numbers in what the model was shown, leaving out the lines every observation ends
+    with (the variables' sizes, the question)."""
+    kept = (x for x in text.splitlines() if not x.startswith(("Variables: ", "Question: ")))
+    return numbers_in("\n".join(kept))
+
+
 def check_unprinted(ev: Evidence) -> Finding | None:
     if ev.final is None or ev.final not in literal_finals(ev.code):
         return None  # FINAL(len(x)), FINAL_VAR, answer dicts: computed by code
@@ -97,13 +104,14 @@ def check_unprinted(ev: Evidence) -> Finding | None:
     if number is None:
         return None
     # Tool notes stay: grep's note about an empty search quotes lines of the text.
-    now, earlier = printed_before_final(ev.result, ev.final), ev.earlier_output()
+    shown = shown_numbers(printed_before_final(ev.result, ev.final) + "\n" + ev.earlier_output())
+    if not shown:
+        return None  # nothing numeric printed: no evidence to doubt it by (a closed-book answer)
     # How many lines a search matched is counted by code (the printed list shows them).
     counted = {str(s["hits"]) for s in ev.searches}
-    seen = numbers_in(now) | numbers_in(earlier) | numbers_in(ev.question) | counted
-    if number in seen:
+    if number in shown | counted | numbers_in(ev.question):
         return None
-    why = f"{number} appears in nothing the level's code printed"
+    why = f"{number} is not among the numbers the level's code printed"
     return Finding(UNPRINTED_SENT_BACK.format(number=number), why)
 
 
@@ -118,8 +126,8 @@ COUNT_GUARD = Guard(
 UNPRINTED_GUARD = Guard(
     name="unprinted_number",
     moment="answer",
-    fires="FINAL of a literal number that no output of the level, no "
-    "search's number of matching lines and not the question contains",
+    fires="FINAL of a literal number when the level's outputs hold numbers but not this one, "
+    "and it is neither a search's number of matching lines nor in the question",
     says="that number was worked out in the head; compute it in code and print it",
     check=check_unprinted,
 )
