@@ -31,7 +31,7 @@ def observe(
         if result is None
         else render_result(result, settings.max_output_chars, question)
     )
-    final = result.get("final") if result else None
+    final = offered = result.get("final") if result else None
     update: dict[str, Any] = {}
     # The guards: one call per moment, their bookkeeping in one field of state.
     on = guards.enabled(settings.guards)
@@ -75,6 +75,7 @@ def observe(
     record = {"depth": state["depth"], "turn": state["turn"], "code": state.get("code") or []}
     record.update(observation=text, time=time.time())
     record["guards"] = [{"name": name, "why": found.why} for name, found in spoke]
+    record["offered"] = offered  # the answer this cell gave, kept even when sent back
     update["trajectory"] = [store.put_json(record)]
     emit(
         {"kind": "observation", "depth": state["depth"], "turn": state["turn"], "text": text[:500]}
