@@ -44,26 +44,13 @@ def observe(
         text += "".join("\n\n" + found.message for _, found in spoke)
     stop = "answered" if final is not None else stop_reason(state, settings)
 
-    signature = turn_signature(state.get("code") or [], result, text)
-    recent = (state.get("recent") or [])[-8:] + [signature]
-    repeats = trailing_repeats(recent)
-    update["recent"] = recent
-    if repeats == 0 and state.get("hinted"):
-        update["hinted"] = False  # it moved on; a later loop earns a hint of its own
-    if stop is None and state.get("hinted") and repeats >= settings.stuck_after + 2:
-        stop = "stuck"
-    if stop is None and repeats >= settings.stuck_after and not state.get("hinted"):
-        what = "no code again"
-        if result:
-            what = (
-                "the same error again" if cell_error(result) else "code and results you had before"
-            )
+    stop, what = stuck_check(state, settings, result, text, stop, update)
+    if what is not None:  # the loop's notice, with the stuck guard's advice if it is on
         advice = guards.review(evidence, on, "stuck")
         spoke += advice
         text += "\n\n" + prompts.STUCK_HINT.format(
             what=what, advice="".join(" " + found.message for _, found in advice)
         )
-        update["hinted"] = True
 
     book["fired"] = (book.get("fired") or []) + [name for name, _ in spoke]
     book["searches"] = evidence.searches
@@ -85,6 +72,32 @@ def observe(
         return Command(update=update, goto="finalize")
     update["transcript"] = [put_message(store, "user", text)]
     return Command(update=update, goto="generate_code")
+
+
+def stuck_check(
+    state: RLMState,
+    settings: Settings,
+    result: dict[str, Any] | None,
+    text: str,
+    stop: str | None,
+    update: dict[str, Any],
+) -> tuple[str | None, str | None]:
+    """The loop's stuck detection: the run's stop reason (`stuck` after a notice and two more
+    repeats), and what the model repeated when it earns a notice now (else None)."""
+    signature = turn_signature(state.get("code") or [], result, text)
+    recent = (state.get("recent") or [])[-8:] + [signature]
+    repeats = trailing_repeats(recent)
+    update["recent"] = recent
+    if repeats == 0 and state.get("hinted"):
+        update["hinted"] = False  # it moved on; a later loop earns a notice of its own
+    if stop is None and state.get("hinted") and repeats >= settings.stuck_after + 2:
+        return "stuck", None
+    if stop is not None or repeats < settings.stuck_after or state.get("hinted"):
+        return stop, None
+    update["hinted"] = True
+    if not result:
+        return stop, "no code again"
+    return stop, "the same error again" if cell_error(result) else "code and results you had before"
 
 
 def guard_evidence(
