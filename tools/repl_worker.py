@@ -145,14 +145,18 @@ def grep_hits(pattern: Any, lines: list[str], whole_words: bool = True) -> list[
 
 # Headings, for section_of: markdown "# x"; numbered "3.2 Install" / "1. Introduction" (not a
 # numbered sentence); ALL CAPS lines; changelog versions ("pkg (1.2-3) unstable; urgency=low",
-# "1.2.0 (2024-01-02)", "Version 1.2", "v1.2.3", "[1.2.3] - 2024-01-02"). And underlined lines.
+# "1.2.0 (2024-01-02)", "Version 1.2", "v1.2.3", "[1.2.3] - 2024-01-02"); "Chapter 4: ...";
+# "=== file ==="; org-style "* Release" at column 0; and underlined lines.
 _HEADINGS = (
     re.compile(r"#{1,6}\s+\S"),
     re.compile(r"\d+(\.\d+)*\.?\s+[A-Z][^.!?]{0,80}$"),
     re.compile(r"(?=.*[A-Z]{3})[A-Z][A-Z0-9 ,:&/()'.-]{2,79}$"),
     re.compile(r"\S+ \([^)\s]+\) [^;]+; urgency=\S+"),
     re.compile(r"(?i)(version\s+|v)?\[?\d+\.\d+(\.\d+)*[\w.+-]*\]?(\s*[-(:].{0,60})?$"),
+    re.compile(r"(?i)(chapter|part|appendix)\s+[\dA-Z]+\b"),
+    re.compile(r"=== .+ ===$"),  # one source among several, as `context` joins them
 )
+_ORG_HEADING = re.compile(r"\*{1,4} \S")  # "* Noteworthy changes in release 9.1", at column 0
 _UNDERLINE = re.compile(r"^\s*([=\-~^*#])\1{2,}\s*$")
 
 
@@ -161,7 +165,9 @@ def is_heading(line: str, next_line: str = "") -> bool:
     text = line.strip()
     if not text or len(text) > 100 or _UNDERLINE.match(text):
         return False
-    return bool(_UNDERLINE.match(next_line)) or any(rx.match(text) for rx in _HEADINGS)
+    if _UNDERLINE.match(next_line) or _ORG_HEADING.match(line):
+        return True
+    return any(rx.match(text) for rx in _HEADINGS)
 
 
 def line_index(where: Any, lines: list[str]) -> int:
