@@ -91,6 +91,7 @@ def rlm_settings(opts: argparse.Namespace) -> Any:
         max_turns=opts.max_turns,
         max_seconds=float(opts.timeout),
         data_dir=opts.data_dir,
+        guards=getattr(opts, "guards", None) or "default",
     )
 
 
@@ -244,7 +245,9 @@ def load_rows(path: Path) -> list[dict[str, Any]]:
     return rows
 
 
-def run_one(task: Task, system: str, opts: argparse.Namespace) -> dict[str, Any]:
+def run_one(
+    task: Task, system: str, opts: argparse.Namespace, keep_trajectory: list | None = None
+) -> dict[str, Any]:
     t0 = time.perf_counter()
     row: dict[str, Any] = {
         "task": task.id,
@@ -264,6 +267,8 @@ def run_one(task: Task, system: str, opts: argparse.Namespace) -> dict[str, Any]
         row["traceback"] = traceback.format_exc()[-2000:]
     row["seconds"] = round(time.perf_counter() - t0, 1)
     trajectory = out.pop("trajectory", []) or []
+    if keep_trajectory is not None:
+        keep_trajectory.extend(trajectory)
     usage = out.pop("usage", {}) or {}
     row.update(out)
     row.update(usage_totals(usage))

@@ -128,6 +128,14 @@ def run(
         int | None,
         typer.Option("--max-turns", help="Model turns per level before a forced answer."),
     ] = None,
+    guards: Annotated[
+        str | None,
+        typer.Option(
+            "--guards",
+            help="Rules that catch a small model's slips (docs/guards.md): default, minimal, "
+            "off, or guard names separated by commas.",
+        ),
+    ] = None,
     web: Annotated[
         bool | None,
         typer.Option(
@@ -171,6 +179,7 @@ def run(
             "base_url": base_url,
             "max_depth": max_depth,
             "max_turns": max_turns,
+            "guards": guards,
             "web": web,
         }
         loaded = resolve_config(flags, config)

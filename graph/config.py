@@ -72,6 +72,7 @@ class _DeclaredConfig(BaseModel):
     max_output_chars: int | None = Field(None, ge=100)
     stuck_after: int | None = Field(None, ge=1)
     stuck_temperature: float | None = Field(None, ge=0.0, le=2.0)
+    guards: str | None = Field(None, description="guard preset or names (docs/guards.md)")
     data_dir: str | None = None
     db_url: str | None = Field(
         None, description="run database: a SQLite path or postgresql://user@host/db"
@@ -122,6 +123,16 @@ class _DeclaredConfig(BaseModel):
         except ModelConfigError as e:
             raise ValueError(str(e)) from None
         return value.strip()
+
+    @field_validator("guards")
+    @classmethod
+    def _known_guards(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        from rlm_research.nodes.guards import enabled
+
+        enabled(value)  # raises ValueError naming the unknown guard
+        return ",".join(p.strip() for p in value.split(",") if p.strip())
 
     @field_validator("base_url")
     @classmethod

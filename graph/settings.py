@@ -65,6 +65,9 @@ class Settings:
     # The turns after that hint sample at least this warm (0 keeps temperature as set): at
     # temperature 0 a small model, shown its own loop, still writes the same code again.
     stuck_temperature: float = 0.7
+    # Which guards (nodes/guards, docs/guards.md) watch the loop: a preset (default, minimal,
+    # off) or guard names separated by commas.
+    guards: str = "default"
 
     # Web research: `web_search` / `fetch_url` in the REPL, called by the host.
     web: bool = False

@@ -95,11 +95,10 @@ def generate_code(
 
     if code:
         return Command(update=update, goto="execute")
-    if final and final[0] == "text":
-        update.update(answer=final[1], stop_reason="answered")
-        return Command(update=update, goto="finalize")
-    if final:  # FINAL_VAR(name) written as text: let the REPL look the variable up
-        update["code"] = [f"FINAL_VAR({final[1]!r})"]
+    if final:  # FINAL(...) written as text: the REPL records it, so the guards see it too
+        update["code"] = [
+            f"FINAL({final[1]!r})" if final[0] == "text" else f"FINAL_VAR({final[1]!r})"
+        ]
         return Command(update=update, goto="execute")
     return Command(update=update, goto="observe")  # no code: observe sends a nudge
 

@@ -4,7 +4,6 @@ catch a stuck loop, and route: another turn, or `finalize`."""
 from __future__ import annotations
 
 import hashlib
-import re
 import time
 from typing import Any, Literal
 
@@ -12,22 +11,11 @@ from langgraph.runtime import Runtime
 from langgraph.types import Command
 from rlm_research.graph.settings import Settings
 from rlm_research.graph.state import RLMState
-from rlm_research.nodes import prompts
-from rlm_research.nodes.answer_checks import (
-    answer_word,
-    cell_stdout,
-    guessed_unseen,
-    looks_negative,
-    matched_count,
-    printed_before_final,
-    unfinished_chain,
-    unsearched_names,
-)
-from rlm_research.nodes.closest_line import clipped, closest_with_link, line_advice, printed_lines
+from rlm_research.nodes import guards, prompts
 from rlm_research.nodes.execute import budget_exhausted, remaining
+from rlm_research.nodes.guards.base import clipped
 from rlm_research.nodes.model_call import blob_store, emit, put_message, settings_of
 from rlm_research.tools.repl_worker import GREP_FOUND_NOTHING, grep_lines
-from rlm_research.tools.tool_notes import has_tool_note, strip_tool_notes
 
 
 def observe(
@@ -43,53 +31,38 @@ def observe(
         if result is None
         else render_result(result, settings.max_output_chars, question)
     )
+    final = offered = result.get("final") if result else None
     update: dict[str, Any] = {}
-    final = result.get("final") if result else None
-    new_searches = cell_searches(result)
-    searches = (list(state.get("searches") or []) + new_searches)[-8:]
-    update["searches"] = searches
-    sent_back = list(state.get("sent_back") or [])
-    unsearched = unsearched_names(question, searches)
-    early = None
-    if final is not None:
-        early = early_answer(state, settings, store, question, result, final, searches, unsearched)
-    if early is not None:
-        kind, fields = early
-        text = prompts.SENT_BACK[kind].format(observation=text, question=question, **fields)
-        final, update["sent_back"] = None, sent_back + [kind]
-    elif final is None and unsearched and new_searches and "unsearched" not in sent_back:
-        # Said once, right after the search: later turns build on what it found.
-        text += "\n\n" + unsearched_note(unsearched[0], searches, question)
-        update["sent_back"] = sent_back + ["unsearched"]
-    # A search that found nothing, printed as nothing or as grep's note, proves no "none".
-    update["after_empty"] = result is not None and (
-        prompts.EMPTY_OUTPUT in text or GREP_FOUND_NOTHING in text
-    )
+    # The guards: one call per moment, their bookkeeping in one field of state.
+    on = guards.enabled(settings.guards)
+    book = dict(state.get("guards") or {})
+    evidence = guard_evidence(state, settings, store, book, question, result, final)
+    spoke = guards.review(evidence, on, "answer" if final is not None else "note")
+    if final is not None and spoke:
+        text, final = spoke[0][1].message, None  # sent back: the run goes on
+    else:
+        text += "".join("\n\n" + found.message for _, found in spoke)
     stop = "answered" if final is not None else stop_reason(state, settings)
 
-    signature = turn_signature(state.get("code") or [], result, text)
-    recent = (state.get("recent") or [])[-8:] + [signature]
-    repeats = trailing_repeats(recent)
-    update["recent"] = recent
-    if repeats == 0 and state.get("hinted"):
-        update["hinted"] = False  # it moved on; a later loop earns a hint of its own
-    if stop is None and state.get("hinted") and repeats >= settings.stuck_after + 2:
-        stop = "stuck"
-    if stop is None and repeats >= settings.stuck_after and not state.get("hinted"):
-        what = "no code again"
-        if result:
-            what = (
-                "the same error again" if cell_error(result) else "code and results you had before"
-            )
-        found = last_search_lines(state, store, searches)
-        advice = stuck_advice(result, question, searches, found, unsearched)
-        text += "\n\n" + prompts.STUCK_HINT.format(what=what, advice=advice)
-        update["hinted"] = True
+    stop, what = stuck_check(state, settings, result, text, stop, update)
+    if what is not None:  # the loop's notice, with the stuck guard's advice if it is on
+        advice = guards.review(evidence, on, "stuck")
+        spoke += advice
+        text += "\n\n" + prompts.STUCK_HINT.format(
+            what=what, advice="".join(" " + found.message for _, found in advice)
+        )
 
-    if result and final is None and _ASSIGNS_ANSWER.search("\n".join(state.get("code") or [])):
-        text += "\n" + prompts.ANSWER_NOT_FINAL  # small models write answer = {...} and stop
+    book["fired"] = (book.get("fired") or []) + [name for name, _ in spoke]
+    book["searches"] = evidence.searches
+    # A search that found nothing, printed as nothing or as grep's note, proves no "none".
+    book["after_empty"] = result is not None and (
+        prompts.EMPTY_OUTPUT in text or GREP_FOUND_NOTHING in text
+    )
+    update["guards"] = book
     record = {"depth": state["depth"], "turn": state["turn"], "code": state.get("code") or []}
     record.update(observation=text, time=time.time())
+    record["guards"] = [{"name": name, "why": found.why} for name, found in spoke]
+    record["offered"] = offered  # the answer this cell gave, kept even when sent back
     update["trajectory"] = [store.put_json(record)]
     emit(
         {"kind": "observation", "depth": state["depth"], "turn": state["turn"], "text": text[:500]}
@@ -101,86 +74,61 @@ def observe(
     return Command(update=update, goto="generate_code")
 
 
-_ASSIGNS_ANSWER = re.compile(r"^\s*answer\s*=", re.M)
+def stuck_check(
+    state: RLMState,
+    settings: Settings,
+    result: dict[str, Any] | None,
+    text: str,
+    stop: str | None,
+    update: dict[str, Any],
+) -> tuple[str | None, str | None]:
+    """The loop's stuck detection: the run's stop reason (`stuck` after a notice and two more
+    repeats), and what the model repeated when it earns a notice now (else None)."""
+    signature = turn_signature(state.get("code") or [], result, text)
+    recent = (state.get("recent") or [])[-8:] + [signature]
+    repeats = trailing_repeats(recent)
+    update["recent"] = recent
+    if repeats == 0 and state.get("hinted"):
+        update["hinted"] = False  # it moved on; a later loop earns a notice of its own
+    if stop is None and state.get("hinted") and repeats >= settings.stuck_after + 2:
+        return "stuck", None
+    if stop is not None or repeats < settings.stuck_after or state.get("hinted"):
+        return stop, None
+    update["hinted"] = True
+    if not result:
+        return stop, "no code again"
+    return stop, "the same error again" if cell_error(result) else "code and results you had before"
 
 
-# A guess is never read output, however often it comes; one empty search is worth one doubt.
-SEND_BACK_LIMIT = {"gave_up": 1, "guessed": 3, "all_matches": 1, "unsearched": 1, "unfinished": 1}
-
-
-def early_answer(
+def guard_evidence(
     state: RLMState,
     settings: Settings,
     store: Any,
+    book: dict[str, Any],
     question: str,
     result: dict[str, Any] | None,
-    final: str,
-    searches: list[dict[str, Any]],
-    unsearched: list[str],
-) -> tuple[str, dict[str, Any]] | None:
-    """Which too-early answer this is ("gave_up" / "guessed" / "unsearched" / "unfinished" /
-    "all_matches"), if any, with what its message names; see `answer_checks`. A kind already
-    sent back as often as it may be is not asked again, and the next kind is checked."""
-    sent_back = state.get("sent_back") or []
+    final: str | None,
+) -> guards.Evidence:
+    """The turn as the guards read it; what the level printed before is read only on demand."""
+    new_searches = cell_searches(result)
 
-    def open_(kind: str) -> bool:
-        return sent_back.count(kind) < SEND_BACK_LIMIT[kind]
+    def earlier_output() -> str:
+        records = (store.get_json(ref) for ref in state.get("trajectory") or [])
+        return "\n".join(str(r.get("observation", "")) for r in records)
 
-    if open_("gave_up") and state.get("after_empty") and looks_negative(final):
-        return "gave_up", {}
-    code = state.get("code") or []
-    if open_("guessed") and result is not None and guessed_unseen(code, result, final):
-        return "guessed", {}
-    if open_("unsearched") and unsearched:
-        return "unsearched", {"name": unsearched[0]}
-    chain = None
-    if open_("unfinished"):
-        chain = chain_left(state, store, question, result, final, searches)
-    if chain:
-        return "unfinished", chain
-    counted = matched_count(final, searches) if open_("all_matches") else None
-    # Only when judging each line (and writing the per-line question) fits the sub-call budget.
-    if counted and counted["hits"] + 1 <= remaining(state, settings)["sub_calls"]:
-        return "all_matches", counted
-    return None
-
-
-def unsearched_note(name: str, searches: list[dict[str, Any]], question: str) -> str:
-    """The note after searches of `context` that never looked for the question's name."""
-    patterns = [s["pattern"] for s in searches if s["over"] == "context"]
-    asked = set(re.findall(r"\w{3,}", question.lower()))
-    shared = any(set(re.findall(r"\w{3,}", p.lower())) & asked for p in patterns)
-    what = "are not the name the question is about" if shared else "are not words of the question"
-    searched = ", ".join(repr(p) for p in patterns)
-    return prompts.UNSEARCHED_NOTE.format(name=name, searched=searched, what=what)
-
-
-def chain_left(
-    state: RLMState,
-    store: Any,
-    question: str,
-    result: dict[str, Any] | None,
-    final: str,
-    searches: list[dict[str, Any]],
-) -> dict[str, str] | None:
-    """When the answer was read from a line that leads on to a name (`unfinished_chain`): the
-    search for that name if it was never searched, or else the line of its search most like
-    the question, unless that line holds the answer too."""
-    # The answer's line among what this cell printed (not FINAL's echo) and every line of the
-    # last search.
-    printed = printed_before_final(result, final) if result else ""
-    lines = printed_lines(printed) + last_search_lines(state, store, searches)
-    chain = unfinished_chain(final, lines, question)
-    if chain is None:
-        return None
-    name, searched = chain["name"], [s["pattern"] for s in searches]
-    if not any(name.lower() in p.lower() for p in searched):
-        return chain | {"next": prompts.CHAIN_SEARCH.format(name=name)}
-    own = [x for x in search_lines(state, store, name) if x != chain["line"]]
-    found = closest_with_link(own, question, searched, name)
-    if found is None or answer_word(final).search(found[0]):
-        return None
-    return chain | {"next": prompts.CHAIN_LINE.format(name=name, line=found[0], follow=found[1])}
+    return guards.Evidence(
+        question=question,
+        code=state.get("code") or [],
+        result=result,
+        final=final,
+        searches=((book.get("searches") or []) + new_searches)[-8:],
+        new_searches=new_searches,
+        after_empty=bool(book.get("after_empty")),
+        fired=list(book.get("fired") or []),
+        sub_calls_left=remaining(state, settings)["sub_calls"],
+        earlier_output=earlier_output,
+        search_lines=lambda pattern: search_lines(state, store, pattern),
+    )
 
 
 def stop_reason(state: RLMState, settings: Settings) -> str | None:
@@ -192,34 +140,6 @@ def stop_reason(state: RLMState, settings: Settings) -> str | None:
     return None
 
 
-def stuck_advice(
-    result: dict[str, Any] | None,
-    question: str = "",
-    searches: list[dict[str, Any]] | None = None,
-    found: list[str] | None = None,
-    unsearched: list[str] | None = None,
-) -> str:
-    """For the stuck hint: a short printed result the model keeps getting (a model that printed
-    `740` three times, told only "take the next step", split a 1M log into 50 helper calls), or
-    of the lines it printed or its last search `found`, the one most like the question; but
-    first the question's own name, while no search has looked for it."""
-    if unsearched:
-        return prompts.FOLLOW_QUESTION_NAME.format(name=unsearched[0])
-    if not result or cell_error(result):
-        return prompts.STUCK_ADVICE
-    stdout = cell_stdout(result)
-    # FINAL is offered only with what the model's own code printed: never with a tool's note
-    # ("(grep: no line has ...)"), nor with a value printed beside one (a search that failed).
-    own = strip_tool_notes(stdout)
-    printed = " ".join(own.split())
-    if printed and len(printed) <= 120 and not has_tool_note(stdout):
-        return prompts.STUCK_ADVICE_PRINTED.format(printed=printed)
-    searched = [s["pattern"] for s in searches or []]
-    # The search's own lines when known: a superset of what it printed, unmangled by repr().
-    lines = list(dict.fromkeys(found or printed_lines(own)))
-    return line_advice(lines, question, searched) or prompts.STUCK_ADVICE
-
-
 def cell_searches(result: dict[str, Any] | None) -> list[dict[str, Any]]:
     """The cell's `grep` calls as the worker reported them, kept to their expected shape (the
     worker's messages are checked, never trusted)."""
@@ -229,16 +149,6 @@ def cell_searches(result: dict[str, Any] | None) -> list[dict[str, Any]]:
             pattern, over = str(item.get("pattern", ""))[:200], str(item.get("over", ""))[:10]
             out.append({"pattern": pattern, "hits": item["hits"], "over": over})
     return out
-
-
-def last_search_lines(state: RLMState, store: Any, searches: list[dict[str, Any]]) -> list[str]:
-    """Every line the level's last `grep` over `context` matched, read again by the host: the
-    model printed ten of 28 ("Zojun" names people too) and the town's own line was not among
-    them. Only for the stuck hint and an answer's checks, so a rare re-read of the context."""
-    last = searches[-1] if searches else None
-    if last is None or last["over"] != "context" or not last["hits"]:
-        return []
-    return search_lines(state, store, last["pattern"])
 
 
 def search_lines(state: RLMState, store: Any, pattern: str) -> list[str]:

@@ -43,7 +43,7 @@ def render_html(record: RunRecord, *, trajectory_file: str | None = None) -> str
 
 
 def write_html(record: RunRecord, path: str | Path, *, trajectory_file: str | None = None) -> Path:
-    from rlm_research.report.markdown import atomic_write
+    from rlm_research.report.report_files import atomic_write
 
     path = Path(path)
     atomic_write(path, render_html(record, trajectory_file=trajectory_file))
@@ -156,7 +156,7 @@ def write_viewer(run_id: str, *, db_path: str | Path, data_dir: str | Path | Non
     """Write `<data_dir>/reports/<run_id>.html` from what the run's checkpoints, blobs and
     run-index row hold now, whatever state the run is in (finished, failed, interrupted or
     still going); return its path."""
-    from rlm_research.report.markdown import report_paths
+    from rlm_research.report.report_files import report_paths
     from rlm_research.report.run_record import gather_run
 
     data_dir = Path(data_dir) if data_dir is not None else Path(db_path).parent

@@ -20,15 +20,14 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 import resource
-import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 from rlm_research.graph.blob_store import BlobStore
 from rlm_research.graph.usage import input_text, total_calls, total_tokens
+from rlm_research.report.report_files import atomic_write, report_paths
 from rlm_research.report.run_record import RunRecord, gather_run, level_from_tree, why_it_ended
 
 log = logging.getLogger("rlm_research.report")
@@ -36,14 +35,9 @@ OUTPUT_CHARS = 2_000  # of each root turn's output in the report
 MAX_TREE_ROWS = 300
 
 
-def report_paths(data_dir: str | Path, run_id: str) -> tuple[Path, Path]:
-    folder = Path(data_dir) / "reports"
-    return folder / f"{run_id}.md", folder / f"{run_id}.jsonl"
-
-
 def write_trajectory(path: Path, records: Iterator[dict[str, Any]] | list[dict[str, Any]]) -> int:
     lines = [json.dumps(r, ensure_ascii=False, default=str) for r in records]
-    _atomic_write(path, "".join(line + "\n" for line in lines))
+    atomic_write(path, "".join(line + "\n" for line in lines))
     return len(lines)
 
 
@@ -257,25 +251,12 @@ def write_report(
         sandbox=sandbox,
         record=record,
     )
-    _atomic_write(md_path, text)
+    atomic_write(md_path, text)
     write_html(record, html_path(md_path), trajectory_file=jsonl_path.name)
     return md_path, jsonl_path
 
 
 # -- helpers -------------------------------------------------------------------------------------
-def atomic_write(path: Path, text: str) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            f.write(text)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
-_atomic_write = atomic_write
 
 
 def _fence(text: str, lang: str) -> str:

@@ -52,7 +52,9 @@ def test_an_answer_from_searches_off_the_question_is_sent_back_once(make_setting
     root = script(py("print(context[:60])"), off, off)
     result = run(QUESTION, DOC, settings=make_settings(model=root))
     sent_back = result.trajectory[1]["observation"]
-    assert sent_back.startswith("Not finished: no search so far looked for Ada Brook")
+    assert sent_back.startswith(
+        "Not finished: your searches ('Loane is') never looked for Ada Brook"
+    )
     assert result.answer == "1500" and len(result.trajectory) == 3  # asked once, then it stands
 
 

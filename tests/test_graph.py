@@ -277,10 +277,13 @@ def test_grep_matches_whole_words_and_says_where_a_word_hides_inside_others(make
     cells = [py("print(grep('(?i)drivor'))"), py("print(grep('favour'))")]
     root = script(*cells, py(r"print(grep(r'\w*favour\w*'))"), py("FINAL('x')"))
     result = run("Where is Drivor?", doc, settings=make_settings(model=root))
-    assert "['Drivor is a town.', 'Bo grew up in Drivor.']" in result.trajectory[0]["observation"]
+    assert (
+        "[2: 'Drivor is a town.', 3: 'Bo grew up in Drivor.']"
+        in result.trajectory[0]["observation"]
+    )
     note = result.trajectory[1]["observation"]
     assert "no line has 'favour' as a word of its own; 1 line has it inside longer words" in note
-    assert "['A favourable one.']" in result.trajectory[2]["observation"]
+    assert "[4: 'A favourable one.']" in result.trajectory[2]["observation"]
 
 
 def test_final_in_lower_case_finishes_unless_the_name_is_taken(make_settings):

@@ -38,6 +38,9 @@ PROTECTED = (
     "SHOW_VARS",
     "grep",
     "judge_lines",
+    "around",
+    "section_of",
+    "Hit",
 )
 # Spellings small models write for FINAL. Bound only while the name is free, so a cell's own
 # variable called `final` keeps its value across cells.
@@ -114,6 +117,74 @@ def _found_instead(searched: str, what: str, found: list[str]) -> str:
     have = "1 line has" if len(found) == 1 else f"{len(found):,} lines have"
     shown = "\n".join(line[:300] for line in found[:3])
     return f"{GREP_FOUND_NOTHING} {searched}; {have} {what}, such as:\n{shown})"
+
+
+class Hit(str):
+    """A line `grep` found: the line's text, and `.n`, its line number (from 1) in the text
+    searched. Shown as `12: 'the line'`, so printed hits say where they are."""
+
+    n: int
+
+    def __new__(cls, text: str, n: int) -> Hit:
+        hit = super().__new__(cls, text)
+        hit.n = n
+        return hit
+
+    def __repr__(self) -> str:
+        return f"{self.n}: {str.__repr__(self)}"
+
+    def __reduce__(self) -> tuple[Any, tuple[str, int]]:
+        return (Hit, (str(self), self.n))
+
+
+def grep_hits(pattern: Any, lines: list[str], whole_words: bool = True) -> list[Hit]:
+    """`grep_lines`, each line with its line number."""
+    rx = grep_pattern(pattern, whole_words)
+    return [Hit(line, i) for i, line in enumerate(lines, 1) if rx.search(line)]
+
+
+# Headings, for section_of: markdown "# x"; numbered "3.2 Install" / "1. Introduction" (not a
+# numbered sentence); ALL CAPS lines; changelog versions ("pkg (1.2-3) unstable; urgency=low",
+# "1.2.0 (2024-01-02)", "Version 1.2", "v1.2.3", "[1.2.3] - 2024-01-02"); "Chapter 4: ...";
+# "=== file ==="; org-style "* Release" at column 0; and underlined lines.
+_HEADINGS = (
+    re.compile(r"#{1,6}\s+\S"),
+    re.compile(r"\d+(\.\d+)*\.?\s+[A-Z][^.!?]{0,80}$"),
+    re.compile(r"(?=.*[A-Z]{3})[A-Z][A-Z0-9 ,:&/()'.-]{2,79}$"),
+    re.compile(r"\S+ \([^)\s]+\) [^;]+; urgency=\S+"),
+    re.compile(r"(?i)(version\s+|v)?\[?\d+\.\d+(\.\d+)*[\w.+-]*\]?(\s*[-(:].{0,60})?$"),
+    re.compile(r"(?i)(chapter|part|appendix)\s+[\dA-Z]+\b"),
+    re.compile(r"=== .+ ===$"),  # one source among several, as `context` joins them
+)
+_ORG_HEADING = re.compile(r"\*{1,4} \S")  # "* Noteworthy changes in release 9.1", at column 0
+_UNDERLINE = re.compile(r"^\s*([=\-~^*#])\1{2,}\s*$")
+
+
+def is_heading(line: str, next_line: str = "") -> bool:
+    """Whether `line` looks like a heading (see `_HEADINGS`), or is underlined by `next_line`."""
+    text = line.strip()
+    if not text or len(text) > 100 or _UNDERLINE.match(text):
+        return False
+    if _UNDERLINE.match(next_line) or _ORG_HEADING.match(line):
+        return True
+    return any(rx.match(text) for rx in _HEADINGS)
+
+
+def line_index(where: Any, lines: list[str]) -> int:
+    """The 0-based index of a hit (its `.n`), a line number, or the first line holding a text."""
+    if isinstance(where, Hit):
+        return where.n - 1
+    if isinstance(where, int):
+        return where - 1
+    text = str(where)
+    for i, line in enumerate(lines):
+        if text in line:
+            return i
+    raise ValueError(f"no line of the text holds {text[:80]!r}")
+
+
+def numbered(lines: list[str], start: int) -> str:
+    return "\n".join(f"{start + k + 1}: {line}" for k, line in enumerate(lines))
 
 
 class WebError(Exception):
@@ -251,13 +322,35 @@ class Worker:
             regex (see `grep_pattern`)."""
             src = self.ns.get("context", "") if text is None else text
             lines = src.splitlines() if isinstance(src, str) else [str(x) for x in src]
-            hits = grep_lines(pattern, lines)
+            hits = grep_hits(pattern, lines)
             # The host checks a count given as the answer against these (`answer_checks`).
             over = "context" if text is None else "other"
             self.searches.append({"pattern": str(pattern)[:200], "hits": len(hits), "over": over})
             if not hits:
                 print(_nearest_search(str(pattern), lines))
             return hits
+
+        def context_lines(text: Any) -> list[str]:
+            src = self.ns.get("context", "") if text is None else text
+            return src.splitlines() if isinstance(src, str) else [str(x) for x in src]
+
+        def around(where: Any, before: int = 3, after: int = 3, text: Any = None) -> str:
+            """The lines around a hit (or a line number, or the first line holding a text),
+            each with its line number."""
+            lines = context_lines(text)
+            i = line_index(where, lines)
+            start = max(0, i - int(before))
+            return numbered(lines[start : i + int(after) + 1], start)
+
+        def section_of(where: Any, text: Any = None) -> str:
+            """The nearest heading above a hit (or a line number, or a text): markdown #,
+            numbered, underlined or ALL CAPS headings, changelog versions. "" if none."""
+            lines = context_lines(text)
+            i = line_index(where, lines)
+            for k in range(min(i, len(lines) - 1), -1, -1):
+                if is_heading(lines[k], lines[k + 1] if k + 1 < len(lines) else ""):
+                    return Hit(lines[k], k + 1)
+            return ""
 
         def judge_lines(lines: Any, question: Any) -> list[str]:
             """The lines that helpers judge to count for `question`: one helper turns it into
@@ -288,6 +381,8 @@ class Worker:
             "SHOW_VARS": SHOW_VARS,
             "grep": grep,
             "judge_lines": judge_lines,
+            "around": around,
+            "section_of": section_of,
         }
         if web:
 

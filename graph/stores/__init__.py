@@ -19,7 +19,12 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING
-from urllib.parse import urlsplit, urlunsplit
+from urllib.parse import urlsplit
+
+# The errors and describe() live in errors.py, which the backends import without this package.
+from rlm_research.graph.stores.errors import DatabaseUnavailable as DatabaseUnavailable
+from rlm_research.graph.stores.errors import RunInProgress as RunInProgress
+from rlm_research.graph.stores.errors import describe as describe
 
 if TYPE_CHECKING:
     from rlm_research.graph.blob_store import BlobStore
@@ -29,14 +34,6 @@ if TYPE_CHECKING:
 Db = Path | str  # a SQLite file, or a postgresql:// URL
 POSTGRES_SCHEMES = ("postgresql://", "postgres://")
 SQLITE_FILE = "runs.sqlite"
-
-
-class DatabaseUnavailable(RuntimeError):
-    """The run database cannot be reached or set up; the message is one line, no password."""
-
-
-class RunInProgress(RuntimeError):
-    """Another process is running this run now (PostgreSQL: it holds the run's lock)."""
 
 
 def is_postgres(db: Db | None) -> bool:
@@ -58,21 +55,6 @@ def check_db_url(value: str) -> str:
     if not value:
         raise ValueError("empty database location")
     return value
-
-
-def describe(db: Db) -> str:
-    """The database for messages: a URL with its password masked."""
-    if "://" not in str(db):
-        return str(db)
-    try:
-        parts = urlsplit(str(db))
-        password = parts.password
-    except ValueError:  # a malformed netloc: show the scheme only
-        return str(db).split("://", 1)[0] + "://..."
-    if password is None:
-        return str(db)
-    host = parts.netloc.rsplit("@", 1)[-1]
-    return urlunsplit(parts._replace(netloc=f"{parts.username}:***@{host}"))
 
 
 def locate(settings: Settings, db: Db | None = None, *, data_dir: str | None = None) -> tuple:

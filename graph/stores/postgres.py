@@ -25,7 +25,7 @@ import psycopg
 from psycopg import Connection
 from psycopg.rows import dict_row, tuple_row
 from psycopg_pool import ConnectionPool
-from rlm_research.graph.stores import DatabaseUnavailable, RunInProgress, describe
+from rlm_research.graph.stores.errors import DatabaseUnavailable, RunInProgress, describe
 
 CONNECT_TIMEOUT = 10  # seconds
 POOL_MAX = 16  # per process; PostgreSQL's default max_connections is 100

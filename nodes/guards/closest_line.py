@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import re
 
-from rlm_research.nodes import prompts
+from rlm_research.nodes.guards.base import clipped
 
 # Words every question has; they say nothing about which line matters.
 _COMMON_WORDS = """
@@ -24,13 +24,17 @@ does many much answer number about into than then only also been being each writ
 """
 _COMMON = frozenset(_COMMON_WORDS.split())
 _WORD = re.compile(r"[a-z]{4,}")
-# A printed list of lines: "['line one', 'line two']"; split it back into lines.
-_SEPARATOR = re.compile(r"""\n|['"],\s*['"]|^\d+\s*\[['"]|\[['"]|['"]\]""")
+# A printed list of lines: "['line one', 'line two']", or of grep's hits, each after its line
+# number: "[12: 'line one', 40: 'line two']"; split it back into lines.
+_SEPARATOR = re.compile(
+    r"""\n|['"],\s*(?:\d+:\s*)?['"]|^\d+\s*\[(?:\d+:\s*)?['"]|\[(?:\d+:\s*)?['"]|['"]\]"""
+)
+_NUMBERED = re.compile(r"""^\d+:\s*['"]""")
 
 
 def printed_lines(printed: str) -> list[str]:
     """A cell's output split into lines, a printed list of strings into its items."""
-    parts = (part.strip().strip("'\"[]") for part in _SEPARATOR.split(printed))
+    parts = (_NUMBERED.sub("", part.strip()).strip("'\"[]") for part in _SEPARATOR.split(printed))
     return [part for part in parts if part]
 
 
@@ -54,11 +58,6 @@ def closest_line(
         return None
     line = scored[0][2]
     return clipped(line)
-
-
-def clipped(text: str, limit: int = 300) -> str:
-    """`text` cut to `limit` characters, "..." marking the cut: a quoted line or question."""
-    return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
 def question_words(question: str, searched: list[str]) -> set[str]:
@@ -95,25 +94,11 @@ def next_link(line: str, question: str, searched: list[str]) -> tuple[str, str] 
     return None
 
 
-def line_advice(lines: list[str], question: str, searched: list[str]) -> str | None:
-    """The stuck hint's advice: the line most like the question, and the search or the answer
-    it points to."""
-    found = closest_with_link(lines, question, searched, searched[-1] if searched else "")
-    return prompts.STUCK_ADVICE_LINE.format(line=found[0], follow=found[1]) if found else None
-
-
 def closest_with_link(
     lines: list[str], question: str, searched: list[str], subject: str
-) -> tuple[str, str] | None:
-    """The line most like the question (see `closest_line`) and what to do with it: the search
-    for the name it leads to, the value it gives, or, failing both, to answer from it."""
+) -> tuple[str, tuple[str, str] | None] | None:
+    """The line most like the question (see `closest_line`) and the link it gives, if any."""
     line = closest_line(lines, question, searched, subject)
     if not line:
         return None
-    link = next_link(line, question, searched)
-    follow = prompts.FOLLOW_ANSWER
-    if link and link[0] == "name":
-        follow = prompts.FOLLOW_NAME.format(name=link[1])
-    elif link:
-        follow = prompts.FOLLOW_VALUE.format(phrase=link[1], value=link[1].split()[-1])
-    return line, follow
+    return line, next_link(line, question, searched)

@@ -1,0 +1,104 @@
+"""Answers given before the evidence was read.
+
+- `gave_up`: a give-up ("NONE", "0", "not found") right after a cell whose search found nothing:
+  one empty search is no proof that the answer does not exist.
+- `guessed`: FINAL("a literal") in the same cell as code that printed output the model had not
+  read yet, when that output does not contain the literal (a model copying a worked example
+  whole, search, count and FINAL("12"), did exactly this).
+"""
+
+from __future__ import annotations
+
+import re
+
+from rlm_research.nodes.guards.base import (
+    Evidence,
+    Finding,
+    Guard,
+    answer_word,
+    clipped,
+    literal_finals,
+    printed_before_final,
+)
+
+_NEGATIVE = re.compile(
+    r"(none|null|nil|0|n/?a|unknown|\[\]|no\b.*|not (found|known|mentioned|present)\b.*"
+    r"|cannot\b.*|there (is|are) no\b.*|)[.!]?",
+    re.I | re.S,
+)
+
+
+def looks_negative(answer: str) -> bool:
+    """'NONE', '0', 'No access code found.': answers that say the search came up empty."""
+    return _NEGATIVE.fullmatch(str(answer).strip().strip("\"'")) is not None
+
+
+GAVE_UP = """\
+Not finished: you answered {answer!r} right after a search that found nothing{searched}, and \
+an empty search does not show that the answer is "none" or 0. Print a few lines of `context` \
+to see how it is written, then search with other words, or split it into chunks and ask \
+sub_lm_batched. If you are still sure, write FINAL again."""
+
+
+def check_gave_up(ev: Evidence) -> Finding | None:
+    if ev.final is None or not ev.after_empty or not looks_negative(ev.final):
+        return None
+    last = ev.searches[-len(ev.new_searches) - 1] if len(ev.searches) > len(ev.new_searches) else {}
+    searched = f" (grep({last['pattern']!r}) matched no line)" if last.get("hits") == 0 else ""
+    why = "the answer says none right after a cell that printed nothing or an empty search"
+    return Finding(GAVE_UP.format(answer=ev.final, searched=searched), why)
+
+
+GUESSED = """\
+Not finished: you wrote FINAL({answer!r}) in the same cell as code whose output you had not \
+read yet, and that output does not contain {answer!r}, so the answer was a guess. Read the \
+output first:
+{printed}"""
+
+
+def check_guessed(ev: Evidence) -> Finding | None:
+    if ev.final is None or ev.result is None or ev.final not in literal_finals(ev.code):
+        return None
+    printed = printed_before_final(ev.result, ev.final)
+    if not printed or answer_word(ev.final).search(printed):
+        return None
+    why = f"FINAL of a literal next to output that does not contain it: {clipped(printed, 120)!r}"
+    return Finding(GUESSED.format(answer=ev.final, printed=printed), why)
+
+
+GAVE_UP_GUARD = Guard(
+    name="gave_up",
+    moment="answer",
+    fires="the answer is a give-up (NONE, 0, not found) right after a search that found nothing",
+    says="an empty search is no proof; look at how the text is written and search other words",
+    check=check_gave_up,
+)
+GUESSED_GUARD = Guard(
+    name="guessed",
+    moment="answer",
+    fires="FINAL of a literal in the same cell as code whose output does not contain it",
+    says="the answer was written before its evidence was read; here is the output, read it",
+    check=check_guessed,
+    limit=3,  # a guess is never read output, however often it comes
+)
+
+
+ANSWER_DICT = """\
+Setting `answer` yourself does not finish. When you are sure, call FINAL(the_answer)."""
+_ASSIGNS_ANSWER = re.compile(r"^\s*answer\s*=", re.M)
+
+
+def check_answer_dict(ev: Evidence) -> Finding | None:
+    if ev.final is not None or ev.result is None or not _ASSIGNS_ANSWER.search("\n".join(ev.code)):
+        return None
+    return Finding(ANSWER_DICT, "the cell assigned `answer` without FINAL")
+
+
+ANSWER_DICT_GUARD = Guard(
+    name="answer_dict",
+    moment="note",
+    fires="a cell assigns `answer = ...` and gives no answer (small models write it and stop)",
+    says="setting `answer` does not finish; call FINAL",
+    check=check_answer_dict,
+    limit=100,
+)

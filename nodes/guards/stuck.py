@@ -1,0 +1,114 @@
+"""`stuck_advice`: what to add to the loop's "you are repeating yourself" notice.
+
+In order: the question's own name while no search has looked for it; a short value the model's
+own code printed again and again (a model that printed `740` three times, told only "take the
+next step", split a 1M log into 50 helper calls), offered as FINAL only when it is a value and
+not an empty search's echo or a tool's note; after searches that found nothing, the helpers over
+chunks, the fallback the system prompt describes; else the line of the last search most like the
+question and the name it leads to (a model searched a firm four times while the line naming the
+firm's town sat unprinted among its hits).
+"""
+
+from __future__ import annotations
+
+from rlm_research.nodes.guards.base import (
+    SEARCH_CODE,
+    Evidence,
+    Finding,
+    Guard,
+    cell_stdout,
+    without_tool_notes,
+)
+from rlm_research.nodes.guards.chain import last_search_lines
+from rlm_research.nodes.guards.closest_line import closest_with_link, printed_lines
+from rlm_research.nodes.guards.names import unsearched_names
+from rlm_research.tools.tool_notes import has_tool_note
+
+QUESTION_NAME = (
+    """No search has looked for {name}, the name the question is about:
+"""
+    + SEARCH_CODE
+)
+PRINTED = """It printed {printed} again: if that answers the question, write \
+FINAL({printed!r}) now."""
+EARLIER = "If an earlier output already answers the question, write FINAL(...) now."
+EMPTY = """Your searches found no line with those words: the text may say it in other words. \
+Ask helpers to read it in chunks:
+```python
+chunks = [context[i:i+20000] for i in range(0, len(context), 20000)]
+answers = sub_lm_batched([{question!r} + " Quote the lines that answer it, or say NONE.\\n\\n" \
++ c for c in chunks])
+print(answers)
+```"""
+LINE = """Of the lines your search found, this one has the most words of the question: \
+{line!r}. {follow}"""
+FOLLOW_NAME = (
+    """It names {name}, which you have not searched for yet:
+"""
+    + SEARCH_CODE
+)
+FOLLOW_PRINTED_VALUE = """It says "{phrase}": if that answers the question, write \
+FINAL({value!r})."""
+FOLLOW_VALUE = """It says "{phrase}". Check that this is what the question asks before you \
+answer with it."""
+FOLLOW_ANSWER = "If it answers the question, write FINAL with the answer."
+
+
+def printed_value(ev: Evidence) -> str | None:
+    """The cell's short output, when it is a value the model's code printed: not an error, not
+    a tool's note, not a printed list of lines, not the echo of a search that matched nothing
+    ("0 []")."""
+    if ev.result is None or any(s["hits"] == 0 for s in ev.new_searches):
+        return None
+    stdout = cell_stdout(ev.result)
+    if has_tool_note(stdout):  # a value printed beside a tool's note (a failed search): no offer
+        return None
+    printed = " ".join(without_tool_notes(stdout).split())
+    if not printed or len(printed) > 120 or printed in ("None", "''") or printed[0] in "[{(":
+        return None
+    return printed
+
+
+def check_stuck(ev: Evidence) -> Finding | None:
+    names = unsearched_names(ev.question, ev.searches)
+    if names:
+        return Finding(QUESTION_NAME.format(name=names[0]), "the question's name never searched")
+    if ev.result is None or any(b.get("error") for b in ev.result.get("blocks", [])):
+        return Finding(EARLIER, "the same error or no code again")
+    value = printed_value(ev)
+    if value is not None:
+        return Finding(PRINTED.format(printed=value), f"the code printed {value!r} again")
+    if ev.new_searches and all(s["hits"] == 0 for s in ev.new_searches):
+        return Finding(EMPTY.format(question=ev.question), "every search of the cell was empty")
+    stdout = cell_stdout(ev.result)
+    found = last_search_lines(ev) or printed_lines(stdout)
+    searched = [s["pattern"] for s in ev.searches]
+    best = closest_with_link(
+        list(dict.fromkeys(found)), ev.question, searched, (searched or [""])[-1]
+    )
+    if best is None:
+        return Finding(EARLIER, "no line stands out")
+    line, link = best
+    follow = FOLLOW_ANSWER
+    if link and link[0] == "name":
+        follow = FOLLOW_NAME.format(name=link[1])
+    elif link:
+        # A value is offered as FINAL only from a line the model's own code printed.
+        shown = link[1] in stdout and line[:60] in stdout
+        template = FOLLOW_PRINTED_VALUE if shown else FOLLOW_VALUE
+        follow = template.format(phrase=link[1], value=link[1].split()[-1])
+    return Finding(
+        LINE.format(line=line, follow=follow), f"the search's line most like it: {line!r}"
+    )
+
+
+STUCK_GUARD = Guard(
+    name="stuck_advice",
+    moment="stuck",
+    fires="the loop saw the model repeat a turn (same code and output, or the same error)",
+    says="the next step: the question's name, the value it printed (only a value its code "
+    "printed, never a tool's note), helpers over chunks after empty searches, or the line of "
+    "its search most like the question and the name it leads to",
+    check=check_stuck,
+    limit=100,
+)

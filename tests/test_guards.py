@@ -1,0 +1,222 @@
+"""The guards layer: each guard leaves a right answer over an ordinary document alone, fires on
+the failure it exists for with a reason taken from what the run printed, and the `guards`
+setting turns them off as a user would expect."""
+
+from __future__ import annotations
+
+import pytest
+from rlm_research.graph import run
+from rlm_research.graph.config import ConfigError, load_config
+from rlm_research.nodes import guards
+from rlm_research.nodes.guards.names import question_names
+
+from tests.support.scripted_models import py, script
+
+LOG = "\n".join(
+    [f"2024-03-{d:02d} 10:00:0{d % 10} INFO label=OK request served" for d in range(1, 20)]
+    + [f"2024-03-{d:02d} 11:00:00 ERROR label=TIMEOUT upstream slow" for d in range(1, 8)]
+)
+CHANGELOG = """\
+mytool (1.2.0) unstable; urgency=medium
+
+  * Add a --json flag to the report command.
+  * Fix a crash on empty input (Closes: #1001)
+
+ -- Ann Lee <ann@example.org>  Mon, 02 Jan 2023 10:00:00 +0100
+
+mytool (1.1.0) unstable; urgency=low
+
+  * Read settings from GitHub Actions variables.
+  * Fix two typos (Closes: #990, #991)
+
+ -- Bo Chan <bo@example.org>  Fri, 02 Dec 2022 09:00:00 +0100
+"""
+SOURCE = '''\
+"""A tiny parser."""
+
+
+def parse(text, strict=False, limit=100):
+    """Parse text."""
+    return text.split()
+
+
+class Reader:
+    def read(self):
+        return ""
+'''
+MANUAL = """\
+--- page 3 ---
+Table of Contents
+4.2 Reading values . . . . . 13
+--- page 16 ---
+4.2 Reading values
+[Function]int tool_read (node root, const char * name)
+root: pointer to a structure.
+Returns: TOOL_SUCCESS if the value was read, TOOL_NOT_FOUND otherwise.
+"""
+
+
+def evidence(question: str, code: str, printed: str, final: str | None, **kw) -> guards.Evidence:
+    result = {"blocks": [{"stdout": printed, "stderr": "", "error": None}], "final": final}
+    kw.setdefault("searches", [])
+    kw.setdefault("new_searches", kw["searches"])
+    return guards.Evidence(
+        question=question, code=[code], result=result, final=final, after_empty=False, **kw
+    )
+
+
+def sent_back(ev: guards.Evidence) -> list[str]:
+    return [name for name, _ in guards.review(ev, guards.enabled("default"), "answer")]
+
+
+# --- each guard leaves a right answer over an ordinary document alone -------------------------
+
+
+def test_a_count_of_the_questions_own_label_stands(make_settings):
+    # The log's lines carry the label the question quotes: matching lines are counted lines.
+    code = py("hits = grep('label=TIMEOUT')\nprint(len(hits))")
+    root = script(code, py("FINAL('7')"))
+    question = "How many lines of the log have 'label=TIMEOUT'?"
+    result = run(question, LOG, settings=make_settings(model=root))
+    assert result.answer == "7" and result.stop_reason == "answered"
+    assert result.usage["models"]["fakelistchatmodel"]["calls"] == 2  # no send-back, no helpers
+
+
+def test_a_lookup_in_a_changelog_read_from_printed_lines_stands(make_settings):
+    code = py("hits = grep('#990')\nprint(hits, section_of(hits[0]))")
+    root = script(code, py("FINAL('1.1.0')"))
+    question = "Which version of mytool closed bug #990?"
+    result = run(question, CHANGELOG, settings=make_settings(model=root))
+    assert result.answer == "1.1.0" and len(result.trajectory) == 2
+
+
+def test_a_sum_computed_in_code_stands(make_settings):
+    code = py(
+        "hits = grep('Closes')\n"
+        "total = sum(len(re.findall(r'#\\d+', h)) for h in hits)\nprint(total)\nFINAL(total)"
+    )
+    result = run(
+        "How many bugs do the two versions close in total?",
+        CHANGELOG,
+        settings=make_settings(model=script("```python\nimport re\n```", code)),
+    )
+    assert result.answer == "3" and result.stop_reason == "answered"
+
+
+def test_a_default_value_read_from_a_source_file_stands(make_settings):
+    root = script(py("print(grep('def parse'))"), py("FINAL('100')"))
+    result = run(
+        "What is the default of limit in parse?", SOURCE, settings=make_settings(model=root)
+    )
+    assert result.answer == "100" and len(result.trajectory) == 2
+
+
+def test_an_answer_read_after_a_manual_signature_stands(make_settings):
+    code = py("h = grep('tool_read')\nprint(around(h[-1], before=0, after=3))")
+    root = script(code, py("FINAL('TOOL_SUCCESS')"))
+    result = run(
+        "What does tool_read return when it read the value?",
+        MANUAL,
+        settings=make_settings(model=root),
+    )
+    assert result.answer == "TOOL_SUCCESS" and len(result.trajectory) == 2
+
+
+@pytest.mark.parametrize(
+    "name",
+    ["gave_up", "guessed", "unprinted_number", "unsearched_name", "next_hop", "count_check"],
+)
+def test_no_answer_guard_fires_on_a_right_answer_backed_by_printed_lines(name):
+    searches = [{"pattern": "Ann Lee", "hits": 1, "over": "context"}]
+    printed = "[5: ' -- Ann Lee <ann@example.org>  Mon, 02 Jan 2023 10:00:00 +0100']"
+    ev = evidence(
+        "On what day did Ann Lee sign mytool 1.2.0?",
+        "print(grep('Ann Lee'))",
+        printed,
+        "02 Jan 2023",
+        searches=searches,
+        sub_calls_left=100,
+    )
+    assert not guards.review(ev, (name,), "answer")
+
+
+# --- the failures they exist for, with the reason from the run's output -------------------------
+
+
+def test_a_count_of_a_product_search_is_sent_back_but_not_a_literal_label_search():
+    question = "How many of the reviews of the Zemo kettle are favourable?"
+    searches = [{"pattern": "Zemo kettle", "hits": 12, "over": "context"}]
+    ev = evidence(question, "FINAL('12')", "", "12", searches=searches, sub_calls_left=100)
+    found = guards.review(ev, ("count_check",), "answer")
+    assert found and "12 is how many lines grep('Zemo kettle') found" in found[0][1].message
+    quoted = "How many lines have the label 'Zemo kettle'?"
+    ev = evidence(quoted, "FINAL('12')", "", "12", searches=searches, sub_calls_left=100)
+    assert not guards.review(ev, ("count_check",), "answer")
+
+
+def test_a_number_no_code_printed_is_sent_back_saying_so():
+    printed = "section A: 3\nsection B: 4\nsection C: 9"
+    ev = evidence("How many items in total?", "FINAL('15')", printed, "15")
+    found = guards.review(ev, ("unprinted_number",), "answer")
+    assert found and found[0][1].message.startswith("Not finished: 15 is not a number any of")
+    assert "15" in found[0][1].why
+    later = "Output:\n16\nVariables: total: int"  # the sum, printed by code a turn before
+    ev = evidence("How many items in total?", "FINAL('16')", "", "16", earlier_output=lambda: later)
+    assert not guards.review(ev, ("unprinted_number",), "answer")
+
+
+def test_github_is_not_the_name_git():
+    assert question_names("Which version reads GitHub Actions variables?") == ["GitHub Actions"]
+    assert "Git" not in question_names("What did the GitHub user octocat change?")
+    searches = [{"pattern": "GitHub", "hits": 1, "over": "context"}]
+    ev = evidence("Which mytool version reads GitHub variables?", "", "x", None, searches=searches)
+    assert not guards.review(ev, ("unsearched_name",), "note")
+
+
+def test_the_stuck_advice_never_offers_a_tools_note_as_the_answer(make_settings):
+    same = py("hits = grep('favourable')\nprint(len(hits), hits)")
+    root = script(same, same, same, same, py("FINAL('x')"))
+    result = run(
+        "How many reviews are favourable?", LOG, settings=make_settings(model=root, max_turns=6)
+    )
+    hint = next(t["observation"] for t in result.trajectory if "repeating" in t["observation"])
+    assert "FINAL('(grep" not in hint and "FINAL('0 []')" not in hint
+    assert "sub_lm_batched" in hint  # the helpers over chunks, the prompt's fallback
+
+
+def test_the_stuck_advice_offers_a_value_the_code_printed(make_settings):
+    same = py("print(len(grep('ERROR')))")
+    root = script(same, same, py("FINAL('7')"))
+    result = run("How many errors?", LOG, settings=make_settings(model=root))
+    assert "It printed 7 again" in result.trajectory[1]["observation"]
+    assert result.answer == "7"
+
+
+# --- the setting ----------------------------------------------------------------------------
+
+
+def test_presets_and_lists():
+    assert guards.enabled("off") == ()
+    assert "count_check" not in guards.enabled("minimal")
+    assert guards.enabled("minimal,count_check")[-1] == "count_check"
+    assert set(guards.enabled("default")) == set(guards.BY_NAME)
+    with pytest.raises(ValueError, match="unknown guard"):
+        guards.enabled("count_check,nosuch")
+
+
+def test_the_guards_setting_is_validated_where_it_comes_from():
+    loaded = load_config({"guards": "minimal"}, use_files=False, environ={})
+    assert loaded.settings.guards == "minimal"
+    with pytest.raises(ConfigError, match="--guards"):
+        load_config({"guards": "sometimes"}, use_files=False, environ={})
+
+
+def test_with_guards_off_an_early_count_stands(make_settings):
+    question = "How many of the reviews of the Zemo kettle are favourable?"
+    doc = "\n".join(["Review: the Zemo kettle is fine."] * 5 + ["Other text."] * 5)
+    root = script(py("print(len(grep('Zemo kettle')))"), py("FINAL('5')"))
+    result = run(question, doc, settings=make_settings(model=root, guards="off"))
+    assert result.answer == "5" and len(result.trajectory) == 2
+    root = script(py("print(len(grep('Zemo kettle')))"), py("FINAL('5')"), py("FINAL('5')"))
+    result = run(question, doc, settings=make_settings(model=root))
+    assert "Not finished" in result.trajectory[1]["observation"]

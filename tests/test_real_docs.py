@@ -1,0 +1,64 @@
+"""The real-document question set: 20 questions over four pinned documents, gold answers
+computed from the text, half held out with every family in both halves, and a document whose
+package moved to another version refused rather than rescored."""
+
+from __future__ import annotations
+
+from collections import Counter
+
+import pytest
+from rlm_research.bench import heldout, real_docs
+
+try:
+    TASKS = real_docs.real_tasks()
+except (real_docs.DocumentDrift, OSError, ImportError) as exc:  # another machine, other files
+    pytest.skip(f"the pinned documents are not on this machine: {exc}", allow_module_level=True)
+
+
+def test_twenty_questions_half_held_out_in_every_family():
+    assert len(TASKS) == 20 and len({t.id for t in TASKS}) == 20
+    splits = Counter((t.family, t.meta["split"]) for t in TASKS)
+    assert all(splits[(f, s)] == 2 for f in real_docs.FAMILIES for s in ("dev", "held_out"))
+
+
+def test_gold_answers_score_full_and_a_near_miss_does_not():
+    for task in TASKS:
+        assert task.score(str(task.gold)) == 1.0
+        assert task.score("no idea") == 0.0
+    count = next(t for t in TASKS if t.id == "real:apt-changelog:count")
+    assert count.score(str(count.gold + 1)) == 0.75
+
+
+def test_a_changed_package_version_is_refused(monkeypatch):
+    real_docs.document_text.cache_clear()
+    monkeypatch.setattr(real_docs, "installed_version", lambda package: "0.0-other")
+    with pytest.raises(real_docs.DocumentDrift, match="pin"):
+        real_docs.document_text("apt-changelog")
+    real_docs.document_text.cache_clear()
+
+
+def test_the_report_counts_tool_note_answers_and_calls_per_correct():
+    rows = [
+        {
+            "family": "count",
+            "guards": "off",
+            "split": "held_out",
+            "score": 1.0,
+            "calls": 4,
+            "seconds": 60.0,
+            "first_right": True,
+        },
+        {
+            "family": "count",
+            "guards": "off",
+            "split": "held_out",
+            "score": 0.0,
+            "calls": 9,
+            "seconds": 300.0,
+            "stop_reason": "answered",
+            "answer": "(grep: no line has 'x') 0 []",
+        },
+    ]
+    rows[1]["tool_note_answer"] = heldout.tool_note_answer(rows[1])
+    table = heldout.report(rows)
+    assert "| held_out | count | off | 2 | 0.50 | 1 | 13 | 360 | 1 | 4 |" in table
