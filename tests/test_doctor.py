@@ -77,7 +77,7 @@ def test_a_run_on_a_crashing_embedded_model_stops_before_it_starts(
     env, gguf, tmp_path, monkeypatch
 ):
     fake_child(monkeypatch, SIGILL_CHILD)
-    result = invoke("run", "question?", "--model", str(gguf), "--quiet")
+    result = invoke("run", "question?", "--no-source", "--model", str(gguf), "--quiet")
     assert result.exit_code == 1
     assert "SIGILL" in result.output and "make rebuild-llama" in result.output
     assert not (tmp_path / "data" / "runs.sqlite").exists()
