@@ -14,6 +14,7 @@ so processes starting at once on an empty database do not race.
 from __future__ import annotations
 
 import atexit
+import contextlib
 import hashlib
 import threading
 import time
@@ -169,9 +170,17 @@ def run_lock(url: str, run_id: str) -> Iterator[None]:
         ).fetchone()[0]
         if not got:
             raise RunInProgress(f"run {run_id} is running in another process; wait for it")
-        yield
+        try:
+            yield
+        finally:
+            # Released here, not left to the server noticing the closed connection a moment
+            # later: a reader right after the run must not still see it locked.
+            with contextlib.suppress(psycopg.Error):
+                conn.execute(
+                    "SELECT pg_advisory_unlock(%s, %s)", (_RUN_LOCK_CLASS, _run_key(run_id))
+                )
     finally:
-        conn.close()  # releases the lock
+        conn.close()  # a dead process's lock goes with its connection
 
 
 def run_is_locked(url: str, run_id: str) -> bool:
