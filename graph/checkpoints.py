@@ -75,6 +75,3 @@ async def async_checkpointer(db: Db) -> AsyncIterator[BaseCheckpointSaver]:
         yield saver
     finally:
         await asyncio.shield(conn.close())  # a cancelled caller still closes the file
-
-
-async_saver = async_checkpointer  # the name graph.api and the lifecycle use

@@ -66,9 +66,6 @@ class RLMState(RLMInput, total=False):
     journal_ref: str | None  # sub-calls answered so far in the current cell
     recent: list[str]  # signatures of recent turns, for stuck detection
     hinted: bool
-    after_empty: bool  # the last cell printed nothing
-    sent_back: list[str]  # kinds of too-early answer already sent back once at this level
-    searches: list[dict[str, Any]]  # the level's last grep calls: pattern, how many lines matched
     guards: dict[str, Any]  # the guards' bookkeeping at this level (nodes/guards)
     child_trees: Annotated[list[str], operator.add]  # one ref per batch: a list of tree refs
     trajectory: Annotated[list[str], operator.add]  # per-turn record refs

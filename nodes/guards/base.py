@@ -15,7 +15,6 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from rlm_research.tools.repl_worker import ALIASES
-from rlm_research.tools.tool_notes import strip_tool_notes
 
 # When a guard looks: at an answer (it may send it back), after a cell with no answer (it may
 # add a note), or when the loop saw the model repeat itself (it may add advice to the notice).
@@ -72,12 +71,6 @@ print(len(hits), hits)
 def cell_stdout(result: dict[str, Any] | None) -> str:
     """Everything the cell's blocks printed, in order."""
     return "".join(b.get("stdout", "") for b in (result or {}).get("blocks", []))
-
-
-def without_tool_notes(text: str) -> str:
-    """`text` without the notes tools print about themselves ("(grep: no line has 'x')",
-    "(judge_lines asked ...)", "[sub_lm failed: ...]"): one definition, `tools.tool_notes`."""
-    return strip_tool_notes(text)
 
 
 def printed_before_final(result: dict[str, Any] | None, final: str) -> str:

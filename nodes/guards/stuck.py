@@ -17,12 +17,11 @@ from rlm_research.nodes.guards.base import (
     Finding,
     Guard,
     cell_stdout,
-    without_tool_notes,
 )
 from rlm_research.nodes.guards.chain import last_search_lines
 from rlm_research.nodes.guards.closest_line import closest_with_link, printed_lines
 from rlm_research.nodes.guards.names import unsearched_names
-from rlm_research.tools.tool_notes import has_tool_note
+from rlm_research.tools.tool_notes import has_tool_note, strip_tool_notes
 
 QUESTION_NAME = (
     """No search has looked for {name}, the name the question is about:
@@ -63,7 +62,7 @@ def printed_value(ev: Evidence) -> str | None:
     stdout = cell_stdout(ev.result)
     if has_tool_note(stdout):  # a value printed beside a tool's note (a failed search): no offer
         return None
-    printed = " ".join(without_tool_notes(stdout).split())
+    printed = " ".join(strip_tool_notes(stdout).split())
     if not printed or len(printed) > 120 or printed in ("None", "''") or printed[0] in "[{(":
         return None
     return printed
