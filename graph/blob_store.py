@@ -37,20 +37,9 @@ class BlobStore:
         target = self.path(ref)
         if target.exists():
             return ref
-        target.parent.mkdir(parents=True, exist_ok=True)
-        # Write then rename: a crash mid-write never leaves a truncated blob under a valid name.
-        fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=".tmp-")
-        try:
-            with os.fdopen(fd, "wb") as f:
-                f.write(data)
-                # On disk before any checkpoint can name it: after a power cut, a checkpoint
-                # that survived must not point at an empty file.
-                f.flush()
-                os.fsync(f.fileno())
-            os.replace(tmp, target)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
+        # On disk before any checkpoint can name it: after a power cut, a checkpoint that survived
+        # must not point at an empty file.
+        write_file(target, data, durable=True)
         return ref
 
     def get_bytes(self, ref: str) -> bytes:
@@ -73,3 +62,20 @@ class BlobStore:
 
     def size_bytes(self) -> int:
         return sum(p.stat().st_size for p in self.root.rglob("*") if p.is_file())
+
+
+def write_file(target: Path, data: bytes, *, durable: bool) -> None:
+    """Write then rename: a crash mid-write never leaves a truncated blob under a valid name.
+    `durable`: fsync before the rename."""
+    target.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=".tmp-")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+            if durable:
+                f.flush()
+                os.fsync(f.fileno())
+        os.replace(tmp, target)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise

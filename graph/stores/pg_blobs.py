@@ -13,12 +13,11 @@ from __future__ import annotations
 
 import hashlib
 import os
-import tempfile
 import threading
 import time
 from pathlib import Path
 
-from rlm_research.graph.blob_store import BlobNotFound, BlobStore
+from rlm_research.graph.blob_store import BlobNotFound, BlobStore, write_file
 from rlm_research.graph.stores.postgres import cursor
 
 CHUNK_BYTES = 1 << 20
@@ -97,15 +96,7 @@ class PgBlobStore(BlobStore):
             data = self.get_bytes(ref)
         except BlobNotFound:
             return target
-        target.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=".tmp-")
-        try:
-            with os.fdopen(fd, "wb") as f:
-                f.write(data)
-            os.replace(tmp, target)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
+        write_file(target, data, durable=False)  # a cache: the database holds the blob
         return target
 
     def size_bytes(self) -> int:
