@@ -48,7 +48,8 @@ def normalised_report(path: str | Path, run_id: str) -> str:
     """The report without what differs by nature: run id, file paths, times, memory, sources'
     display names."""
     text = Path(path).read_text().replace(run_id, "RUN")
-    text = re.sub(r"^- (Wall time|Peak memory|Trajectory|REPL sandbox):.*\n", "", text, flags=re.M)
+    varying = r"^- (Wall time|Peak memory[^:\n]*|Trajectory|Viewer|REPL sandbox):.*\n"
+    text = re.sub(varying, "", text, flags=re.M)
     text = re.sub(r"\| \d+\.\d s \|", "| S |", text)
     return re.sub(r"## Sources\n.*?\n## ", "## ", text, flags=re.S)
 
