@@ -18,11 +18,11 @@ from rlm_research.graph.run_errors import RunSetupError
 from rlm_research.graph.run_lifecycle import check_models, resume_settings
 from rlm_research.graph.run_result import RunResult
 from rlm_research.graph.settings import Settings
+from rlm_research.graph.stored_report import report_path
 from rlm_research.graph.stores import describe, is_postgres, locate
 from rlm_research.mcp_server.client_policy import ClientPolicy, client_roots
 from rlm_research.mcp_server.failures import ToolFailure
 from rlm_research.mcp_server.options import RESUME_KEYS, check_run_id, flag_to_option, split_options
-from rlm_research.mcp_server.reports import report_path
 from rlm_research.mcp_server.run_threads import (
     SHUTDOWN_GRACE,
     ActiveRuns,

@@ -1,5 +1,7 @@
 """A run's markdown report on demand, for a run that has none (cancelled, crashed, or started
-elsewhere); a run that ends here gets its report from the lifecycle (graph.run_lifecycle)."""
+on another host), from its last checkpoint and its run-index row. A run that ends in this
+process gets its report from the lifecycle (graph.run_lifecycle.write_run_report); this is for
+front ends (the MCP server's get_report) asked about any run in the store."""
 
 from __future__ import annotations
 
@@ -11,7 +13,7 @@ from typing import Any
 from rlm_research.graph import run_index
 from rlm_research.graph.settings import Settings
 
-log = logging.getLogger("rlm_research.mcp")
+log = logging.getLogger("rlm_research.run")
 
 
 def report_path(db: Path | str, run_id: str, row: dict[str, Any], data_dir: Path) -> Path:
