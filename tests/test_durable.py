@@ -6,8 +6,9 @@ import sqlite3
 from pathlib import Path
 
 from langgraph.checkpoint.sqlite import SqliteSaver
-from rlm_research.graph import builder, run
+from rlm_research.graph import run
 from rlm_research.graph.blob_store import BlobStore
+from rlm_research.graph.builder import builder
 
 from tests.support.scripted_models import py, script
 

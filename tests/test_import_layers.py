@@ -5,6 +5,8 @@ the graph, and nothing installed imports `tests` (which is not installed)."""
 from __future__ import annotations
 
 import ast
+import subprocess
+import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -26,10 +28,20 @@ def package_modules() -> dict[str, Path]:
 
 
 def imported_names(path: Path, modules: dict[str, Path] | None = None) -> set[str]:
-    """Every absolute import in the file, at any depth (function-level imports count too).
+    """Every absolute import in the file that runs, at any depth (function-level imports count
+    too; `if TYPE_CHECKING:` ones never run).
     `from a import b` names the module a.b when there is one, else a."""
     names = set()
-    for node in ast.walk(ast.parse(path.read_text())):
+    tree = ast.parse(path.read_text())
+    typing_only = {
+        id(inner)
+        for node in ast.walk(tree)
+        if isinstance(node, ast.If) and ast.unparse(node.test).endswith("TYPE_CHECKING")
+        for inner in ast.walk(node)
+    }
+    for node in ast.walk(tree):
+        if id(node) in typing_only:
+            continue
         if isinstance(node, ast.Import):
             names.update(alias.name for alias in node.names)
         elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
@@ -39,12 +51,21 @@ def imported_names(path: Path, modules: dict[str, Path] | None = None) -> set[st
     return names
 
 
+def packages_run_first(importer: str, module: str, modules: dict[str, Path]) -> set[str]:
+    """Importing a.b.c runs a.b's `__init__` first, unless the importer is inside a.b already
+    (then that `__init__` is running or has run)."""
+    parts = module.split(".")
+    parents = {".".join(parts[:i]) for i in range(2, len(parts))}
+    return {p for p in parents if p in modules and not importer.startswith(p + ".")}
+
+
 def import_graph() -> dict[str, set[str]]:
     modules = package_modules()
-    return {
-        m: {n for n in imported_names(p, modules) if n in modules and n != m}
-        for m, p in modules.items()
-    }
+    graph: dict[str, set[str]] = {}
+    for m, p in modules.items():
+        direct = {n for n in imported_names(p, modules) if n in modules}
+        graph[m] = (direct | {q for n in direct for q in packages_run_first(m, n, modules)}) - {m}
+    return graph
 
 
 def cycles(edges: dict[str, set[str]]) -> list[set[str]]:
@@ -106,6 +127,16 @@ def test_nothing_installed_imports_tests():
         if n == "tests" or n.startswith("tests.")
     ]
     assert wrong == []
+
+
+def test_any_module_can_be_imported_first():
+    """A node importing its settings first once closed a cycle through `graph/__init__`."""
+    first = ["rlm_research.nodes.observe", "rlm_research.tools.repl_host", "rlm_research.graph.api"]
+    for module in first:
+        done = subprocess.run(
+            [sys.executable, "-c", f"import {module}"], capture_output=True, text=True, cwd=ROOT
+        )
+        assert done.returncode == 0, (module, done.stderr[-600:])
 
 
 def test_a_cycle_is_found_when_there_is_one():
