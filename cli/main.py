@@ -13,8 +13,6 @@ Exit codes: 0 answered, 1 no answer or failed (with a one-line reason), 2 bad us
 
 from __future__ import annotations
 
-import dataclasses
-import uuid
 from typing import Annotated
 
 import typer
@@ -22,7 +20,6 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 from rlm_research.cli.options import (
-    RUN_ID_RE,
     BaseUrlOpt,
     ConfigOpt,
     DbOpt,
@@ -33,7 +30,6 @@ from rlm_research.cli.options import (
     check_models,
     db_path,
     resolve_config,
-    with_db,
 )
 from rlm_research.cli.output import (
     EXIT_FAILED,
@@ -53,11 +49,11 @@ from rlm_research.cli.run_display import (
     public_run,
 )
 from rlm_research.cli.run_execution import execute_run
+from rlm_research.cli.run_start import prepare_run
 from rlm_research.cli.viewer import HtmlOpt, OpenOpt, write_viewer_page
 from rlm_research.graph import api, run_index
 from rlm_research.graph.run_errors import RunSetupError
 from rlm_research.graph.run_lifecycle import resume_settings
-from rlm_research.graph.settings import Settings
 from rlm_research.graph.stores import describe, locate
 from rlm_research.graph.usage import input_text, total_tokens
 
@@ -183,62 +179,30 @@ def run(
             "web": web,
         }
         loaded = resolve_config(flags, config)
-        if not question.strip():
-            raise Failure("the question is empty", EXIT_USAGE)
-        if not source and not no_source:
-            raise Failure(
-                "no source: give --source FILE|FOLDER|URL (or --no-source to ask without one)",
-                EXIT_USAGE,
-            )
-        if run_id is not None and not RUN_ID_RE.fullmatch(run_id):
-            raise Failure(
-                f"bad --run-id {run_id!r}: use 1-64 letters, digits, '.', '_' or '-'", EXIT_USAGE
-            )
-        settings = loaded.settings
-        db_file = db_path(db, settings)
-        settings = with_db(settings, db_file)
-
-        from rlm_research.tools.sources import SourceError, load_sources
-
-        try:
-            sources = load_sources(
-                source or [], max_bytes=loaded.max_source_bytes, url_timeout=loaded.url_timeout
-            )
-        except SourceError as e:
-            raise Failure(str(e)) from None
-        if sources.web:
-            if "web" not in Settings.field_names():
-                raise Failure("web:// (web research) is not available in this version", 2)
-            settings = dataclasses.replace(settings, web=True)
-
-        rid = run_id or uuid.uuid4().hex[:12]
-        if run_index.get_run(db_file, rid) or run_index.has_checkpoints(db_file, rid):
-            raise Failure(
-                f"run id {rid!r} already exists in {describe(db_file)}; resume it with "
-                f"`rlm-research resume {rid}` or choose another id",
-                EXIT_USAGE,
-            )
-        check_models(settings)
+        ready = prepare_run(
+            question, source, no_source=no_source, run_id=run_id, db=db, loaded=loaded
+        )
     except Failure as e:
         fail(e, json_out)
     except KeyboardInterrupt:
         fail(Failure("interrupted before the run started; nothing was saved", 130), json_out)
 
-    if sources.skipped and not json_out and not quiet:
-        err.print(f"[dim]skipped {len(sources.skipped)} binary or empty file(s)[/]")
+    skipped = ready.sources.skipped
+    if skipped and not json_out and not quiet:
+        err.print(f"[dim]skipped {len(skipped)} binary or empty file(s)[/]")
     events = api.stream(
         question,
-        sources.context(),
-        settings=settings,
-        run_id=rid,
-        db_path=db_file,
-        sources=sources.sizes(),
+        ready.sources.context(),
+        settings=ready.settings,
+        run_id=ready.run_id,
+        db_path=ready.db_file,
+        sources=ready.sources.sizes(),
     )
     execute_run(
-        run_id=rid,
+        run_id=ready.run_id,
         events=events,
-        settings=settings,
-        db=db_file,
+        settings=ready.settings,
+        db=ready.db_file,
         explicit_db=db is not None,
         json_out=json_out,
         quiet=quiet,

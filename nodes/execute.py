@@ -27,7 +27,9 @@ from rlm_research.nodes.durable_cell import (
 from rlm_research.nodes.host_calls import answer_host_call
 from rlm_research.nodes.model_call import blob_store, emit, settings_of
 from rlm_research.tools.repl_host import (
+    CellDone,
     HostCall,
+    ReplWorker,
     SubLMCall,
     WorkerDied,
     WorkerLimits,
@@ -105,18 +107,7 @@ def execute(
                 update["usage"] = update["own_usage"] = {"web_calls": web_calls}
             continue
         requests = to_requests(event, f"{cell}.{seq}", state, store)
-        prefilled: dict[str, SubResult] = {}
-        for req in requests:
-            stored = take(worker.replay, req["request_hash"])
-            if stored is not None:
-                prefilled[req["id"]] = {
-                    "answer_ref": stored[0],
-                    "stop_reason": "replayed",
-                    "tree_ref": "",
-                }
-        prefilled.update(
-            refusals([r for r in requests if r["id"] not in prefilled], state, settings, store)
-        )
+        prefilled = answered_without_a_model(requests, worker.replay, state, settings, store)
         todo = [r for r in requests if r["id"] not in prefilled]
         if not todo:  # nothing needs a model: answer at once, no round trip through the graph
             event = worker.answer(
@@ -129,18 +120,51 @@ def execute(
         emit({"kind": "sub_calls", "depth": state["depth"], "count": len(todo), "level": level})
         return Command(update=update, goto=spawn_sends(state, todo, settings))
 
-    if isinstance(event, WorkerDied):
-        stop_worker(level)
-        result: dict[str, Any] = {"died": event.reason}
-    else:
-        result = dict(event.result)
-        update["snapshot_ref"] = save_snapshot(worker, result.pop("snapshot"), store)
-        unpicklable = store.get_json(update["snapshot_ref"]).get("unpicklable", [])
-        result["not_saved"] = unpicklable
+    result = cell_result(event, worker, level, store, update)
     if lost:
         result["restored_without"] = lost
     update.update(seq=seq, cell_result_ref=store.put_json(result))
     return Command(update=update, goto="observe")
+
+
+def answered_without_a_model(
+    requests: list[SubRequest],
+    replay: dict[str, list[list[Any]]],
+    state: RLMState,
+    settings: Settings,
+    store: BlobStore,
+) -> dict[str, SubResult]:
+    """The requests that need no model: answered before (a cell run again after a crash takes
+    them from the journal) or refused because a budget ran out."""
+    prefilled: dict[str, SubResult] = {}
+    for req in requests:
+        stored = take(replay, req["request_hash"])
+        if stored is not None:
+            prefilled[req["id"]] = {
+                "answer_ref": stored[0],
+                "stop_reason": "replayed",
+                "tree_ref": "",
+            }
+    waiting = [r for r in requests if r["id"] not in prefilled]
+    prefilled.update(refusals(waiting, state, settings, store))
+    return prefilled
+
+
+def cell_result(
+    event: CellDone | WorkerDied,
+    worker: ReplWorker,
+    level: str,
+    store: BlobStore,
+    update: dict[str, Any],
+) -> dict[str, Any]:
+    """What the finished cell gives `observe`; its namespace snapshot goes into `update`."""
+    if isinstance(event, WorkerDied):
+        stop_worker(level)
+        return {"died": event.reason}
+    result = dict(event.result)
+    update["snapshot_ref"] = save_snapshot(worker, result.pop("snapshot"), store)
+    result["not_saved"] = store.get_json(update["snapshot_ref"]).get("unpicklable", [])
+    return result
 
 
 def load_json(store: BlobStore, ref: str | None, empty: Any) -> Any:

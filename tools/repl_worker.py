@@ -292,6 +292,13 @@ class Worker:
         return reply.get("result")
 
     def _install_api(self, web: bool = False) -> None:
+        self.api = {**self._model_api(), **self._text_api()}
+        if web:
+            self.api.update(self._web_api())
+
+    def _model_api(self) -> dict[str, Any]:
+        """Helpers, FINAL and the names the model's code sees for them."""
+
         def sub_lm(prompt: Any, context: Any = None) -> str:
             """Ask a fresh model instance; returns its answer as a string."""
             ctx = None if context is None else str(context)
@@ -316,6 +323,23 @@ class Worker:
             if key is None or key not in self.ns:
                 raise NameError(f"FINAL_VAR: no variable named {name!r}")
             return FINAL(self.ns[key])
+
+        def SHOW_VARS() -> list[str]:  # noqa: N802
+            return sorted(k for k in self.ns if not k.startswith("_") and k not in PROTECTED)
+
+        return {
+            "sub_lm": sub_lm,
+            "sub_lm_batched": sub_lm_batched,
+            "llm_query": sub_lm,
+            "llm_query_batched": sub_lm_batched,
+            "rlm_query": sub_lm,
+            "FINAL": FINAL,
+            "FINAL_VAR": FINAL_VAR,
+            "SHOW_VARS": SHOW_VARS,
+        }
+
+    def _text_api(self) -> dict[str, Any]:
+        """Reading `context` (or any text): grep, around, section_of, judge_lines."""
 
         def grep(pattern: Any, text: Any = None) -> list[str]:
             """Lines of `text` (default `context`) with `pattern` as whole words, any case; or a
@@ -367,35 +391,26 @@ class Worker:
             print(f"(judge_lines asked each line: {ask})")
             return [x for x, r in zip(items, replies, strict=True) if _says_yes(r)]
 
-        def SHOW_VARS() -> list[str]:  # noqa: N802
-            return sorted(k for k in self.ns if not k.startswith("_") and k not in PROTECTED)
-
-        self.api = {
-            "sub_lm": sub_lm,
-            "sub_lm_batched": sub_lm_batched,
-            "llm_query": sub_lm,
-            "llm_query_batched": sub_lm_batched,
-            "rlm_query": sub_lm,
-            "FINAL": FINAL,
-            "FINAL_VAR": FINAL_VAR,
-            "SHOW_VARS": SHOW_VARS,
+        return {
             "grep": grep,
             "judge_lines": judge_lines,
             "around": around,
             "section_of": section_of,
         }
-        if web:
 
-            def web_search(query: Any, max_results: int = 5) -> list[dict[str, str]]:
-                """Search the web: a list of {"title", "url", "snippet"}."""
-                args = {"query": str(query), "max_results": int(max_results)}
-                return self._host_call("web_search", args)
+    def _web_api(self) -> dict[str, Any]:
+        """Web research, made by the host (the worker has no network)."""
 
-            def fetch_url(url: Any) -> str:
-                """The page at `url` as plain text."""
-                return self._host_call("fetch_url", {"url": str(url)})
+        def web_search(query: Any, max_results: int = 5) -> list[dict[str, str]]:
+            """Search the web: a list of {"title", "url", "snippet"}."""
+            args = {"query": str(query), "max_results": int(max_results)}
+            return self._host_call("web_search", args)
 
-            self.api.update(web_search=web_search, fetch_url=fetch_url, WebError=WebError)
+        def fetch_url(url: Any) -> str:
+            """The page at `url` as plain text."""
+            return self._host_call("fetch_url", {"url": str(url)})
+
+        return {"web_search": web_search, "fetch_url": fetch_url, "WebError": WebError}
 
     # -- running cells ---------------------------------------------------------------------
     def run_block(self, code: str, label: str) -> dict[str, Any]:
