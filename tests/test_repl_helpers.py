@@ -84,3 +84,12 @@ def test_the_preview_is_marked_as_not_evidence(make_settings):
     from rlm_research.nodes import prompts
 
     assert "not evidence" in prompts.FIRST_USER
+
+
+def test_an_empty_phrase_search_shows_the_lines_with_its_rarest_words(make_settings):
+    # The question says "version 1.1.0"; the changelog writes "mytool (1.1.0)".
+    out = shown(CHANGELOG, "print(grep('mytool version 1.1.0'))", make_settings)
+    note = out[out.index("(grep: no line has") :]
+    assert note.index("'1.1.0'") < note.index("'mytool'")  # rarest first
+    first_line = note.splitlines()[1]
+    assert first_line == "8: mytool (1.1.0) unstable; urgency=low"

@@ -49,3 +49,23 @@ def test_no_line_is_pointed_at_when_none_stands_out(make_settings):
     result = run("Who is the oldest engineer?", DOC, settings=make_settings(model=root))
     hint = result.trajectory[1]["observation"]
     assert "You are repeating yourself" in hint and "most words of the question" not in hint
+
+
+def test_a_repeated_search_hit_is_never_offered_as_final_but_its_entry_is_shown(make_settings):
+    # A changelog: the question quotes a change; its date is in the entry's trailer line.
+    from tests.test_guards import CHANGELOG
+
+    same = py("hits = grep('GitHub Actions variables')\nprint(len(hits), hits)")
+    look = py("print(around('* Read settings from GitHub Actions variables.', before=5, after=10))")
+    root = script(same, same, look, py("FINAL('Fri, 02 Dec 2022')"))
+    question = (
+        "On what date was the version uploaded that reads settings from GitHub Actions variables?"
+    )
+    result = run(question, CHANGELOG, settings=make_settings(model=root))
+    assert result.answer == "Fri, 02 Dec 2022"
+    hint = result.trajectory[1]["observation"]
+    assert "repeating yourself" in hint
+    assert 'FINAL("1 [' not in hint and "FINAL('1 [" not in hint
+    assert "around('* Read settings from GitHub Actions variables.'" in hint
+    # The code it offers runs over the document and shows the entry's trailer.
+    assert "Bo Chan <bo@example.org>  Fri, 02 Dec 2022" in result.trajectory[2]["observation"]

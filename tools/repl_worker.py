@@ -14,6 +14,7 @@ import base64
 import hashlib
 import io
 import json
+import math
 import os
 import pickle
 import re
@@ -92,25 +93,46 @@ def grep_lines(pattern: Any, lines: list[str], whole_words: bool = True) -> list
 
 
 def _nearest_search(pattern: str, lines: list[str]) -> str:
-    """A note for a grep that found nothing: the lines that have it inside longer words, or
-    else the longest run of the pattern's words (from its start, then from its end) that does
-    occur. Small models search whole phrases from the question ("Ann Lee's employer"), find
-    nothing and repeat the search; the name alone hits."""
+    """A note for a grep that found nothing: the lines that have it inside longer words; else the
+    longest run of the pattern's words that occurs (the most specific one, of runs as long);
+    else the lines holding the rarest of its words. Small models search whole phrases from the
+    question ("Ann Lee's employer", "apt version 2.5.3"), find nothing and repeat the search;
+    the name alone hits, and so does "2.5.3" in "apt (2.5.3) unstable"."""
     inside = grep_lines(pattern, lines, whole_words=False)
     if inside:
         wider = r"\w*(?:" + grep_pattern(pattern, whole_words=False).pattern + r")\w*"
         what = f"it inside longer words (grep({wider!r}) finds them)"
         return _found_instead(f"{pattern!r} as a word of its own", what, inside)
     words = re.sub(r"'s\b", "", pattern).split()
-    tries = [" ".join(words[:k]) for k in range(len(words), 0, -1)]
-    tries += [" ".join(words[k:]) for k in range(1, len(words))]
-    for phrase in tries:
-        if len(phrase) < 3 or phrase.lower() == pattern.lower():
-            continue
-        found = grep_lines(re.escape(phrase), lines)
+    for size in range(len(words) - 1, 1, -1):
+        runs = [" ".join(words[k : k + size]) for k in range(len(words) - size + 1)]
+        found = [(grep_lines(re.escape(run), lines), run) for run in runs]
+        found = [(hits, run) for hits, run in found if hits]
         if found:
-            return _found_instead(repr(pattern), repr(phrase), found)
-    return f"{GREP_FOUND_NOTHING} {pattern!r})"
+            hits, run = min(found, key=lambda f: len(f[0]))
+            return _found_instead(repr(pattern), repr(run), hits)
+    return _rarest_words_note(pattern, words, lines)
+
+
+def _rarest_words_note(pattern: str, words: list[str], lines: list[str]) -> str:
+    """The lines with the most of `words`, rare words weighing more (a version number or a name
+    outweighs "version" or "the"), with their line numbers."""
+    df = {w: grep_lines(re.escape(w), lines) for w in dict.fromkeys(words) if len(w) >= 2}
+    weight = {w: math.log((len(lines) + 1) / len(hits)) for w, hits in df.items() if hits}
+    if not weight:
+        return f"{GREP_FOUND_NOTHING} {pattern!r})"
+    rxs = {w: grep_pattern(re.escape(w)) for w in weight}
+    scored = [
+        (sum(weight[w] for w, rx in rxs.items() if rx.search(line)), n, line)
+        for n, line in enumerate(lines, 1)
+    ]
+    best = sorted((s for s in scored if s[0] > 0), key=lambda s: (-s[0], s[1]))[:3]
+    rare = ", ".join(repr(w) for w in sorted(weight, key=lambda w: -weight[w]))
+    shown = "\n".join(f"{n}: {line[:300]}" for _, n, line in best)
+    return (
+        f"{GREP_FOUND_NOTHING} {pattern!r}; the lines with the most of its words, rarest first "
+        f"({rare}):\n{shown})"
+    )
 
 
 def _found_instead(searched: str, what: str, found: list[str]) -> str:

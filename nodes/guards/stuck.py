@@ -6,10 +6,13 @@ next step", split a 1M log into 50 helper calls), offered as FINAL only when it 
 not an empty search's echo or a tool's note; after searches that found nothing, the helpers over
 chunks, the fallback the system prompt describes; else the line of the last search most like the
 question and the name it leads to (a model searched a firm four times while the line naming the
-firm's town sat unprinted among its hits).
+firm's town sat unprinted among its hits), or, when it names nothing new, the code that shows
+its section and the lines around it. A printed list of hits is never offered as FINAL.
 """
 
 from __future__ import annotations
+
+import re
 
 from rlm_research.nodes.guards.base import (
     SEARCH_CODE,
@@ -50,7 +53,14 @@ FOLLOW_PRINTED_VALUE = """It says "{phrase}": if that answers the question, writ
 FINAL({value!r})."""
 FOLLOW_VALUE = """It says "{phrase}". Check that this is what the question asks before you \
 answer with it."""
-FOLLOW_ANSWER = "If it answers the question, write FINAL with the answer."
+FOLLOW_ANSWER = """If it answers the question, write FINAL with the answer. If not, what the \
+question asks may be near it (the entry, section or lines it belongs to):
+```python
+print(section_of({anchor!r}))
+print(around({anchor!r}, before=5, after=10))
+```"""
+# A printed grep hit (`12: 'the line'`): search results, never a value to offer as FINAL.
+PRINTED_HIT = re.compile(r"\d+: ['\"]")
 
 
 def printed_value(ev: Evidence) -> str | None:
@@ -64,6 +74,8 @@ def printed_value(ev: Evidence) -> str | None:
         return None
     printed = " ".join(strip_tool_notes(stdout).split())
     if not printed or len(printed) > 120 or printed in ("None", "''") or printed[0] in "[{(":
+        return None
+    if PRINTED_HIT.search(printed):  # `1 [181: '...']`: the lines a search found
         return None
     return printed
 
@@ -88,7 +100,7 @@ def check_stuck(ev: Evidence) -> Finding | None:
     if best is None:
         return Finding(EARLIER, "no line stands out")
     line, link = best
-    follow = FOLLOW_ANSWER
+    follow = FOLLOW_ANSWER.format(anchor=line.strip()[:80])
     if link and link[0] == "name":
         follow = FOLLOW_NAME.format(name=link[1])
     elif link:
