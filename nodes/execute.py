@@ -162,8 +162,9 @@ def cell_result(
         stop_worker(level)
         return {"died": event.reason}
     result = dict(event.result)
-    update["snapshot_ref"] = save_snapshot(worker, result.pop("snapshot"), store)
-    result["not_saved"] = store.get_json(update["snapshot_ref"]).get("unpicklable", [])
+    snapshot = result.pop("snapshot")
+    update["snapshot_ref"] = save_snapshot(worker, snapshot, store)
+    result["not_saved"] = snapshot.get("unpicklable", [])  # what the stored manifest says
     return result
 
 
