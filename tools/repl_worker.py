@@ -117,18 +117,22 @@ def _nearest_search(pattern: str, lines: list[str]) -> str:
 def _rarest_words_note(pattern: str, words: list[str], lines: list[str]) -> str:
     """The lines with the most of `words`, rare words weighing more (a version number or a name
     outweighs "version" or "the"), with their line numbers."""
-    df = {w: grep_lines(re.escape(w), lines) for w in dict.fromkeys(words) if len(w) >= 2}
-    weight = {w: math.log((len(lines) + 1) / len(hits)) for w, hits in df.items() if hits}
-    if not weight:
+    holding: dict[str, list[int]] = {}
+    for word in dict.fromkeys(w for w in words if len(w) >= 2):
+        rx = grep_pattern(re.escape(word))
+        found = [n for n, line in enumerate(lines, 1) if rx.search(line)]
+        if found:
+            holding[word] = found
+    if not holding:
         return f"{GREP_FOUND_NOTHING} {pattern!r})"
-    rxs = {w: grep_pattern(re.escape(w)) for w in weight}
-    scored = [
-        (sum(weight[w] for w, rx in rxs.items() if rx.search(line)), n, line)
-        for n, line in enumerate(lines, 1)
-    ]
-    best = sorted((s for s in scored if s[0] > 0), key=lambda s: (-s[0], s[1]))[:3]
+    weight = {w: math.log((len(lines) + 1) / len(found)) for w, found in holding.items()}
+    score: dict[int, float] = {}
+    for word, found in holding.items():
+        for n in found:
+            score[n] = score.get(n, 0.0) + weight[word]
+    best = sorted(score, key=lambda n: (-score[n], n))[:3]
     rare = ", ".join(repr(w) for w in sorted(weight, key=lambda w: -weight[w]))
-    shown = "\n".join(f"{n}: {line[:300]}" for _, n, line in best)
+    shown = "\n".join(f"{n}: {lines[n - 1][:300]}" for n in best)
     return (
         f"{GREP_FOUND_NOTHING} {pattern!r}; the lines with the most of its words, rarest first "
         f"({rare}):\n{shown})"
