@@ -30,6 +30,12 @@ _SEPARATOR = re.compile(
     r"""\n|['"],\s*(?:\d+:\s*)?['"]|^\d+\s*\[(?:\d+:\s*)?['"]|\[(?:\d+:\s*)?['"]|['"]\]"""
 )
 _NUMBERED = re.compile(r"""^\d+:\s*['"]""")
+_HIT = re.compile(r"""(?:^|[\[,])\s*\d+:\s*['"]""")
+
+
+def has_printed_hits(printed: str) -> bool:
+    """Whether the output holds grep hits as printed (`1 [181: 'the line']`): search results."""
+    return _HIT.search(printed) is not None
 
 
 def printed_lines(printed: str) -> list[str]:

@@ -12,8 +12,6 @@ its section and the lines around it. A printed list of hits is never offered as 
 
 from __future__ import annotations
 
-import re
-
 from rlm_research.nodes.guards.base import (
     SEARCH_CODE,
     Evidence,
@@ -22,7 +20,11 @@ from rlm_research.nodes.guards.base import (
     cell_stdout,
 )
 from rlm_research.nodes.guards.chain import last_search_lines
-from rlm_research.nodes.guards.closest_line import closest_with_link, printed_lines
+from rlm_research.nodes.guards.closest_line import (
+    closest_with_link,
+    has_printed_hits,
+    printed_lines,
+)
 from rlm_research.nodes.guards.names import unsearched_names
 from rlm_research.tools.tool_notes import has_tool_note, strip_tool_notes
 
@@ -59,8 +61,6 @@ question asks may be near it (the entry, section or lines it belongs to):
 print(section_of({anchor!r}))
 print(around({anchor!r}, before=5, after=10))
 ```"""
-# A printed grep hit (`12: 'the line'`): search results, never a value to offer as FINAL.
-PRINTED_HIT = re.compile(r"\d+: ['\"]")
 
 
 def printed_value(ev: Evidence) -> str | None:
@@ -75,7 +75,7 @@ def printed_value(ev: Evidence) -> str | None:
     printed = " ".join(strip_tool_notes(stdout).split())
     if not printed or len(printed) > 120 or printed in ("None", "''") or printed[0] in "[{(":
         return None
-    if PRINTED_HIT.search(printed):  # `1 [181: '...']`: the lines a search found
+    if has_printed_hits(printed):  # `1 [181: '...']`: the lines a search found
         return None
     return printed
 
@@ -100,7 +100,6 @@ def check_stuck(ev: Evidence) -> Finding | None:
     if best is None:
         return Finding(EARLIER, "no line stands out")
     line, link = best
-    follow = FOLLOW_ANSWER.format(anchor=line.strip()[:80])
     if link and link[0] == "name":
         follow = FOLLOW_NAME.format(name=link[1])
     elif link:
@@ -108,6 +107,8 @@ def check_stuck(ev: Evidence) -> Finding | None:
         shown = link[1] in stdout and line[:60] in stdout
         template = FOLLOW_PRINTED_VALUE if shown else FOLLOW_VALUE
         follow = template.format(phrase=link[1], value=link[1].split()[-1])
+    else:
+        follow = FOLLOW_ANSWER.format(anchor=line.strip()[:80])
     return Finding(
         LINE.format(line=line, follow=follow), f"the search's line most like it: {line!r}"
     )
