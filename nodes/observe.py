@@ -15,7 +15,7 @@ from rlm_research.nodes import guards, prompts
 from rlm_research.nodes.execute import budget_exhausted, remaining
 from rlm_research.nodes.guards.base import clipped
 from rlm_research.nodes.model_call import blob_store, emit, put_message, settings_of
-from rlm_research.tools.repl_worker import GREP_FOUND_NOTHING, grep_lines
+from rlm_research.tools.text_search import GREP_FOUND_NOTHING, grep_lines
 
 
 def observe(

@@ -12,10 +12,10 @@ Each turn, reply with one ```python block. I run it and show you what it printed
 Then you write the next block. Useful code:
 - print(context[:1000])  # look at the start
 - grep("words") returns the lines of `context` that contain the words, in any case. Each \
-line shows its line number:
+line shows its line number, and the headings it is under if the text has headings:
   hits = grep("Tom Reed"); print(len(hits), hits)
-- around(hits[0], before=3, after=10) returns the lines around a hit; section_of(hits[0]) \
-returns the heading the hit is under.
+- around(hits[0], before=3, after=10) returns the lines around a hit; section(hits[0]) \
+returns the whole section the hit is in, from its heading on.
 - Count and add with code (len(...), sum(...)) and print the result; answer with a number \
 your code printed.
 - sub_lm("question + text") asks a helper model and returns its answer as a string. \

@@ -39,9 +39,14 @@ def test_section_of_a_changelog_line_is_its_version_header(make_settings):
     assert "mytool (1.1.0) unstable; urgency=low" in out
 
 
-def test_section_of_in_a_pdf_manual_is_the_section_not_the_table_of_contents(make_settings):
-    out = shown(MANUAL, "print(repr(section_of(grep('Returns')[0])))", make_settings)
-    assert "5: '4.2 Reading values'" in out
+def test_in_a_pdf_manual_a_hit_is_under_its_function_and_section_not_the_contents(make_settings):
+    out = shown(
+        MANUAL, "h = grep('Returns')\nprint(h)\nprint(repr(section_of(h[0])))", make_settings
+    )
+    # The hit names its section (not the table of contents' line 3) and its function.
+    assert "8: 'Returns: TOOL_SUCCESS" in out
+    assert "(in 5: '4.2 Reading values' > 6: '[Function]int tool_read" in out
+    assert out.splitlines()[2].startswith("6: '[Function]int tool_read (node root")
 
 
 def test_section_of_markdown_underlined_caps_and_numbered_headings(make_settings):
@@ -93,3 +98,70 @@ def test_an_empty_phrase_search_shows_the_lines_with_its_rarest_words(make_setti
     assert note.index("'1.1.0'") < note.index("'mytool'")  # rarest first
     first_line = note.splitlines()[1]
     assert first_line == "8: mytool (1.1.0) unstable; urgency=low"
+
+
+NEWS = """\
+GNU tool NEWS                                    -*- outline -*-
+
+* Noteworthy changes in release 2.1 (2024-05-01) [stable]
+
+** Bug fixes
+
+  tool -x no longer crashes on empty files.
+
+* Noteworthy changes in release 2.0 (2023-11-02) [stable]
+
+** Bug fixes
+
+  tool now reads files larger than 4 GiB.
+
+** New features
+
+  tool accepts --json.
+"""
+
+
+def test_a_hit_shows_the_headings_it_is_under(make_settings):
+    out = shown(CHANGELOG, "print(grep('#990'))", make_settings)
+    assert "[11: '  * Fix two typos (Closes: #990, #991)' (in 8: 'mytool (1.1.0) unstable" in out
+    out = shown(NEWS, "print(grep('4 GiB'))", make_settings)
+    path = (
+        "(in 9: '* Noteworthy changes in release 2.0 (2023-11-02) [stable]' > 11: '** Bug fixes')"
+    )
+    assert path in out
+    # A file among several, and a comment in its code that is not a heading.
+    doc = "=== tool/parse.py ===\n" + SOURCE.replace(
+        "    return text", "    # why\n    return text"
+    )
+    out = shown(doc, "print(grep('split'))", make_settings)
+    assert "'    return text.split()' (in 1: '=== tool/parse.py ===')]" in out
+
+
+def test_hits_in_a_text_without_headings_print_as_before(make_settings):
+    out = shown(LOG, "print(grep('TIMEOUT')[:1])", make_settings)
+    assert "[20: '2024-03-01 11:00:00 ERROR label=TIMEOUT upstream slow']" in out
+
+
+def test_section_is_the_whole_entry_a_hit_is_in(make_settings):
+    # The signer and date of a changelog entry come after its changes, beyond around()'s reach.
+    out = shown(CHANGELOG, "print(section(grep('#990')[0]))", make_settings)
+    assert "mytool (1.1.0) unstable; urgency=low" in out
+    assert "-- Bo Chan <bo@example.org>  Fri, 02 Dec 2022" in out
+    assert "Ann Lee" not in out
+    # A subsection ends at the next heading of its rank or above; a section holds its subsections.
+    out = shown(NEWS, "print(section(grep('4 GiB')[0]))", make_settings)
+    assert "4 GiB" in out and "--json" not in out
+    code = (
+        "s = section('release 2.0')\nprint(len(grep('Bug fixes', s)), '--json' in s, 'empty' in s)"
+    )
+    assert "1 True False" in shown(NEWS, code, make_settings)
+    assert "''" in shown(LOG, "print(repr(section(3)))", make_settings)
+
+
+def test_a_hit_keeps_its_headings_across_cells(make_settings):
+    code = py("h = grep('#990')"), py("print(h[0].n, h)"), py("FINAL('x')")
+    result = run("q", CHANGELOG, settings=make_settings(model=script(*code)))
+    assert (
+        "11 [11: '  * Fix two typos (Closes: #990, #991)' (in 8: 'mytool"
+        in (result.trajectory[1]["observation"])
+    )

@@ -1,10 +1,10 @@
 """The REPL worker: a separate Python process that runs the model's code.
 
-Standard library only, and started with `python -I`: it imports nothing of the project, sees no
-API key, and talks to the host over two pipes (4-byte length + JSON; never pickle, so a hostile
-cell cannot make the host unpickle anything). The namespace persists across cells. `sub_lm`
-sends the requests to the host and blocks until the host sends the answers back; the host runs
-them as nested graph invocations meanwhile.
+Standard library only, and started with `python -I`: it imports nothing of the project but
+`text_search.py` (bound beside it), sees no API key, and talks to the host over two pipes
+(4-byte length + JSON; never pickle, so a hostile cell cannot make the host unpickle anything).
+The namespace persists across cells. `sub_lm` sends the requests to the host and blocks until
+the host sends the answers back; the host runs them as nested graph invocations meanwhile.
 """
 
 from __future__ import annotations
@@ -14,7 +14,6 @@ import base64
 import hashlib
 import io
 import json
-import math
 import os
 import pickle
 import re
@@ -24,6 +23,26 @@ import sys
 import threading
 import traceback
 from typing import Any
+
+if __package__:  # imported by the host, as rlm_research.tools.repl_worker
+    from .text_search import (
+        Outline,
+        grep_pattern,
+        line_index,
+        nearest_search,
+        numbered,
+    )
+else:  # run as a script (`python -I`): text_search.py lies beside it, in the sandbox too
+    sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+    from text_search import (  # type: ignore[no-redef]
+        Outline,
+        grep_pattern,
+        line_index,
+        nearest_search,
+        numbered,
+    )
+
+    del sys.path[0]  # the cell's own imports do not see the worker's folder
 
 PROTECTED = (
     "web_search",
@@ -41,13 +60,12 @@ PROTECTED = (
     "judge_lines",
     "around",
     "section_of",
+    "section",
     "Hit",
 )
 # Spellings small models write for FINAL. Bound only while the name is free, so a cell's own
 # variable called `final` keeps its value across cells.
 ALIASES = {"final": "FINAL", "Final": "FINAL"}
-# How an empty grep's note starts (observe reads a give-up after it as after an empty search).
-GREP_FOUND_NOTHING = "(grep: no line has"
 # A snippet's placeholder ("<your question about the line>") left in a sub_lm prompt.
 UNFILLED = re.compile(r"<your [a-z ,/-]{3,60}>")
 
@@ -62,155 +80,44 @@ PER_LINE_QUESTION = (
 )
 
 
-def grep_pattern(pattern: Any, whole_words: bool = True) -> re.Pattern[str]:
-    r"""`pattern` as a case-insensitive regex, or its words as written if it is not one. Where its
-    text starts or ends with a word character (a letter, digit or _; not a class like [Dd]), it
-    matches only where a word starts or ends: at 1M characters grep("Drivor") found 58 lines,
-    most of them "Mordrivor Labs", and the town's own line was not among the ten printed.
-    r"\w*drivor" still matches inside words. So a whole-word search counts "review" but not
-    "reviews": `len(grep(...))` of a stem undercounts (its empty result says so; one with hits
-    does not)."""
-    text = str(pattern)
-    try:
-        re.compile(text)
-    except re.error:  # "f(x" and the like: the words as written
-        text = re.escape(text)
-    # Global flags ("(?i)") must stay in front of the wrapper.
-    flags, body = re.match(r"((?:\(\?[aiLmsux]+\))*)(.*)", text, re.S).groups()
-    if whole_words and body:
-        start = r"(?<!\w)" if re.match(r"\w", body) else ""
-        end = r"(?!\w)" if re.search(r"(?<!\\)\w$", body) else ""
-        if start or end:
-            body = f"{start}(?:{body}){end}"
-    return re.compile(flags + body, re.I)
-
-
-def grep_lines(pattern: Any, lines: list[str], whole_words: bool = True) -> list[str]:
-    """What `grep` returns: the lines that match `pattern` (see `grep_pattern`). The host calls
-    it too, to read a search's lines again for the stuck hint."""
-    rx = grep_pattern(pattern, whole_words)
-    return [line for line in lines if rx.search(line)]
-
-
-def _nearest_search(pattern: str, lines: list[str]) -> str:
-    """A note for a grep that found nothing: the lines that have it inside longer words; else the
-    longest run of the pattern's words that occurs (the most specific one, of runs as long);
-    else the lines holding the rarest of its words. Small models search whole phrases from the
-    question ("Ann Lee's employer", "apt version 2.5.3"), find nothing and repeat the search;
-    the name alone hits, and so does "2.5.3" in "apt (2.5.3) unstable"."""
-    inside = grep_lines(pattern, lines, whole_words=False)
-    if inside:
-        wider = r"\w*(?:" + grep_pattern(pattern, whole_words=False).pattern + r")\w*"
-        what = f"it inside longer words (grep({wider!r}) finds them)"
-        return _found_instead(f"{pattern!r} as a word of its own", what, inside)
-    words = re.sub(r"'s\b", "", pattern).split()
-    for size in range(len(words) - 1, 1, -1):
-        runs = [" ".join(words[k : k + size]) for k in range(len(words) - size + 1)]
-        found = [(grep_lines(re.escape(run), lines), run) for run in runs]
-        found = [(hits, run) for hits, run in found if hits]
-        if found:
-            hits, run = min(found, key=lambda f: len(f[0]))
-            return _found_instead(repr(pattern), repr(run), hits)
-    return _rarest_words_note(pattern, words, lines)
-
-
-def _rarest_words_note(pattern: str, words: list[str], lines: list[str]) -> str:
-    """The lines with the most of `words`, rare words weighing more (a version number or a name
-    outweighs "version" or "the"), with their line numbers."""
-    holding: dict[str, list[int]] = {}
-    for word in dict.fromkeys(w for w in words if len(w) >= 2):
-        rx = grep_pattern(re.escape(word))
-        found = [n for n, line in enumerate(lines, 1) if rx.search(line)]
-        if found:
-            holding[word] = found
-    if not holding:
-        return f"{GREP_FOUND_NOTHING} {pattern!r})"
-    weight = {w: math.log((len(lines) + 1) / len(found)) for w, found in holding.items()}
-    score: dict[int, float] = {}
-    for word, found in holding.items():
-        for n in found:
-            score[n] = score.get(n, 0.0) + weight[word]
-    best = sorted(score, key=lambda n: (-score[n], n))[:3]
-    rare = ", ".join(repr(w) for w in sorted(weight, key=lambda w: -weight[w]))
-    shown = "\n".join(f"{n}: {lines[n - 1][:300]}" for n in best)
-    return (
-        f"{GREP_FOUND_NOTHING} {pattern!r}; the lines with the most of its words, rarest first "
-        f"({rare}):\n{shown})"
-    )
-
-
-def _found_instead(searched: str, what: str, found: list[str]) -> str:
-    have = "1 line has" if len(found) == 1 else f"{len(found):,} lines have"
-    shown = "\n".join(line[:300] for line in found[:3])
-    return f"{GREP_FOUND_NOTHING} {searched}; {have} {what}, such as:\n{shown})"
-
-
 class Hit(str):
     """A line `grep` found: the line's text, and `.n`, its line number (from 1) in the text
-    searched. Shown as `12: 'the line'`, so printed hits say where they are."""
+    searched. Shown as `12: 'the line'`, so printed hits say where they are; in a text with
+    headings, also the headings it is under: `12: 'the line' (in 3: 'Chapter 2')`."""
 
     n: int
+    within: str
 
-    def __new__(cls, text: str, n: int) -> Hit:
+    def __new__(cls, text: str, n: int, within: str = "") -> Hit:
         hit = super().__new__(cls, text)
         hit.n = n
+        hit.within = within
         return hit
 
     def __repr__(self) -> str:
-        return f"{self.n}: {str.__repr__(self)}"
+        where = f" (in {self.within})" if self.within else ""
+        return f"{self.n}: {str.__repr__(self)}{where}"
 
-    def __reduce__(self) -> tuple[Any, tuple[str, int]]:
-        return (Hit, (str(self), self.n))
+    def __reduce__(self) -> tuple[Any, tuple[str, int, str]]:
+        return (Hit, (str(self), self.n, getattr(self, "within", "")))
 
 
-def grep_hits(pattern: Any, lines: list[str], whole_words: bool = True) -> list[Hit]:
-    """`grep_lines`, each line with its line number."""
+def heading_path(outline: Outline, lines: list[str], i: int) -> str:
+    """The headings above line `i` as a hit shows them: the outermost and the nearest."""
+    path = outline.path(i, include_self=False)
+    shown = path if len(path) <= 2 else [path[0], path[-1]]
+    return " > ".join(f"{k + 1}: {lines[k].strip()[:100]!r}" for k in shown)
+
+
+def grep_hits(
+    pattern: Any, lines: list[str], whole_words: bool = True, outline: Outline | None = None
+) -> list[Hit]:
+    """`grep_lines`, each line with its line number and, given the text's outline, its headings."""
     rx = grep_pattern(pattern, whole_words)
-    return [Hit(line, i) for i, line in enumerate(lines, 1) if rx.search(line)]
-
-
-# Headings, for section_of: markdown "# x"; numbered "3.2 Install" / "1. Introduction" (not a
-# numbered sentence); ALL CAPS lines; changelog versions ("pkg (1.2-3) unstable; urgency=low",
-# "1.2.0 (2024-01-02)", "Version 1.2", "v1.2.3", "[1.2.3] - 2024-01-02"); "Chapter 4: ...";
-# "=== file ==="; org-style "* Release" at column 0; and underlined lines.
-_HEADINGS = (
-    re.compile(r"#{1,6}\s+\S"),
-    re.compile(r"\d+(\.\d+)*\.?\s+[A-Z][^.!?]{0,80}$"),
-    re.compile(r"(?=.*[A-Z]{3})[A-Z][A-Z0-9 ,:&/()'.-]{2,79}$"),
-    re.compile(r"\S+ \([^)\s]+\) [^;]+; urgency=\S+"),
-    re.compile(r"(?i)(version\s+|v)?\[?\d+\.\d+(\.\d+)*[\w.+-]*\]?(\s*[-(:].{0,60})?$"),
-    re.compile(r"(?i)(chapter|part|appendix)\s+[\dA-Z]+\b"),
-    re.compile(r"=== .+ ===$"),  # one source among several, as `context` joins them
-)
-_ORG_HEADING = re.compile(r"\*{1,4} \S")  # "* Noteworthy changes in release 9.1", at column 0
-_UNDERLINE = re.compile(r"^\s*([=\-~^*#])\1{2,}\s*$")
-
-
-def is_heading(line: str, next_line: str = "") -> bool:
-    """Whether `line` looks like a heading (see `_HEADINGS`), or is underlined by `next_line`."""
-    text = line.strip()
-    if not text or len(text) > 100 or _UNDERLINE.match(text):
-        return False
-    if _UNDERLINE.match(next_line) or _ORG_HEADING.match(line):
-        return True
-    return any(rx.match(text) for rx in _HEADINGS)
-
-
-def line_index(where: Any, lines: list[str]) -> int:
-    """The 0-based index of a hit (its `.n`), a line number, or the first line holding a text."""
-    if isinstance(where, Hit):
-        return where.n - 1
-    if isinstance(where, int):
-        return where - 1
-    text = str(where)
-    for i, line in enumerate(lines):
-        if text in line:
-            return i
-    raise ValueError(f"no line of the text holds {text[:80]!r}")
-
-
-def numbered(lines: list[str], start: int) -> str:
-    return "\n".join(f"{start + k + 1}: {line}" for k, line in enumerate(lines))
+    found = [i for i, line in enumerate(lines) if rx.search(line)]
+    if outline is None or not outline.at:
+        return [Hit(lines[i], i + 1) for i in found]
+    return [Hit(lines[i], i + 1, heading_path(outline, lines, i)) for i in found]
 
 
 class WebError(Exception):
@@ -272,6 +179,7 @@ class Worker:
         self.in_cell = False
         self.final: str | None = None
         self.searches: list[dict[str, Any]] = []  # this cell's grep calls: pattern, hit count
+        self._outline_of: tuple[str, list[str], Outline] | None = None
         self.ns: dict[str, Any] = {"__name__": "__main__"}
         self.pickles: dict[str, bytes] = {}  # the last snapshot's values, until the host fetches
         self._load_context(setup.get("context_paths", {}))
@@ -365,42 +273,48 @@ class Worker:
         }
 
     def _text_api(self) -> dict[str, Any]:
-        """Reading `context` (or any text): grep, around, section_of, judge_lines."""
+        """Reading `context` (or any text): grep, around, section_of, section, judge_lines."""
 
         def grep(pattern: Any, text: Any = None) -> list[str]:
             """Lines of `text` (default `context`) with `pattern` as whole words, any case; or a
-            regex (see `grep_pattern`)."""
+            regex (see `grep_pattern`). Each hit shows its line number and its headings."""
             src = self.ns.get("context", "") if text is None else text
-            lines = src.splitlines() if isinstance(src, str) else [str(x) for x in src]
-            hits = grep_hits(pattern, lines)
+            lines, outline = self._lines_and_outline(src)
+            hits = grep_hits(pattern, lines, outline=outline)
             # The host checks a count given as the answer against these (`answer_checks`).
             over = "context" if text is None else "other"
             self.searches.append({"pattern": str(pattern)[:200], "hits": len(hits), "over": over})
             if not hits:
-                print(_nearest_search(str(pattern), lines))
+                print(nearest_search(str(pattern), lines))
             return hits
-
-        def context_lines(text: Any) -> list[str]:
-            src = self.ns.get("context", "") if text is None else text
-            return src.splitlines() if isinstance(src, str) else [str(x) for x in src]
 
         def around(where: Any, before: int = 3, after: int = 3, text: Any = None) -> str:
             """The lines around a hit (or a line number, or the first line holding a text),
             each with its line number."""
-            lines = context_lines(text)
+            lines, _ = self._lines_and_outline(text)
             i = line_index(where, lines)
             start = max(0, i - int(before))
             return numbered(lines[start : i + int(after) + 1], start)
 
+        def heading_above(where: Any, text: Any) -> tuple[list[str], Outline | None, int | None]:
+            lines, outline = self._lines_and_outline(text)
+            i = min(line_index(where, lines), len(lines) - 1)
+            path = outline.path(i) if outline is not None and i >= 0 else []
+            return lines, outline, (path[-1] if path else None)
+
         def section_of(where: Any, text: Any = None) -> str:
-            """The nearest heading above a hit (or a line number, or a text): markdown #,
+            """The nearest heading at or above a hit (or a line number, or a text): markdown #,
             numbered, underlined or ALL CAPS headings, changelog versions. "" if none."""
-            lines = context_lines(text)
-            i = line_index(where, lines)
-            for k in range(min(i, len(lines) - 1), -1, -1):
-                if is_heading(lines[k], lines[k + 1] if k + 1 < len(lines) else ""):
-                    return Hit(lines[k], k + 1)
-            return ""
+            lines, _, head = heading_above(where, text)
+            return "" if head is None else Hit(lines[head], head + 1)
+
+        def section(where: Any, text: Any = None) -> str:
+            """The whole section a hit (or a line number, or a text) is in: its nearest heading,
+            then every line up to the next heading of the same or a higher rank. "" if none."""
+            lines, outline, head = heading_above(where, text)
+            if head is None or outline is None:
+                return ""
+            return "\n".join(lines[head : outline.end_of_section(head, len(lines))])
 
         def judge_lines(lines: Any, question: Any) -> list[str]:
             """The lines that helpers judge to count for `question`: one helper turns it into
@@ -422,7 +336,23 @@ class Worker:
             "judge_lines": judge_lines,
             "around": around,
             "section_of": section_of,
+            "section": section,
         }
+
+    def _lines_and_outline(self, text: Any) -> tuple[list[str], Outline | None]:
+        """`text` (default `context`) as lines, and for a string its outline, kept for `context`
+        so that each grep does not scan a long text for headings again."""
+        src = self.ns.get("context", "") if text is None else text
+        if not isinstance(src, str):
+            return [str(x) for x in src], None
+        cached = self._outline_of
+        if cached is not None and cached[0] is src:
+            return cached[1], cached[2]
+        lines = src.splitlines()
+        outline = Outline(lines)
+        if src is self.ns.get("context"):
+            self._outline_of = (src, lines, outline)
+        return lines, outline
 
     def _web_api(self) -> dict[str, Any]:
         """Web research, made by the host (the worker has no network)."""

@@ -41,7 +41,9 @@ from pathlib import Path
 log = logging.getLogger(__name__)
 
 MODE_ENV = "RLM_SANDBOX"
-WORKER_DEST = "/rlm/repl_worker.py"
+WORKER_DIR = "/rlm"
+WORKER_DEST = f"{WORKER_DIR}/repl_worker.py"
+WORKER_MODULES = ("text_search.py",)
 SCRATCH_DEST = "/scratch"
 CONTEXT_DEST = "/context"
 # Worker uids when the host is root: one per worker, from a range no distribution or container
@@ -178,6 +180,8 @@ def plan(
         inside[name] = f"{CONTEXT_DEST}/{i}-{safe}"
         args += ["--ro-bind", str(path), inside[name]]
     args += ["--ro-bind", str(worker_script), WORKER_DEST]
+    for name in WORKER_MODULES:  # the files the worker imports, beside it as on the host
+        args += ["--ro-bind", str(worker_script.with_name(name)), f"{WORKER_DIR}/{name}"]
     args += ["--bind", scratch, SCRATCH_DEST, "--chdir", SCRATCH_DEST]
     uid = _new_uid() if root else None
     if uid is not None:
@@ -317,7 +321,7 @@ def _base_args(root: bool, tmp_bytes: int = 256 * 1024**2) -> list[str]:
     for path in _python_dirs():
         ro_bind(path)
     args += ["--proc", "/proc"]
-    for dest in (CONTEXT_DEST, os.path.dirname(WORKER_DEST), SCRATCH_DEST):
+    for dest in (CONTEXT_DEST, WORKER_DIR, SCRATCH_DEST):
         args += [*parents(dest + "/x")]
     return args
 
@@ -352,7 +356,8 @@ def _python_dirs() -> list[str]:
 def _python_readable_by_others(worker_script: Path) -> bool:
     """Whether a uid of its own could still run the interpreter and the worker script (pyenv in
     /root, mode 0700, cannot): every directory on the way must be searchable by others."""
-    targets = [os.path.realpath(sys.executable), str(worker_script), *_python_dirs()]
+    scripts = [worker_script, *(worker_script.with_name(n) for n in WORKER_MODULES)]
+    targets = [os.path.realpath(sys.executable), *map(str, scripts), *_python_dirs()]
     for target in targets:
         path = Path(target)
         for p in [*reversed(path.parents), path]:

@@ -31,6 +31,9 @@ _SEPARATOR = re.compile(
 )
 _NUMBERED = re.compile(r"""^\d+:\s*['"]""")
 _HIT = re.compile(r"""(?:^|[\[,])\s*\d+:\s*['"]""")
+# The headings a printed hit is under: "12: 'line' (in 3: 'Chapter 2' > 9: '2.1 Setup')".
+_QUOTED = r"""(?:'(?:[^'\\]|\\.)*'|"(?:[^"\\]|\\.)*")"""
+_HEADINGS_SHOWN = re.compile(rf" \(in \d+: {_QUOTED}(?: > \d+: {_QUOTED})?\)")
 
 
 def has_printed_hits(printed: str) -> bool:
@@ -40,6 +43,7 @@ def has_printed_hits(printed: str) -> bool:
 
 def printed_lines(printed: str) -> list[str]:
     """A cell's output split into lines, a printed list of strings into its items."""
+    printed = _HEADINGS_SHOWN.sub("", printed)
     parts = (_NUMBERED.sub("", part.strip()).strip("'\"[]") for part in _SEPARATOR.split(printed))
     return [part for part in parts if part]
 

@@ -11,7 +11,7 @@ import re
 from typing import Any
 
 from rlm_research.nodes.guards.base import SEARCH_CODE, Evidence, Finding, Guard
-from rlm_research.tools.repl_worker import grep_pattern
+from rlm_research.tools.text_search import grep_pattern
 
 # A whole token that starts with a capital and a small letter ("Fenbex", "GitHub", "McKay"),
 # and the tokens of that kind right after it. Whole tokens: "GitHub" is not the name "Git".

@@ -58,7 +58,7 @@ answer with it."""
 FOLLOW_ANSWER = """If it answers the question, write FINAL with the answer. If not, what the \
 question asks may be near it (the entry, section or lines it belongs to):
 ```python
-print(section_of({anchor!r}))
+print(section({anchor!r})[:4000])
 print(around({anchor!r}, before=5, after=10))
 ```"""
 

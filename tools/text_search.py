@@ -1,0 +1,198 @@
+"""Searching and reading a text by lines: grep's patterns, the note an empty search prints, and
+the document's outline (which heading each line is under).
+
+Standard library only: the REPL worker imports this file as a plain module from its own folder
+(in the sandbox it is bound beside the worker), and the host imports it as
+`rlm_research.tools.text_search` to read a search again for its hints.
+"""
+
+from __future__ import annotations
+
+import bisect
+import math
+import re
+from typing import Any
+
+# How an empty grep's note starts (observe reads a give-up after it as after an empty search).
+GREP_FOUND_NOTHING = "(grep: no line has"
+
+
+def grep_pattern(pattern: Any, whole_words: bool = True) -> re.Pattern[str]:
+    r"""`pattern` as a case-insensitive regex, or its words as written if it is not one. Where its
+    text starts or ends with a word character (a letter, digit or _; not a class like [Dd]), it
+    matches only where a word starts or ends: at 1M characters grep("Drivor") found 58 lines,
+    most of them "Mordrivor Labs", and the town's own line was not among the ten printed.
+    r"\w*drivor" still matches inside words. So a whole-word search counts "review" but not
+    "reviews": `len(grep(...))` of a stem undercounts (its empty result says so; one with hits
+    does not)."""
+    text = str(pattern)
+    try:
+        re.compile(text)
+    except re.error:  # "f(x" and the like: the words as written
+        text = re.escape(text)
+    # Global flags ("(?i)") must stay in front of the wrapper.
+    flags, body = re.match(r"((?:\(\?[aiLmsux]+\))*)(.*)", text, re.S).groups()
+    if whole_words and body:
+        start = r"(?<!\w)" if re.match(r"\w", body) else ""
+        end = r"(?!\w)" if re.search(r"(?<!\\)\w$", body) else ""
+        if start or end:
+            body = f"{start}(?:{body}){end}"
+    return re.compile(flags + body, re.I)
+
+
+def grep_lines(pattern: Any, lines: list[str], whole_words: bool = True) -> list[str]:
+    """What `grep` returns: the lines that match `pattern` (see `grep_pattern`). The host calls
+    it too, to read a search's lines again for the stuck hint."""
+    rx = grep_pattern(pattern, whole_words)
+    return [line for line in lines if rx.search(line)]
+
+
+def nearest_search(pattern: str, lines: list[str]) -> str:
+    """A note for a grep that found nothing: the lines that have it inside longer words; else the
+    longest run of the pattern's words that occurs (the most specific one, of runs as long);
+    else the lines holding the rarest of its words. Small models search whole phrases from the
+    question ("Ann Lee's employer", "apt version 2.5.3"), find nothing and repeat the search;
+    the name alone hits, and so does "2.5.3" in "apt (2.5.3) unstable"."""
+    inside = grep_lines(pattern, lines, whole_words=False)
+    if inside:
+        wider = r"\w*(?:" + grep_pattern(pattern, whole_words=False).pattern + r")\w*"
+        what = f"it inside longer words (grep({wider!r}) finds them)"
+        return _found_instead(f"{pattern!r} as a word of its own", what, inside)
+    words = re.sub(r"'s\b", "", pattern).split()
+    for size in range(len(words) - 1, 1, -1):
+        runs = [" ".join(words[k : k + size]) for k in range(len(words) - size + 1)]
+        found = [(grep_lines(re.escape(run), lines), run) for run in runs]
+        found = [(hits, run) for hits, run in found if hits]
+        if found:
+            hits, run = min(found, key=lambda f: len(f[0]))
+            return _found_instead(repr(pattern), repr(run), hits)
+    return _rarest_words_note(pattern, words, lines)
+
+
+def _rarest_words_note(pattern: str, words: list[str], lines: list[str]) -> str:
+    """The lines with the most of `words`, rare words weighing more (a version number or a name
+    outweighs "version" or "the"), with their line numbers."""
+    holding: dict[str, list[int]] = {}
+    for word in dict.fromkeys(w for w in words if len(w) >= 2):
+        rx = grep_pattern(re.escape(word))
+        found = [n for n, line in enumerate(lines, 1) if rx.search(line)]
+        if found:
+            holding[word] = found
+    if not holding:
+        return f"{GREP_FOUND_NOTHING} {pattern!r})"
+    weight = {w: math.log((len(lines) + 1) / len(found)) for w, found in holding.items()}
+    score: dict[int, float] = {}
+    for word, found in holding.items():
+        for n in found:
+            score[n] = score.get(n, 0.0) + weight[word]
+    best = sorted(score, key=lambda n: (-score[n], n))[:3]
+    rare = ", ".join(repr(w) for w in sorted(weight, key=lambda w: -weight[w]))
+    shown = "\n".join(f"{n}: {lines[n - 1][:300]}" for n in best)
+    return (
+        f"{GREP_FOUND_NOTHING} {pattern!r}; the lines with the most of its words, rarest first "
+        f"({rare}):\n{shown})"
+    )
+
+
+def _found_instead(searched: str, what: str, found: list[str]) -> str:
+    have = "1 line has" if len(found) == 1 else f"{len(found):,} lines have"
+    shown = "\n".join(line[:300] for line in found[:3])
+    return f"{GREP_FOUND_NOTHING} {searched}; {have} {what}, such as:\n{shown})"
+
+
+# Headings and their depth (0 outermost). "=== file ===" (one source among several, as
+# `context` joins them) 0; a changelog version ("pkg (1.2-3) unstable; urgency=low",
+# "1.2.0 (2024-01-02)", "Version 1.2", "[1.2.3] - 2024-01-02") or "Chapter 4: ..." 1; markdown
+# "# x" and org "* x" at column 0 by their marks; numbered "3.2 Install" by its parts; a
+# texinfo definition ("[Function]int f (...)", a GNU manual's PDF) 3; ALL CAPS lines 3.
+_VERSION = re.compile(r"(?i)(version\s+|v)?\[?\d+\.\d+(\.\d+)*[\w.+-]*\]?(\s*[-(:].{0,60})?$")
+_LEVELED = (
+    (re.compile(r"=== .+ ===$"), lambda m: 0),
+    (re.compile(r"\S+ \([^)\s]+\) [^;]+; urgency=\S+"), lambda m: 1),
+    (re.compile(r"(?i)(chapter|part|appendix)\s+[\dA-Z]+\b"), lambda m: 1),
+    (re.compile(r"(#{1,6})\s+\S"), lambda m: len(m.group(1))),
+    (re.compile(r"(\*{1,4}) \S"), lambda m: len(m.group(1))),
+    (re.compile(r"\d+((?:\.\d+)*)\.?\s+[A-Z][^.!?]{0,80}$"), lambda m: 1 + m.group(1).count(".")),
+    (_VERSION, lambda m: 1),
+    (re.compile(r"\[(Function|Macro|Variable|Data Type|Constant)\]\S"), lambda m: 3),
+    (re.compile(r"(?=.*[A-Z]{3})[A-Z][A-Z0-9 ,:&/()'.-]{2,79}$"), lambda m: 3),
+)
+_AT_COLUMN_0 = re.compile(r"[#*]")  # markdown and org marks count only at a line's start
+_UNDERLINE = re.compile(r"^\s*([=\-~^*#])\1{2,}\s*$")
+
+
+def heading_level(line: str, next_line: str = "") -> int | None:
+    """The depth of `line` as a heading (see `_LEVELED`; underlined by "===" 1, by "---" 2, by
+    other marks 3), or None if it does not look like one."""
+    text = line.strip()
+    if not text or len(text) > 100 or _UNDERLINE.match(text):
+        return None
+    under = _UNDERLINE.match(next_line)
+    if under:
+        return {"=": 1, "-": 2}.get(under.group(1), 3)
+    for rx, level in _LEVELED:
+        m = rx.match(text)
+        if m and not (_AT_COLUMN_0.match(text) and text != line.rstrip()):
+            return level(m)
+    return None
+
+
+def is_heading(line: str, next_line: str = "") -> bool:
+    return heading_level(line, next_line) is not None
+
+
+class Outline:
+    """Which headings a text's lines are under: built once per text, asked per line."""
+
+    def __init__(self, lines: list[str]) -> None:
+        self.at: list[int] = []  # 0-based indices of heading lines, ascending
+        self.level: list[int] = []
+        for i, line in enumerate(lines):
+            lv = heading_level(line, lines[i + 1] if i + 1 < len(lines) else "")
+            if lv is not None:
+                self.at.append(i)
+                self.level.append(lv)
+
+    def path(self, i: int, include_self: bool = True) -> list[int]:
+        """Indices of the headings line `i` is under, outermost first: the nearest heading at or
+        above it, then each earlier heading of a smaller depth."""
+        k = bisect.bisect_right(self.at, i) - 1
+        if k >= 0 and self.at[k] == i and not include_self:
+            k -= 1
+        found: list[int] = []
+        depth = None
+        while k >= 0:
+            if depth is None or self.level[k] < depth:
+                found.append(self.at[k])
+                depth = self.level[k]
+            k -= 1
+        return found[::-1]
+
+    def end_of_section(self, head: int, n_lines: int) -> int:
+        """The index after the last line of the section headed by line `head`: the next heading
+        of the same or a smaller depth, or the text's end."""
+        k = bisect.bisect_left(self.at, head)
+        if k >= len(self.at) or self.at[k] != head:
+            return n_lines
+        for j in range(k + 1, len(self.at)):
+            if self.level[j] <= self.level[k]:
+                return self.at[j]
+        return n_lines
+
+
+def line_index(where: Any, lines: list[str]) -> int:
+    """The 0-based index of a hit (its `.n`), a line number, or the first line holding a text."""
+    n = getattr(where, "n", None)
+    if isinstance(n, int):
+        return n - 1
+    if isinstance(where, int):
+        return where - 1
+    text = str(where)
+    for i, line in enumerate(lines):
+        if text in line:
+            return i
+    raise ValueError(f"no line of the text holds {text[:80]!r}")
+
+
+def numbered(lines: list[str], start: int) -> str:
+    return "\n".join(f"{start + k + 1}: {line}" for k, line in enumerate(lines))
