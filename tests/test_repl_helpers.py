@@ -81,6 +81,11 @@ def test_hostile_arguments_to_the_helpers_are_errors_not_crashes(make_settings):
     assert "ValueError: no line of the text holds 'no such text'" in out
     out = shown(LOG, "print(around(10**9, before=-5, after=10**12)[:20])", make_settings)
     assert "Output:" in out
+    code = "print(repr(section(10**9)), repr(section(-5)), repr(section_of(0)))"
+    assert "Output:\n'mytool (1.1.0)" in shown(CHANGELOG, code, make_settings)
+    assert "ValueError: no line of the text holds 'nope'" in shown(
+        CHANGELOG, "section('nope')", make_settings
+    )
 
 
 def test_the_preview_is_marked_as_not_evidence(make_settings):

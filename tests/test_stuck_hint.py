@@ -69,3 +69,31 @@ def test_a_repeated_search_hit_is_never_offered_as_final_but_its_entry_is_shown(
     assert "around('* Read settings from GitHub Actions variables.'" in hint
     # The code it offers runs over the document and shows the entry's trailer.
     assert "Bo Chan <bo@example.org>  Fri, 02 Dec 2022" in result.trajectory[2]["observation"]
+
+
+def test_after_an_empty_phrase_search_a_give_up_or_a_repeat_is_pointed_at_the_entry(make_settings):
+    # The question says "version 1.1.0"; the changelog writes "mytool (1.1.0)". The search is
+    # empty, but its note names the entry's heading; the signer is in the entry's last line.
+    from tests.test_guards import CHANGELOG
+
+    search = py("hits = grep('mytool version 1.1.0')\nprint(len(hits), hits)")
+    read = py("print(section(8))")
+    root = script(search, py("FINAL('NONE')"), search, read, py("FINAL('Bo Chan')"))
+    result = run("Who signed mytool version 1.1.0?", CHANGELOG, settings=make_settings(model=root))
+    assert result.answer == "Bo Chan"
+    observations = [t["observation"] for t in result.trajectory]
+    assert "To read the first in full: print(section(8))" in observations[0]
+    assert "Not finished" in observations[1] and "print(section(8))" in observations[1]
+    assert "repeating yourself" in observations[2] and "print(section(8))" in observations[2]
+    assert "chunks = " not in observations[2]  # not sent to read the whole text in chunks
+    assert "-- Bo Chan <bo@example.org>" in observations[3]
+
+
+def test_an_empty_search_in_text_without_headings_still_suggests_chunks(make_settings):
+    from tests.test_guards import LOG
+
+    search = py("print(grep('gateway error budget'))")
+    root = script(search, search, py("FINAL('x')"))
+    result = run("What is the gateway error budget?", LOG, settings=make_settings(model=root))
+    assert "print(section(" not in result.trajectory[0]["observation"]
+    assert "chunks = " in result.trajectory[1]["observation"]

@@ -47,7 +47,7 @@ def grep_lines(pattern: Any, lines: list[str], whole_words: bool = True) -> list
     return [line for line in lines if rx.search(line)]
 
 
-def nearest_search(pattern: str, lines: list[str]) -> str:
+def nearest_search(pattern: str, lines: list[str], outline: Outline | None = None) -> str:
     """A note for a grep that found nothing: the lines that have it inside longer words; else the
     longest run of the pattern's words that occurs (the most specific one, of runs as long);
     else the lines holding the rarest of its words. Small models search whole phrases from the
@@ -66,12 +66,28 @@ def nearest_search(pattern: str, lines: list[str]) -> str:
         if found:
             hits, run = min(found, key=lambda f: len(f[0]))
             return _found_instead(repr(pattern), repr(run), hits)
-    return _rarest_words_note(pattern, words, lines)
+    return _rarest_words_note(pattern, words, lines, outline)
 
 
-def _rarest_words_note(pattern: str, words: list[str], lines: list[str]) -> str:
+# In a text with headings, an empty search's note ends with code that reads the best line's
+# section; the guards offer the same code again when the model gives up or repeats itself.
+READ_SECTION = "print(section({n}))"
+_READ_SECTION = re.compile(r"print\(section\(\d+\)\)")
+
+
+def suggested_read(output: str) -> str | None:
+    """The last section-reading code an empty search's note suggested in `output`, if any."""
+    found = _READ_SECTION.findall(output)
+    return found[-1] if found else None
+
+
+def _rarest_words_note(
+    pattern: str, words: list[str], lines: list[str], outline: Outline | None = None
+) -> str:
     """The lines with the most of `words`, rare words weighing more (a version number or a name
-    outweighs "version" or "the"), with their line numbers."""
+    outweighs "version" or "the"), with their line numbers; of lines as good, a heading first
+    ("apt (2.5.3) unstable" before "Update translation for apt/2.5.3"), and in a text with
+    headings the code that reads the first one's section."""
     holding: dict[str, list[int]] = {}
     for word in dict.fromkeys(w for w in words if len(w) >= 2):
         rx = grep_pattern(re.escape(word))
@@ -85,12 +101,14 @@ def _rarest_words_note(pattern: str, words: list[str], lines: list[str]) -> str:
     for word, found in holding.items():
         for n in found:
             score[n] = score.get(n, 0.0) + weight[word]
-    best = sorted(score, key=lambda n: (-score[n], n))[:3]
+    heads = set(outline.at) if outline is not None else set()
+    best = sorted(score, key=lambda n: (-round(score[n], 6), n - 1 not in heads, n))[:3]
     rare = ", ".join(repr(w) for w in sorted(weight, key=lambda w: -weight[w]))
     shown = "\n".join(f"{n}: {lines[n - 1][:300]}" for n in best)
+    read = f"\nTo read the first in full: {READ_SECTION.format(n=best[0])}" if heads else ""
     return (
         f"{GREP_FOUND_NOTHING} {pattern!r}; the lines with the most of its words, rarest first "
-        f"({rare}):\n{shown})"
+        f"({rare}):\n{shown}{read})"
     )
 
 

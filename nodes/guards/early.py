@@ -20,6 +20,7 @@ from rlm_research.nodes.guards.base import (
     literal_finals,
     printed_before_final,
 )
+from rlm_research.tools.text_search import suggested_read
 
 _NEGATIVE = re.compile(
     r"(none|null|nil|0|n/?a|unknown|\[\]|no\b.*|not (found|known|mentioned|present)\b.*"
@@ -40,12 +41,25 @@ to see how it is written, then search with other words, or split it into chunks 
 sub_lm_batched. If you are still sure, write FINAL again."""
 
 
+GAVE_UP_READ = """\
+Not finished: you answered {answer!r} right after a search that found nothing{searched}, and \
+an empty search does not show that the answer is "none" or 0. Its note lists the lines that \
+hold the search's rarest words; read the first one's section:
+```python
+{read}
+```
+If you are still sure, write FINAL again."""
+
+
 def check_gave_up(ev: Evidence) -> Finding | None:
     if ev.final is None or not ev.after_empty or not looks_negative(ev.final):
         return None
     last = ev.searches[-len(ev.new_searches) - 1] if len(ev.searches) > len(ev.new_searches) else {}
     searched = f" (grep({last['pattern']!r}) matched no line)" if last.get("hits") == 0 else ""
     why = "the answer says none right after a cell that printed nothing or an empty search"
+    read = suggested_read(ev.earlier_output())
+    if read:  # the note named lines that hold the search's rare words: read, do not give up
+        return Finding(GAVE_UP_READ.format(answer=ev.final, searched=searched, read=read), why)
     return Finding(GAVE_UP.format(answer=ev.final, searched=searched), why)
 
 

@@ -26,6 +26,7 @@ from rlm_research.nodes.guards.closest_line import (
     printed_lines,
 )
 from rlm_research.nodes.guards.names import unsearched_names
+from rlm_research.tools.text_search import suggested_read
 from rlm_research.tools.tool_notes import has_tool_note, strip_tool_notes
 
 QUESTION_NAME = (
@@ -43,6 +44,11 @@ chunks = [context[i:i+20000] for i in range(0, len(context), 20000)]
 answers = sub_lm_batched([{question!r} + " Quote the lines that answer it, or say NONE.\\n\\n" \
 + c for c in chunks])
 print(answers)
+```"""
+EMPTY_READ = """Your search found no line with all those words, but its note lists the lines \
+that hold its rarest words. Read the first one's section instead of searching again:
+```python
+{read}
 ```"""
 LINE = """Of the lines your search found, this one has the most words of the question: \
 {line!r}. {follow}"""
@@ -89,9 +95,12 @@ def check_stuck(ev: Evidence) -> Finding | None:
     value = printed_value(ev)
     if value is not None:
         return Finding(PRINTED.format(printed=value), f"the code printed {value!r} again")
-    if ev.new_searches and all(s["hits"] == 0 for s in ev.new_searches):
-        return Finding(EMPTY.format(question=ev.question), "every search of the cell was empty")
     stdout = cell_stdout(ev.result)
+    if ev.new_searches and all(s["hits"] == 0 for s in ev.new_searches):
+        read = suggested_read(stdout)
+        if read:  # the note named the lines that hold the search's rarest words
+            return Finding(EMPTY_READ.format(read=read), "the empty search's note named lines")
+        return Finding(EMPTY.format(question=ev.question), "every search of the cell was empty")
     found = last_search_lines(ev) or printed_lines(stdout)
     searched = [s["pattern"] for s in ev.searches]
     best = closest_with_link(
