@@ -170,3 +170,9 @@ def test_a_hit_keeps_its_headings_across_cells(make_settings):
         "11 [11: '  * Fix two typos (Closes: #990, #991)' (in 8: 'mytool"
         in (result.trajectory[1]["observation"])
     )
+
+
+def test_a_text_of_several_lines_left_as_the_cell_value_is_shown_as_lines(make_settings):
+    out = shown(CHANGELOG, "section(grep('#990')[0])", make_settings)
+    assert "Output:\nmytool (1.1.0) unstable; urgency=low\n\n  * Read settings" in out
+    assert "Output:\n'one line'" in shown(CHANGELOG, "'one line'", make_settings)

@@ -380,13 +380,16 @@ class Worker:
         try:
             tree = ast.parse(code, filename=label)
             tail = None
-            # Like a notebook: a trailing expression is printed, so `context[:500]` shows something.
+            # Like a notebook: a trailing expression is printed, so `context[:500]` shows something;
+            # a text of several lines as lines (its repr is one line of "\n"s a model misreads).
             if tree.body and isinstance(tree.body[-1], ast.Expr):
                 tail = ast.Expression(tree.body.pop().value)
             exec(compile(tree, label, "exec"), self.ns)
             if tail is not None:
                 value = eval(compile(tail, label, "eval"), self.ns)
-                if value is not None:
+                if isinstance(value, str) and "\n" in value.strip():
+                    print(value)
+                elif value is not None:
                     print(repr(value))
         except SystemExit as e:
             error = f"SystemExit({e.code!r}) was raised; the REPL keeps running"
