@@ -97,3 +97,19 @@ def test_an_empty_search_in_text_without_headings_still_suggests_chunks(make_set
     result = run("What is the gateway error budget?", LOG, settings=make_settings(model=root))
     assert "print(section(" not in result.trajectory[0]["observation"]
     assert "chunks = " in result.trajectory[1]["observation"]
+
+
+def test_one_line_found_again_is_shown_with_its_headings_and_the_code_to_read_its_entry(
+    make_settings,
+):
+    from tests.test_repl_helpers import NEWS
+
+    same = py("hits = grep('tool now reads files larger than 4 GiB.')\nprint(len(hits), hits)")
+    root = script(same, same, py("FINAL('2.0')"))
+    question = "Which release's notes contain 'tool now reads files larger than 4 GiB.'?"
+    result = run(question, NEWS, settings=make_settings(model=root))
+    hint = result.trajectory[1]["observation"]
+    assert "found its one line again" in hint
+    assert "It is under 9: '* Noteworthy changes in release 2.0 (2023-11-02) [stable]'" in hint
+    assert "print(section('tool now reads files larger than 4 GiB.')[:4000])" in hint
+    assert result.answer == "2.0"  # the hint sends nothing back

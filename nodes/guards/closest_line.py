@@ -41,6 +41,17 @@ def has_printed_hits(printed: str) -> bool:
     return _HIT.search(printed) is not None
 
 
+def headings_printed_with(line: str, printed: str) -> str:
+    """The headings grep printed after `line`'s hit ("3: 'Chapter 2' > 9: '2.1 Setup'"), or ""."""
+    at = printed.find(line[:200])
+    if at < 0:
+        return ""
+    shown = _HEADINGS_SHOWN.search(printed, at + len(line[:200]))
+    if shown is None or shown.start() > at + len(line) + 3:  # the hit's closing quote, then it
+        return ""
+    return shown.group(0)[len(" (in ") : -1]
+
+
 def printed_lines(printed: str) -> list[str]:
     """A cell's output split into lines, a printed list of strings into its items."""
     printed = _HEADINGS_SHOWN.sub("", printed)

@@ -23,6 +23,7 @@ from rlm_research.nodes.guards.chain import last_search_lines
 from rlm_research.nodes.guards.closest_line import (
     closest_with_link,
     has_printed_hits,
+    headings_printed_with,
     printed_lines,
 )
 from rlm_research.nodes.guards.names import unsearched_names
@@ -50,6 +51,7 @@ that hold its rarest words. Read the first one's section instead of searching ag
 ```python
 {read}
 ```"""
+ONE_LINE = """Your search found its one line again: {line!r}. {follow}"""
 LINE = """Of the lines your search found, this one has the most words of the question: \
 {line!r}. {follow}"""
 FOLLOW_NAME = (
@@ -61,8 +63,8 @@ FOLLOW_PRINTED_VALUE = """It says "{phrase}": if that answers the question, writ
 FINAL({value!r})."""
 FOLLOW_VALUE = """It says "{phrase}". Check that this is what the question asks before you \
 answer with it."""
-FOLLOW_ANSWER = """If it answers the question, write FINAL with the answer. If not, what the \
-question asks may be near it (the entry, section or lines it belongs to):
+FOLLOW_ANSWER = """{under}If that answers the question, write FINAL with the answer. If not, \
+what the question asks may be near it (the entry, section or lines it belongs to):
 ```python
 print(section({anchor!r})[:4000])
 print(around({anchor!r}, before=5, after=10))
@@ -103,9 +105,11 @@ def check_stuck(ev: Evidence) -> Finding | None:
         return Finding(EMPTY.format(question=ev.question), "every search of the cell was empty")
     found = last_search_lines(ev) or printed_lines(stdout)
     searched = [s["pattern"] for s in ev.searches]
-    best = closest_with_link(
-        list(dict.fromkeys(found)), ev.question, searched, (searched or [""])[-1]
-    )
+    distinct = list(dict.fromkeys(found))
+    best = closest_with_link(distinct, ev.question, searched, (searched or [""])[-1])
+    intro = LINE
+    if best is None and len(distinct) == 1 and ev.new_searches:
+        best, intro = (distinct[0], None), ONE_LINE  # found again: where it is, not a search
     if best is None:
         return Finding(EARLIER, "no line stands out")
     line, link = best
@@ -117,9 +121,11 @@ def check_stuck(ev: Evidence) -> Finding | None:
         template = FOLLOW_PRINTED_VALUE if shown else FOLLOW_VALUE
         follow = template.format(phrase=link[1], value=link[1].split()[-1])
     else:
-        follow = FOLLOW_ANSWER.format(anchor=line.strip()[:80])
+        under = headings_printed_with(line, stdout)
+        under = f"It is under {under}. " if under else ""
+        follow = FOLLOW_ANSWER.format(anchor=line.strip()[:80], under=under)
     return Finding(
-        LINE.format(line=line, follow=follow), f"the search's line most like it: {line!r}"
+        intro.format(line=line, follow=follow), f"the search's line most like it: {line!r}"
     )
 
 
