@@ -176,3 +176,24 @@ def test_a_text_of_several_lines_left_as_the_cell_value_is_shown_as_lines(make_s
     out = shown(CHANGELOG, "section(grep('#990')[0])", make_settings)
     assert "Output:\nmytool (1.1.0) unstable; urgency=low\n\n  * Read settings" in out
     assert "Output:\n'one line'" in shown(CHANGELOG, "'one line'", make_settings)
+
+
+def test_a_pdf_running_header_is_not_a_heading_and_a_heading_hit_shows_its_parents(
+    make_settings,
+):
+    pages = [
+        "4 Function reference",
+        "[Function]int tool_open (const char * path)",
+        "path: the file to open.",
+    ]
+    for page in range(12, 16):  # each page starts with the chapter's running header
+        pages += ["", f"--- page {page} ---", f"Chapter 4: Function reference {page}"]
+        pages += ["Returns: TOOL_SUCCESS." if page == 13 else f"More text on page {page}."]
+    pages += ["[Function]int tool_close (int fd)", "fd: the file."]
+    doc = "\n".join(pages)
+    out = shown(doc, "print(grep('tool_close'))\nprint(section('tool_open'))", make_settings)
+    # The definition hit is under the chapter, not under the previous definition.
+    assert "'[Function]int tool_close (int fd)' (in 1: '4 Function reference')]" in out
+    # A definition's section runs across page breaks up to the next definition.
+    assert "Returns: TOOL_SUCCESS." in out and "More text on page 15." in out
+    assert "fd: the file." not in out

@@ -135,6 +135,7 @@ _LEVELED = (
     (re.compile(r"\[(Function|Macro|Variable|Data Type|Constant)\]\S"), lambda m: 3),
     (re.compile(r"(?=.*[A-Z]{3})[A-Z][A-Z0-9 ,:&/()'.-]{2,79}$"), lambda m: 3),
 )
+_PAGE_NUMBERED = re.compile(r"(.*\D)\s+\d+$")  # "Chapter 4: Function reference 12"
 _AT_COLUMN_0 = re.compile(r"[#*]")  # markdown and org marks count only at a line's start
 _UNDERLINE = re.compile(r"^\s*([=\-~^*#])\1{2,}\s*$")
 
@@ -160,25 +161,43 @@ def is_heading(line: str, next_line: str = "") -> bool:
 
 
 class Outline:
-    """Which headings a text's lines are under: built once per text, asked per line."""
+    """Which headings a text's lines are under: built once per text, asked per line. A PDF's
+    running header ("Chapter 4: Function reference 12" atop every page) is not a heading: a
+    heading that ends in a number and repeats with other numbers three times or more is
+    dropped, so a section does not end at each page break."""
 
     def __init__(self, lines: list[str]) -> None:
-        self.at: list[int] = []  # 0-based indices of heading lines, ascending
-        self.level: list[int] = []
+        found: list[tuple[int, int]] = []
         for i, line in enumerate(lines):
             lv = heading_level(line, lines[i + 1] if i + 1 < len(lines) else "")
             if lv is not None:
-                self.at.append(i)
-                self.level.append(lv)
+                found.append((i, lv))
+        running: dict[str, int] = {}
+        for i, _ in found:
+            m = _PAGE_NUMBERED.match(lines[i].strip())
+            if m:
+                running[m.group(1)] = running.get(m.group(1), 0) + 1
+        kept = [(i, lv) for i, lv in found if not self._running(lines[i], running)]
+        self.at: list[int] = [i for i, _ in kept]  # 0-based indices of heading lines, ascending
+        self.level: list[int] = [lv for _, lv in kept]
+
+    @staticmethod
+    def _running(line: str, running: dict[str, int]) -> bool:
+        m = _PAGE_NUMBERED.match(line.strip())
+        return m is not None and running.get(m.group(1), 0) >= 3
 
     def path(self, i: int, include_self: bool = True) -> list[int]:
         """Indices of the headings line `i` is under, outermost first: the nearest heading at or
-        above it, then each earlier heading of a smaller depth."""
+        above it, then each earlier heading of a smaller depth. A heading's own path without
+        itself holds only headings of a smaller depth than its own."""
         k = bisect.bisect_right(self.at, i) - 1
-        if k >= 0 and self.at[k] == i and not include_self:
-            k -= 1
         found: list[int] = []
         depth = None
+        if k >= 0 and self.at[k] == i:
+            if include_self:
+                found.append(i)
+            depth = self.level[k]
+            k -= 1
         while k >= 0:
             if depth is None or self.level[k] < depth:
                 found.append(self.at[k])
