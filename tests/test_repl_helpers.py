@@ -197,3 +197,12 @@ def test_a_pdf_running_header_is_not_a_heading_and_a_heading_hit_shows_its_paren
     # A definition's section runs across page breaks up to the next definition.
     assert "Returns: TOOL_SUCCESS." in out and "More text on page 15." in out
     assert "fd: the file." not in out
+
+
+def test_hits_under_the_same_headings_print_them_once(make_settings):
+    doc = CHANGELOG.replace("  * Fix two typos", "  * Fix a leak (Closes: #995)\n  * Fix two typos")
+    out = shown(doc, "h = grep('Closes')\nprint(h[1:])\nprint(len(h[1:]), h[-1].n)", make_settings)
+    under = "(in 8: 'mytool (1.1.0) unstable; urgency=low')"
+    assert f"[11: '  * Fix a leak (Closes: #995)' {under}, 12: '  * Fix two typos" in out
+    assert out.count(under) == 1
+    assert "\n2 12\n" in out

@@ -62,6 +62,7 @@ PROTECTED = (
     "section_of",
     "section",
     "Hit",
+    "Hits",
 )
 # Spellings small models write for FINAL. Bound only while the name is free, so a cell's own
 # variable called `final` keeps its value across cells.
@@ -102,6 +103,28 @@ class Hit(str):
         return (Hit, (str(self), self.n, getattr(self, "within", "")))
 
 
+class Hits(list):
+    """grep's result: a list of `Hit`s that prints each hit's headings only where they change
+    from the hit before, so 86 hits under a few headings do not repeat them 86 times."""
+
+    def __repr__(self) -> str:
+        shown, before = [], None
+        for hit in self:
+            within = getattr(hit, "within", "")
+            if isinstance(hit, Hit) and within and within == before:
+                shown.append(f"{hit.n}: {str.__repr__(hit)}")
+            else:
+                shown.append(repr(hit))
+            before = within
+        return "[" + ", ".join(shown) + "]"
+
+    __str__ = __repr__
+
+    def __getitem__(self, key: Any) -> Any:
+        got = super().__getitem__(key)
+        return Hits(got) if isinstance(key, slice) else got
+
+
 def heading_path(outline: Outline, lines: list[str], i: int) -> str:
     """The headings above line `i` as a hit shows them: the outermost and the nearest."""
     path = outline.path(i, include_self=False)
@@ -117,7 +140,7 @@ def grep_hits(
     found = [i for i, line in enumerate(lines) if rx.search(line)]
     if outline is None or not outline.at:
         return [Hit(lines[i], i + 1) for i in found]
-    return [Hit(lines[i], i + 1, heading_path(outline, lines, i)) for i in found]
+    return Hits(Hit(lines[i], i + 1, heading_path(outline, lines, i)) for i in found)
 
 
 class WebError(Exception):
