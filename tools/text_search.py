@@ -156,10 +156,6 @@ def heading_level(line: str, next_line: str = "") -> int | None:
     return None
 
 
-def is_heading(line: str, next_line: str = "") -> bool:
-    return heading_level(line, next_line) is not None
-
-
 class Outline:
     """Which headings a text's lines are under: built once per text, asked per line. A PDF's
     running header ("Chapter 4: Function reference 12" atop every page) is not a heading: a
@@ -172,19 +168,14 @@ class Outline:
             lv = heading_level(line, lines[i + 1] if i + 1 < len(lines) else "")
             if lv is not None:
                 found.append((i, lv))
-        running: dict[str, int] = {}
-        for i, _ in found:
-            m = _PAGE_NUMBERED.match(lines[i].strip())
-            if m:
-                running[m.group(1)] = running.get(m.group(1), 0) + 1
-        kept = [(i, lv) for i, lv in found if not self._running(lines[i], running)]
+        # A heading's text without its trailing number, for those that end in one.
+        stem = {i: m.group(1) for i, _ in found if (m := _PAGE_NUMBERED.match(lines[i].strip()))}
+        repeats: dict[str, int] = {}
+        for text in stem.values():
+            repeats[text] = repeats.get(text, 0) + 1
+        kept = [(i, lv) for i, lv in found if repeats.get(stem.get(i, ""), 0) < 3]
         self.at: list[int] = [i for i, _ in kept]  # 0-based indices of heading lines, ascending
         self.level: list[int] = [lv for _, lv in kept]
-
-    @staticmethod
-    def _running(line: str, running: dict[str, int]) -> bool:
-        m = _PAGE_NUMBERED.match(line.strip())
-        return m is not None and running.get(m.group(1), 0) >= 3
 
     def path(self, i: int, include_self: bool = True) -> list[int]:
         """Indices of the headings line `i` is under, outermost first: the nearest heading at or
