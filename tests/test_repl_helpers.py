@@ -156,6 +156,8 @@ def test_section_is_the_whole_entry_a_hit_is_in(make_settings):
     # A subsection ends at the next heading of its rank or above; a section holds its subsections.
     out = shown(NEWS, "print(section(grep('4 GiB')[0]))", make_settings)
     assert "4 GiB" in out and "--json" not in out
+    # A subsection comes under the headings above it: which release it belongs to.
+    assert "release 2.0 (2023-11-02)" in out and "release 2.1" not in out
     code = (
         "s = section('release 2.0')\nprint(len(grep('Bug fixes', s)), '--json' in s, 'empty' in s)"
     )

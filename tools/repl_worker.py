@@ -332,12 +332,16 @@ class Worker:
             return "" if head is None else Hit(lines[head], head + 1)
 
         def section(where: Any, text: Any = None) -> str:
-            """The whole section a hit (or a line number, or a text) is in: its nearest heading,
-            then every line up to the next heading of the same or a higher rank. "" if none."""
+            """The whole section a hit (or a line number, or a text) is in: the headings above
+            its own (a subsection alone does not say which release or chapter it belongs to),
+            its nearest heading, then every line up to the next heading of the same or a higher
+            rank. "" if none."""
             lines, outline, head = heading_above(where, text)
             if head is None or outline is None:
                 return ""
-            return "\n".join(lines[head : outline.end_of_section(head, len(lines))])
+            outer = [lines[i] for i in outline.path(head, include_self=False)]
+            body = lines[head : outline.end_of_section(head, len(lines))]
+            return "\n".join(outer + body)
 
         def judge_lines(lines: Any, question: Any) -> list[str]:
             """The lines that helpers judge to count for `question`: one helper turns it into
