@@ -27,6 +27,7 @@ from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
 
+from rlm_research.bench.dates import dates_in
 from rlm_research.bench.tasks import Task, count_score, exact_match
 
 FAMILIES = ("lookup", "count", "sum", "section", "twohop")
@@ -394,9 +395,13 @@ class RealTask(Task):
 
 
 def scorer_for(gold: str | int) -> Callable[[str], float]:
-    """Counts and sums score 0.75^|error| (as the generated counts do); the rest exact match."""
+    """Counts and sums score 0.75^|error| (as the generated counts do); a date matches the same
+    date written another way ("2022-05-17" for "17 May 2022"); the rest exact match."""
     if isinstance(gold, int):
         return lambda answer: count_score(answer, gold)
+    day = dates_in(gold)
+    if len(day) == 1:
+        return lambda answer: max(exact_match(answer, gold), float(dates_in(answer) == day))
     return lambda answer: exact_match(answer, gold)
 
 

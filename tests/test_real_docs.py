@@ -29,6 +29,13 @@ def test_gold_answers_score_full_and_a_near_miss_does_not():
     assert count.score(str(count.gold + 1)) == 0.75
 
 
+def test_a_date_written_another_way_is_the_same_answer():
+    score = real_docs.scorer_for("17 May 2022")
+    for answer in ("2022-05-17", "Tue, 17 May 2022 10:41:07 +0200", "May 17, 2022"):
+        assert score(answer) == 1.0
+    assert score("2022-05-18") == 0.0 and score("May 2022") == 0.0
+
+
 def test_a_changed_package_version_is_refused(monkeypatch):
     real_docs.document_text.cache_clear()
     monkeypatch.setattr(real_docs, "installed_version", lambda package: "0.0-other")
