@@ -2,12 +2,14 @@
 and the reports all use.
 
 `answered` only when the model gave an answer: `FINAL(...)`, `FINAL_VAR(name)`, the `answer`
-dict, a direct answer at the deepest level, or the one closing call made after a budget ran
-out. Everything else that finished is `no_answer`, with its reason: `stuck` (the loop repeated
-itself; whatever the closing call said is not the model's answer), `budget:<what>` (the closing
-call gave no usable answer), `error`, or `not_an_answer` (the text was code, a fenced block,
-a tool's own note, or empty). A run that stopped on an exception is `failed` (reason `error`,
-resumable); one that stopped before its end (Ctrl-C, a cancel, a crash) is `interrupted`.
+dict (its plain-words reply to the loop's request before a stuck end becomes a `FINAL` when
+the cells printed its words: nodes/plain_answer.py), a direct answer at the deepest level, or
+the one closing call made after a budget ran out. Everything else that finished is `no_answer`, with
+its reason: `stuck` (the loop repeated itself; whatever the closing call said is not the
+model's answer), `budget:<what>` (the closing call gave no usable answer), `error`, or
+`not_an_answer` (the text was code, a fenced block, a tool's own note, or empty). A run that
+stopped on an exception is `failed` (reason `error`, resumable); one that stopped before its end
+(Ctrl-C, a cancel, a crash) is `interrupted`.
 """
 
 from __future__ import annotations

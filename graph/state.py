@@ -66,6 +66,7 @@ class RLMState(RLMInput, total=False):
     journal_ref: str | None  # sub-calls answered so far in the current cell
     recent: list[str]  # signatures of recent turns, for stuck detection
     hinted: bool
+    answer_asked_at: int  # the turn after which the loop asked for the answer in words
     guards: dict[str, Any]  # the guards' bookkeeping at this level (nodes/guards)
     child_trees: Annotated[list[str], operator.add]  # one ref per batch: a list of tree refs
     trajectory: Annotated[list[str], operator.add]  # per-turn record refs

@@ -34,11 +34,15 @@ def finalize(state: RLMState, runtime: Runtime[Settings]) -> dict[str, Any]:
     answer = state.get("answer")
     stop = state.get("stop_reason") or "no answer"
     own_usage, usage = state.get("own_usage"), state.get("usage")
-    if answer is None:
+    refs = state.get("transcript") or []
+    if answer is None and stop == "stuck" and state.get("answer_asked_at") is not None and refs:
+        # The loop already asked for the best answer (observe.last_chance): no second ask.
+        answer = str(load_messages(store, refs[-1:])[0].content)
+    elif answer is None:
         question = store.get_text(state["question_ref"])
         closing = prompts.CLOSING.format(reason=stop.replace(":", " "), question=question[:500])
-        refs = (state.get("transcript") or []) + [put_message(store, "user", closing)]
-        reply, call = call_model(settings, state["depth"], load_messages(store, refs))
+        asked = refs + [put_message(store, "user", closing)]
+        reply, call = call_model(settings, state["depth"], load_messages(store, asked))
         answer = strip_final(reply)
         own_usage, usage = add_usage(own_usage, call), add_usage(usage, call)
         update.update(usage=call, own_usage=call)

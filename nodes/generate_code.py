@@ -27,6 +27,7 @@ from rlm_research.nodes.model_call import (
     put_message,
     settings_of,
 )
+from rlm_research.nodes.plain_answer import plain_answer, printed_output
 
 # Where a reply that goes on to invent the REPL's output stops (see `cut_invented_turns`): sent
 # as stop sequences to models known to take them, so the invention is not even generated.
@@ -86,21 +87,27 @@ def generate_code(
     update["transcript"] = update.get("transcript", []) + [message]
     update["turn"] = state["turn"] + 1
     update["usage"] = update["own_usage"] = usage
-    code = extract_code(kept)
-    final = final_outside_code(kept)
     update["cell_result_ref"] = None
-    if code and final:  # code, then FINAL(...) in prose: the answer, if the code runs cleanly
-        code = code + [f"FINAL({final[1]!r})" if final[0] == "text" else f"FINAL_VAR({final[1]!r})"]
-    update["code"] = code
+    update["code"] = code = cell_code(kept, state, store)
+    # FINAL(...) in prose runs as code too: the REPL records it, so the guards see it.
+    return Command(update=update, goto="execute" if code else "observe")  # else: a nudge
 
-    if code:
-        return Command(update=update, goto="execute")
-    if final:  # FINAL(...) written as text: the REPL records it, so the guards see it too
-        update["code"] = [
-            f"FINAL({final[1]!r})" if final[0] == "text" else f"FINAL_VAR({final[1]!r})"
-        ]
-        return Command(update=update, goto="execute")
-    return Command(update=update, goto="observe")  # no code: observe sends a nudge
+
+def cell_code(reply: str, state: RLMState, store: BlobStore) -> list[str]:
+    """The code a reply runs: its code blocks, then FINAL(...) written in prose, if any; or,
+    right after the loop asked for its best answer, a plain-text answer the outputs hold (see
+    nodes/plain_answer.py). [] when there is none: observe asks for code."""
+    code = extract_code(reply)
+    final = final_outside_code(reply)
+    if final:
+        code += [f"FINAL({final[1]!r})" if final[0] == "text" else f"FINAL_VAR({final[1]!r})"]
+    elif not code and state.get("answer_asked_at") == state["turn"]:
+        records = (store.get_json(ref) for ref in state.get("trajectory") or [])
+        printed = printed_output(str(r.get("observation", "")) for r in records)
+        answer, _why = plain_answer(reply, printed)
+        if answer is not None:
+            code = [f"# the plain-text answer the loop asked for\nFINAL({answer!r})"]
+    return code
 
 
 def clip_reply(reply: str, settings: Settings, store: BlobStore) -> tuple[str, str | None]:

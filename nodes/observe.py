@@ -48,9 +48,14 @@ def observe(
     if what is not None:  # the loop's notice, with the stuck guard's advice if it is on
         advice = guards.review(evidence, on, "stuck")
         spoke += advice
-        text += "\n\n" + prompts.STUCK_HINT.format(
+        hint = prompts.STUCK_HINT.format(
             what=what, advice="".join(" " + found.message for _, found in advice)
         )
+        text += "\n\n" + hint
+    stop = last_chance(state, stop, update)
+    if stop == "ask":  # before it ends stuck, the loop asks for the best answer in words
+        text += "\n\n" + prompts.ANSWER_REQUEST.format(question=question)
+        stop = None
 
     book["fired"] = (book.get("fired") or []) + [name for name, _ in spoke]
     book["searches"] = evidence.searches
@@ -72,6 +77,19 @@ def observe(
         return Command(update=update, goto="finalize")
     update["transcript"] = [put_message(store, "user", text)]
     return Command(update=update, goto="generate_code")
+
+
+def last_chance(state: RLMState, stop: str | None, update: dict[str, Any]) -> str | None:
+    """`ask` where the run would end stuck for the first time at this level: one more turn, in
+    which a reply in plain words is the answer when the cells printed it
+    (nodes/plain_answer.py); `stuck` after that turn if it gave no answer."""
+    asked = state.get("answer_asked_at")
+    if asked is not None and asked == state["turn"] - 1 and stop is None:
+        return "stuck"
+    if stop == "stuck" and asked is None:
+        update["answer_asked_at"] = state["turn"]
+        return "ask"
+    return stop
 
 
 def stuck_check(

@@ -15,7 +15,7 @@ Then you write the next block. Useful code:
 line shows its line number, and the headings it is under if the text has headings:
   hits = grep("Tom Reed"); print(len(hits), hits)
 - around(hits[0], before=3, after=10) returns the lines around a hit; section(hits[0]) \
-returns the whole section the hit is in, from its heading on.
+returns the whole section the hit is in, under the headings above it.
 - Count and add with code (len(...), sum(...)) and print the result; answer with a number \
 your code printed.
 - sub_lm("question + text") asks a helper model and returns its answer as a string. \
@@ -78,6 +78,12 @@ found no match: try other words before you conclude anything.)"""
 NO_CODE = """\
 I found no code block in your reply. Reply with one ```python block that looks at `context`, \
 or with FINAL("the answer") in a code block when you are sure."""
+
+# Where a level would end stuck, the loop first asks for the best answer in plain words
+# (nodes/plain_answer.py): one more turn.
+ANSWER_REQUEST = """\
+You keep repeating yourself, so the search stops here. From the outputs above, what is your \
+best answer to the question "{question}"? Reply with only the answer, in plain text: no code."""
 
 # The loop's notice; `advice` is what the stuck_advice guard adds (empty with guards off).
 STUCK_HINT = """\

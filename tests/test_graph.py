@@ -154,10 +154,11 @@ def test_stuck_loop_gets_a_hint_then_ends(make_settings):
     result = run("q", DOC, settings=make_settings(model=root, max_turns=20))
     assert "repeating yourself" in result.trajectory[1]["observation"]
     assert result.stop_reason == "stuck"
-    # A stuck run has no answer: the closing reply is kept aside, not taken as one.
+    # Asked for its best answer before the end, it replied words no output holds: the run ends
+    # stuck with no answer, the reply kept aside, and no closing call after it.
     assert result.status == "no_answer" and result.answer == ""
     assert result.unaccepted == "final guess" and "stuck" in result.error
-    assert len(result.trajectory) == 4
+    assert len(result.trajectory) == 5
 
 
 def test_the_stuck_hint_offers_a_short_result_it_keeps_printing(make_settings):
@@ -415,4 +416,4 @@ def test_a_cycle_of_searches_counts_as_stuck(make_settings):
     assert any("repeating yourself" in t["observation"] for t in result.trajectory)
     assert result.stop_reason == "stuck" and result.status == "no_answer"
     assert result.answer == "" and result.unaccepted == "final guess"
-    assert len(result.trajectory) == 6
+    assert len(result.trajectory) == 7  # six searches, then the reply to the request

@@ -1,0 +1,101 @@
+"""A plain-text answer, asked for where a level would end stuck.
+
+A small coder model that has found what the question asks often goes on writing code: it runs
+the same search again, or the code a hint offered, and never writes FINAL, until the loop stops
+it as stuck. Asked in plain words ("reply with only the answer, no code"), the same model often
+names the answer. So before a level ends stuck the loop asks once, and a reply with no code and
+no FINAL is taken as the model's FINAL when it is an answer the run has shown: not code, a
+tool's note or a refusal ("not found"), short, and made of words the cells' outputs printed
+(not the question's words, not the preview). The guards then review it like any FINAL. Any
+other reply ends the level stuck, as it would have ended without the question. Only runs that
+were about to end without an answer are changed.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable
+
+from rlm_research.graph.outcome import not_an_answer
+
+MAX_CHARS = 300  # an answer, not a paragraph
+_REFUSAL = re.compile(
+    r"\b(not found|none|unknown|cannot|can't|unable|no (information|answer|mention)|"
+    r"(does|do|did) ?n[o']t|not (mentioned|given|stated|specified|provided|present|"
+    r"available|clear|shown|in the))\b",
+    re.I,
+)
+_WORD = re.compile(r"[^\W_][\w.:/+-]*", re.U)
+_COMMON = frozenset(
+    [
+        "a",
+        "an",
+        "the",
+        "is",
+        "are",
+        "was",
+        "were",
+        "be",
+        "of",
+        "in",
+        "on",
+        "at",
+        "to",
+        "for",
+        "from",
+        "by",
+        "and",
+        "or",
+        "it",
+        "its",
+        "this",
+        "that",
+        "which",
+        "with",
+        "as",
+        "answer",
+        "question",
+        "text",
+        "output",
+        "outputs",
+        "line",
+        "lines",
+    ]
+)
+_OUTPUT = re.compile(r"^Output:\n(.*?)(?:\nVariables: |\Z)", re.S)
+
+
+def printed_output(observations: Iterable[str]) -> str:
+    """What the cells printed, from the loop's observations: each one's `Output:` part, without
+    the question repeated under it or the loop's and guards' messages after it."""
+    return "\n".join(m.group(1) for text in observations if (m := _OUTPUT.match(str(text))))
+
+
+def plain_answer(reply: str, printed: str) -> tuple[str | None, str]:
+    """(the answer, "") when `reply` is one the printed output holds, else (None, why not)."""
+    text = reply.strip().strip("`").strip()
+    flaw = not_an_answer(text)
+    if flaw is not None:
+        return None, f"it is {flaw}"
+    if len(text) > MAX_CHARS:
+        return None, "it is longer than an answer"
+    if _REFUSAL.search(text):
+        return None, "it says the outputs do not answer the question"
+    if not held_by(text, printed):
+        return None, "its words are not in what your code printed"
+    return text, ""
+
+
+def held_by(answer: str, printed: str) -> bool:
+    """Every word of `answer` with a digit in it, and two thirds of its other words, appear in
+    `printed`: an answer read off the output, not made up or copied from the question."""
+    words = [w.rstrip(".:/+-") for w in _WORD.findall(answer.lower())]
+    words = [w for w in words if w and w not in _COMMON]
+    if not words:
+        return False
+    hay = " ".join(printed.lower().split())
+    numbers = [w for w in words if any(c.isdigit() for c in w)]
+    others = [w for w in words if w not in numbers]
+    if any(w not in hay for w in numbers):
+        return False
+    return 3 * sum(w in hay for w in others) >= 2 * len(others)

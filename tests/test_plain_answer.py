@@ -1,0 +1,66 @@
+"""Where a run would end stuck, the loop asks once for the best answer in plain words: a reply
+the run's output holds is the answer; a made-up value, a refusal, the question's own words or
+more code end the run stuck, as before, with no closing call."""
+
+from __future__ import annotations
+
+import pytest
+from rlm_research.graph import run
+from rlm_research.nodes.plain_answer import held_by, plain_answer, printed_output
+
+from tests.support.scripted_models import py, script
+from tests.test_repl_helpers import NEWS
+
+QUESTION = "Which release's notes contain the text 'tool now reads files larger than 4 GiB.'?"
+SEARCH = py("hits = grep('tool now reads files larger than 4 GiB.')\nprint(len(hits), hits)")
+STUCK = (SEARCH,) * 4  # a notice at the second, the end at the fourth
+
+
+def calls(result) -> int:
+    return sum(m["calls"] for m in result.usage["models"].values())
+
+
+@pytest.mark.parametrize("guards", ["default", "off"])
+def test_a_plain_answer_instead_of_the_stuck_end(make_settings, guards):
+    # The model found the line (its release is in the heading grep shows) and searched again
+    # and again; asked for its best answer, it says it in words instead of writing FINAL.
+    root = script(*STUCK, "It is release 2.0.")
+    result = run(QUESTION, NEWS, settings=make_settings(model=root, guards=guards))
+    assert result.status == "answered" and result.answer == "It is release 2.0."
+    assert calls(result) == 5
+    assert "best answer" in result.trajectory[3]["observation"]
+
+
+@pytest.mark.parametrize(
+    "reply",
+    ["Release 9.9", "It is not in the text.", py("print(len(context))"), "What is 4 GiB?"],
+)
+def test_a_reply_that_is_no_answer_ends_the_run_stuck_without_a_closing_call(make_settings, reply):
+    root = script(*STUCK, reply)
+    result = run(QUESTION, NEWS, settings=make_settings(model=root, guards="off"))
+    assert result.status == "no_answer" and result.stop_reason == "stuck"
+    assert calls(result) == 5
+
+
+def test_final_in_code_after_the_request_is_an_answer_and_prose_before_it_is_not(make_settings):
+    root = script(*STUCK, py("FINAL('2.0')"))
+    result = run(QUESTION, NEWS, settings=make_settings(model=root, guards="off"))
+    assert result.answer == "2.0" and calls(result) == 5
+    # Words with no request before them are not taken: the loop asks for code, as always.
+    early = script("Release 2.0", py("FINAL('2.0')"))
+    result = run(QUESTION, NEWS, settings=make_settings(model=early, guards="off"))
+    assert calls(result) == 2
+    assert "I found no code block" in result.trajectory[0]["observation"]
+
+
+def test_only_what_the_cells_printed_holds_an_answer():
+    observation = (
+        "Output:\n1 [9: '* Noteworthy changes in release 2.0 (2023-11-02) [stable]']\n"
+        "Variables: hits: Hits, len 1\nQuestion: Which tool release added --json?"
+    )
+    printed = printed_output([observation, "I found no code block in your reply."])
+    assert held_by("release 2.0", printed) and held_by("2.0 (2023-11-02)", printed)
+    assert not held_by("--json", printed)  # the question's words, not the output's
+    assert not held_by("release 2.1", printed)  # a number nobody printed
+    assert plain_answer("```python\nprint(1)\n```", printed)[0] is None
+    assert plain_answer("The text does not mention a release.", printed)[0] is None
