@@ -82,8 +82,8 @@ or with FINAL("the answer") in a code block when you are sure."""
 # Where a level would end stuck, the loop first asks for the best answer in plain words
 # (nodes/plain_answer.py): one more turn.
 ANSWER_REQUEST = """\
-You keep repeating yourself, so the search stops here. From the outputs above, what is your \
-best answer to the question "{question}"? Reply with only the answer, in plain text: no code."""
+You keep repeating yourself, so the search stops here. From the outputs above, reply with your \
+best final answer to the question "{question}" in plain text, no code."""
 
 # The loop's notice; `advice` is what the stuck_advice guard adds (empty with guards off).
 STUCK_HINT = """\

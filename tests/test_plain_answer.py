@@ -28,7 +28,7 @@ def test_a_plain_answer_instead_of_the_stuck_end(make_settings, guards):
     result = run(QUESTION, NEWS, settings=make_settings(model=root, guards=guards))
     assert result.status == "answered" and result.answer == "It is release 2.0."
     assert calls(result) == 5
-    assert "best answer" in result.trajectory[3]["observation"]
+    assert "best final answer" in result.trajectory[3]["observation"]
 
 
 @pytest.mark.parametrize(
