@@ -48,10 +48,9 @@ def observe(
     if what is not None:  # the loop's notice, with the stuck guard's advice if it is on
         advice = guards.review(evidence, on, "stuck")
         spoke += advice
-        hint = prompts.STUCK_HINT.format(
+        text += "\n\n" + prompts.STUCK_HINT.format(
             what=what, advice="".join(" " + found.message for _, found in advice)
         )
-        text += "\n\n" + hint
     stop = last_chance(state, stop, update)
     if stop == "ask":  # before it ends stuck, the loop asks for the best answer in words
         text += "\n\n" + prompts.ANSWER_REQUEST.format(question=question)
