@@ -144,7 +144,9 @@ def read_coreutils() -> str:
     return gzip.decompress(Path("/usr/share/doc/coreutils/NEWS.gz").read_bytes()).decode()
 
 
-_RELEASE = re.compile(r"^\* Noteworthy changes in release (\S+) \((\S+)\)", re.M)
+# Releases before 6.6 head their notes "Major changes in release ..." (with a colon after the
+# date up to 5.1): the count question counts both, 77 releases.
+_RELEASE = re.compile(r"^\* (?:Noteworthy|Major) changes in release (\S+) \((\S+)\)", re.M)
 
 
 def news_releases(text: str) -> list[tuple[str, str, str]]:
