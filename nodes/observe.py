@@ -11,6 +11,7 @@ from langgraph.runtime import Runtime
 from langgraph.types import Command
 from rlm_research.graph.settings import Settings
 from rlm_research.graph.state import RLMState
+from rlm_research.graph.usage import reading_speed
 from rlm_research.nodes import guards, prompts
 from rlm_research.nodes.execute import budget_exhausted, remaining
 from rlm_research.nodes.guards.base import clipped
@@ -26,11 +27,8 @@ def observe(
     ref = state.get("cell_result_ref")
     result: dict[str, Any] | None = store.get_json(ref) if ref else None
     question = goal(state, store)
-    text = (
-        prompts.NO_CODE
-        if result is None
-        else render_result(result, settings.max_output_chars, question)
-    )
+    limit = readable_chars(state, settings)
+    text = prompts.NO_CODE if result is None else render_result(result, limit, question)
     final = offered = result.get("final") if result else None
     update: dict[str, Any] = {}
     # The guards: one call per moment, their bookkeeping in one field of state.
@@ -44,7 +42,10 @@ def observe(
         text += "".join("\n\n" + found.message for _, found in spoke)
     stop = "answered" if final is not None else stop_reason(state, settings)
 
-    stop, what = stuck_check(state, settings, result, text, stop, update)
+    # Read with the output as a digest: the same output cut shorter later is the same turn.
+    shown, digest = cell_output(result, limit) if result else "", output_digest(result, settings)
+    seen = text.replace(shown, digest, 1) if shown else text
+    stop, what = stuck_check(state, settings, result, seen, stop, update)
     if what is not None:  # the loop's notice, with the stuck guard's advice if it is on
         advice = guards.review(evidence, on, "stuck")
         spoke += advice
@@ -64,6 +65,8 @@ def observe(
     )
     update["guards"] = book
     record = {"depth": state["depth"], "turn": state["turn"], "code": state.get("code") or []}
+    record["output_digest"] = digest
+    text = without_repeated_output(state, store, shown, digest, text)
     record.update(observation=text, time=time.time())
     record["guards"] = [{"name": name, "why": found.why} for name, found in spoke]
     record["offered"] = offered  # the answer this cell gave, kept even when sent back
@@ -76,6 +79,53 @@ def observe(
         return Command(update=update, goto="finalize")
     update["transcript"] = [put_message(store, "user", text)]
     return Command(update=update, goto="generate_code")
+
+
+# Of the time left, the share one output may take to read; and the least shown however late.
+READING_SHARE = 0.25
+READ_AT_LEAST = 2_000
+# Characters a token for Qwen's tokenizer on changelogs and code: 20,000 read as 6,175 tokens.
+CHARS_PER_TOKEN = 3.2
+
+
+def readable_chars(state: RLMState, settings: Settings) -> int:
+    """`max_output_chars`, or fewer: what the model can read in a quarter of the time left, at
+    the speed it read its prompts so far. The embedded model reads about 35 tokens a second on
+    two cores, so one 20,000-character output took three minutes of a five-minute budget; cut,
+    it leaves time for the next step. Models that do not report their speed are not limited."""
+    speed = reading_speed(state.get("usage"))
+    if speed is None:
+        return settings.max_output_chars
+    left = max(0.0, state["budget"]["deadline"] - time.time())
+    chars = int(speed * CHARS_PER_TOKEN * left * READING_SHARE)
+    return max(READ_AT_LEAST, min(settings.max_output_chars, chars))
+
+
+# Outputs shorter than this are shown again: cheap, and a short number is easy to lose.
+REPEAT_SHOWN_BELOW = 600
+
+
+def output_digest(result: dict[str, Any] | None, settings: Settings) -> str:
+    """A digest of everything the cell printed, up to `max_output_chars`, however much of it
+    is shown this turn."""
+    full = cell_output(result, settings.max_output_chars) if result else ""
+    return "output:" + hashlib.sha256(full.encode()).hexdigest()[:16]
+
+
+def without_repeated_output(state: RLMState, store: Any, shown: str, digest: str, text: str) -> str:
+    """`text` with the cell's output (`shown`) replaced by a short note when an earlier cell at
+    this level printed exactly the same long output. The stuck check and the guards read it
+    whole before this. A small model that runs `print(hits)` again would otherwise make the local
+    model read 20,000 characters again, minutes on two cores, for what it has in its messages."""
+    if len(shown) < REPEAT_SHOWN_BELOW or shown not in text:
+        return text
+    for ref in state.get("trajectory") or []:  # oldest first: the copy that was shown
+        earlier = store.get_json(ref)
+        if earlier.get("output_digest") == digest:
+            ago = state["turn"] - int(earlier.get("turn", 0))
+            note = prompts.SAME_OUTPUT.format(chars=len(shown), ago=ago)
+            return text.replace(shown, note, 1)
+    return text
 
 
 def last_chance(state: RLMState, stop: str | None, update: dict[str, Any]) -> str | None:
@@ -213,6 +263,15 @@ def goal(state: RLMState, store: Any) -> str:
 
 
 def render_result(result: dict[str, Any], limit: int, question: str = "") -> str:
+    output = cell_output(result, limit)
+    if "died" in result:
+        return "Output:\n" + output
+    variables = ", ".join(result.get("vars", [])) or "none"
+    return prompts.OBSERVATION.format(output=output, variables=variables, question=question)
+
+
+def cell_output(result: dict[str, Any], limit: int) -> str:
+    """What the cell printed as the model reads it: cut to `limit`, with the REPL's notes."""
     notes = []
     if result.get("restored_without"):
         names = ", ".join(result["restored_without"])
@@ -220,7 +279,7 @@ def render_result(result: dict[str, Any], limit: int, question: str = "") -> str
     if "died" in result:
         notes.insert(0, f"[{result['died']}. The next cell starts from the variables as they were")
         notes[0] += " before this cell.]"
-        return "Output:\n" + "\n".join(notes)
+        return "\n".join(notes)
     parts: list[str] = []
     dropped = 0
     for block in result.get("blocks", []):
@@ -237,7 +296,6 @@ def render_result(result: dict[str, Any], limit: int, question: str = "") -> str
         output = output[:limit]
     if dropped:
         output += f"\n[... {dropped:,} more characters cut; print less, or slice]"
-    variables = ", ".join(result.get("vars", [])) or "none"
     if notes:
         output = "\n".join(notes) + "\n" + output
-    return prompts.OBSERVATION.format(output=output, variables=variables, question=question)
+    return output

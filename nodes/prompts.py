@@ -15,7 +15,8 @@ Then you write the next block. Useful code:
 line shows its line number, and the headings it is under if the text has headings:
   hits = grep("Tom Reed"); print(len(hits), hits)
 - around(hits[0], before=3, after=10) returns the lines around a hit; section(hits[0]) \
-returns the whole section the hit is in, under the headings above it.
+returns the whole section the hit is in, under the headings above it. \
+grep("words", section(hits[0])) searches that section only.
 - Count and add with code (len(...), sum(...)) and print the result; answer with a number \
 your code printed.
 - sub_lm("question + text") asks a helper model and returns its answer as a string. \
@@ -70,6 +71,11 @@ Output:
 Variables: {variables}
 Question: {question}
 Next ```python block, or FINAL("...") when the output answers the question."""
+
+# An output the level has seen already is not shown again (observe.without_repeated_output).
+SAME_OUTPUT = """\
+[The same {chars:,} characters as the output {ago} turn(s) ago, shown above: not repeated \
+here. Use what it printed, or print something else.]"""
 
 EMPTY_OUTPUT = """\
 (no output: the cell printed nothing. Print a value to see it. If it was a search, it \

@@ -161,6 +161,19 @@ def test_stuck_loop_gets_a_hint_then_ends(make_settings):
     assert len(result.trajectory) == 5
 
 
+def test_a_long_output_printed_again_is_not_shown_again(make_settings):
+    # The model sees the first copy in its messages; reading it again costs a local model minutes.
+    again = py("print(grep('filler'))")
+    root = script(again, py("print(grep('filler')[:2])"), again, again, again, "final guess")
+    result = run("q", DOC, settings=make_settings(model=root, max_turns=20))
+    first, short, repeat, later = (t["observation"] for t in result.trajectory[:4])
+    assert first.count("filler text") > 100 and short.count("filler text") == 2
+    assert "filler text" not in repeat and "as the output 2 turn(s) ago" in repeat
+    assert "as the output 3 turn(s) ago" in later  # the copy that was shown, not the note
+    # The stuck check still reads the whole output: the loop ends as it did when it was shown.
+    assert result.stop_reason == "stuck" and len(result.trajectory) == 6
+
+
 def test_the_stuck_hint_offers_a_short_result_it_keeps_printing(make_settings):
     root = script(
         py("print(len(grep('filler')))"), py("print(len(grep('filler')))"), py("FINAL('1000')")
