@@ -82,6 +82,19 @@ def test_a_count_of_the_questions_own_label_stands(make_settings):
     assert result.usage["models"]["fakelistchatmodel"]["calls"] == 2  # no send-back, no helpers
 
 
+def test_a_count_of_a_pattern_within_one_files_section_stands(make_settings):
+    # Classes of one file of a source tree (files joined under headers, as `context` joins
+    # several sources): the search over the file's section already says which lines count.
+    tree = "=== pkg/a.py ===\n" + SOURCE + "\nclass Other:\n    pass\n" + "=== pkg/b.py ===\n"
+    tree += "".join(f"class B{i}:\n    x = {i}\n\n" for i in range(3))
+    code = py("hits = grep('pkg/a.py')\nn = len(grep('^class ', section(hits[0])))\nprint(n)")
+    root = script(code, py("FINAL('2')"))
+    question = "How many classes are defined at the top level of pkg/a.py?"
+    result = run(question, tree, settings=make_settings(model=root))
+    assert result.trajectory[0]["observation"].startswith("Output:\n2\n")
+    assert result.answer == "2" and result.usage["models"]["fakelistchatmodel"]["calls"] == 2
+
+
 def test_a_lookup_in_a_changelog_read_from_printed_lines_stands(make_settings):
     code = py("hits = grep('#990')\nprint(hits, section_of(hits[0]))")
     root = script(code, py("FINAL('1.1.0')"))

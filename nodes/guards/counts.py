@@ -5,7 +5,7 @@
   model grepped the product and answered the number of its reviews, in six runs of six. It does
   not fire when the search was for the question's own literal term (a quoted label, `key=value`):
   then the matching lines are the counted lines, and checking each one with a helper cost 333
-  helper calls to confirm a right answer.
+  helper calls to confirm a right answer. Nor when the search was over a part of the text.
 - `unprinted_number`: a number written as the answer that no code of the level printed: the
   model printed seven per-section counts and answered a number that is not their sum.
 """
@@ -69,6 +69,10 @@ def check_count(ev: Evidence) -> Finding | None:
         return None
     counted = matched_count(ev.final, ev.searches)
     if counted is None or searched_literal_term(counted["pattern"], ev.question):
+        return None
+    # A search over a part of the text (a section) already narrowed what counts, and the code
+    # offered here could only judge the lines of the whole `context`: another set of lines.
+    if counted.get("over", "context") != "context":
         return None
     # Only when judging each line (and writing the per-line question) fits the sub-call budget.
     if counted["hits"] + 1 > ev.sub_calls_left:
