@@ -104,7 +104,7 @@ def cell_code(reply: str, state: RLMState, store: BlobStore) -> list[str]:
     elif not code and state.get("answer_asked_at") == state["turn"]:
         records = (store.get_json(ref) for ref in state.get("trajectory") or [])
         printed = printed_output(str(r.get("observation", "")) for r in records)
-        answer, _why = plain_answer(reply, printed)
+        answer, _why = plain_answer(reply, printed, store.get_text(state["question_ref"]))
         if answer is not None:
             code = [f"# the plain-text answer the loop asked for\nFINAL({answer!r})"]
     return code

@@ -71,7 +71,7 @@ def printed_output(observations: Iterable[str]) -> str:
     return "\n".join(m.group(1) for text in observations if (m := _OUTPUT.match(str(text))))
 
 
-def plain_answer(reply: str, printed: str) -> tuple[str | None, str]:
+def plain_answer(reply: str, printed: str, question: str = "") -> tuple[str | None, str]:
     """(the answer, "") when `reply` is one the printed output holds, else (None, why not)."""
     text = reply.strip().strip("`").strip()
     flaw = not_an_answer(text)
@@ -81,21 +81,29 @@ def plain_answer(reply: str, printed: str) -> tuple[str | None, str]:
         return None, "it is longer than an answer"
     if _REFUSAL.search(text):
         return None, "it says the outputs do not answer the question"
-    if not held_by(text, printed):
+    if not held_by(text, printed, question):
         return None, "its words are not in what your code printed"
     return text, ""
 
 
-def held_by(answer: str, printed: str) -> bool:
+def _words(text: str) -> list[str]:
+    words = [w.rstrip(".:/+-") for w in _WORD.findall(text.lower())]
+    return [w for w in words if w and w not in _COMMON]
+
+
+def held_by(answer: str, printed: str, question: str = "") -> bool:
     """Every word of `answer` with a digit in it, and two thirds of its other words, appear in
-    `printed`: an answer read off the output, not made up or copied from the question."""
-    words = [w.rstrip(".:/+-") for w in _WORD.findall(answer.lower())]
-    words = [w for w in words if w and w not in _COMMON]
-    if not words:
-        return False
+    `printed`: an answer read off the output, not made up or copied from the question. Words the
+    question has are neither (`coreutils` in "The answer is coreutils release 8.29."), but an
+    answer made only of them is not one."""
+    asked = set(_words(question))
+    words = _words(answer)
     hay = " ".join(printed.lower().split())
     numbers = [w for w in words if any(c.isdigit() for c in w)]
-    others = [w for w in words if w not in numbers]
     if any(w not in hay for w in numbers):
+        return False
+    new = [w for w in words if w not in asked]
+    others = [w for w in new if w not in numbers]
+    if not any(w in hay for w in new):
         return False
     return 3 * sum(w in hay for w in others) >= 2 * len(others)

@@ -62,5 +62,11 @@ def test_only_what_the_cells_printed_holds_an_answer():
     assert held_by("release 2.0", printed) and held_by("2.0 (2023-11-02)", printed)
     assert not held_by("--json", printed)  # the question's words, not the output's
     assert not held_by("release 2.1", printed)  # a number nobody printed
+    # Restating the question around what the output holds is still that answer; the question's
+    # words alone, or beside a name nobody printed, are not.
+    question = "In which tool release was --json added?"
+    assert held_by("The answer is tool release 2.0.", printed, question)
+    assert not held_by("The answer is tool release.", printed, question)
+    assert not held_by("The --json tool release is Nimbus.", printed, question)
     assert plain_answer("```python\nprint(1)\n```", printed)[0] is None
     assert plain_answer("The text does not mention a release.", printed)[0] is None
