@@ -11,7 +11,6 @@ from langgraph.runtime import Runtime
 from langgraph.types import Command
 from rlm_research.graph.settings import Settings
 from rlm_research.graph.state import RLMState
-from rlm_research.graph.usage import reading_speed
 from rlm_research.nodes import guards, prompts
 from rlm_research.nodes.execute import budget_exhausted, remaining
 from rlm_research.nodes.guards.base import clipped
@@ -27,7 +26,7 @@ def observe(
     ref = state.get("cell_result_ref")
     result: dict[str, Any] | None = store.get_json(ref) if ref else None
     question = goal(state, store)
-    limit = readable_chars(state, settings)
+    limit = settings.max_output_chars
     text = prompts.NO_CODE if result is None else render_result(result, limit, question)
     final = offered = result.get("final") if result else None
     update: dict[str, Any] = {}
@@ -79,26 +78,6 @@ def observe(
         return Command(update=update, goto="finalize")
     update["transcript"] = [put_message(store, "user", text)]
     return Command(update=update, goto="generate_code")
-
-
-# Of the time left, the share one output may take to read; and the least shown however late.
-READING_SHARE = 0.25
-READ_AT_LEAST = 2_000
-# Characters a token for Qwen's tokenizer on changelogs and code: 20,000 read as 6,175 tokens.
-CHARS_PER_TOKEN = 3.2
-
-
-def readable_chars(state: RLMState, settings: Settings) -> int:
-    """`max_output_chars`, or fewer: what the model can read in a quarter of the time left, at
-    the speed it read its prompts so far. The embedded model reads about 35 tokens a second on
-    two cores, so one 20,000-character output took three minutes of a five-minute budget; cut,
-    it leaves time for the next step. Models that do not report their speed are not limited."""
-    speed = reading_speed(state.get("usage"))
-    if speed is None:
-        return settings.max_output_chars
-    left = max(0.0, state["budget"]["deadline"] - time.time())
-    chars = int(speed * CHARS_PER_TOKEN * left * READING_SHARE)
-    return max(READ_AT_LEAST, min(settings.max_output_chars, chars))
 
 
 # Outputs shorter than this are shown again: cheap, and a short number is easy to lose.

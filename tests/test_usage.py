@@ -121,27 +121,3 @@ def test_the_report_shows_evaluated_tokens_when_known():
                        stop_reason="answered", usage=usage, call_tree={}, sources=[],
                        records=[])  # fmt: skip
     assert "| **total** | 3 | 12,345 (3,210 evaluated) | 40 |" in md
-
-
-class SlowReader(RuleModel):
-    """A rule model that says, as the embedded model does, how fast it read its prompt: 1,000
-    tokens in 100 seconds."""
-
-    def _generate(self, messages: list[BaseMessage], *a: Any, **kw: Any) -> ChatResult:
-        msg = super()._generate(messages, *a, **kw).generations[0].message
-        meta = {"prompt_tokens_evaluated": 1000, "prompt_eval_seconds": 100.0}
-        reply = AIMessage(content=msg.content, response_metadata=meta)
-        return ChatResult(generations=[ChatGeneration(message=reply)])
-
-
-def test_a_slow_reader_is_shown_what_it_can_read_in_the_time_left(make_settings):
-    # At 10 tokens a second with about two minutes left, 20,000 characters would take most of
-    # it: the output is cut to the least shown instead, and the run has time for its answer.
-    doc = "\n".join(f"line {i} of the log" for i in range(3000))
-    replies = [(r"Output", py("FINAL('done')"))]
-    for model, shown in ((SlowReader, range(1_900, 2_200)), (RuleModel, range(19_000, 20_200))):
-        m = model(rules=replies, default=py("print(context)"))
-        result = run("q?", doc, settings=make_settings(model=m, max_seconds=120))
-        output = result.trajectory[0]["observation"].split("\n[... ")[0]
-        assert len(output) in shown and "more characters cut" in result.trajectory[0]["observation"]
-        assert result.answer == "done"
