@@ -26,8 +26,8 @@ def observe(
     ref = state.get("cell_result_ref")
     result: dict[str, Any] | None = store.get_json(ref) if ref else None
     question = goal(state, store)
-    limit = settings.max_output_chars
-    text = prompts.NO_CODE if result is None else render_result(result, limit, question)
+    shown = cell_output(result, settings.max_output_chars) if result else ""
+    text = prompts.NO_CODE if result is None else render_result(result, shown, question)
     final = offered = result.get("final") if result else None
     update: dict[str, Any] = {}
     # The guards: one call per moment, their bookkeeping in one field of state.
@@ -41,10 +41,7 @@ def observe(
         text += "".join("\n\n" + found.message for _, found in spoke)
     stop = "answered" if final is not None else stop_reason(state, settings)
 
-    # Read with the output as a digest: the same output cut shorter later is the same turn.
-    shown, digest = cell_output(result, limit) if result else "", output_digest(result, settings)
-    seen = text.replace(shown, digest, 1) if shown else text
-    stop, what = stuck_check(state, settings, result, seen, stop, update)
+    stop, what = stuck_check(state, settings, result, text, stop, update)
     if what is not None:  # the loop's notice, with the stuck guard's advice if it is on
         advice = guards.review(evidence, on, "stuck")
         spoke += advice
@@ -64,7 +61,7 @@ def observe(
     )
     update["guards"] = book
     record = {"depth": state["depth"], "turn": state["turn"], "code": state.get("code") or []}
-    record["output_digest"] = digest
+    record["output_digest"] = digest = hashlib.sha256(shown.encode()).hexdigest()[:16]
     text = without_repeated_output(state, store, shown, digest, text)
     record.update(observation=text, time=time.time())
     record["guards"] = [{"name": name, "why": found.why} for name, found in spoke]
@@ -82,13 +79,6 @@ def observe(
 
 # Outputs shorter than this are shown again: cheap, and a short number is easy to lose.
 REPEAT_SHOWN_BELOW = 600
-
-
-def output_digest(result: dict[str, Any] | None, settings: Settings) -> str:
-    """A digest of everything the cell printed, up to `max_output_chars`, however much of it
-    is shown this turn."""
-    full = cell_output(result, settings.max_output_chars) if result else ""
-    return "output:" + hashlib.sha256(full.encode()).hexdigest()[:16]
 
 
 def without_repeated_output(state: RLMState, store: Any, shown: str, digest: str, text: str) -> str:
@@ -241,8 +231,8 @@ def goal(state: RLMState, store: Any) -> str:
     return clipped(text)
 
 
-def render_result(result: dict[str, Any], limit: int, question: str = "") -> str:
-    output = cell_output(result, limit)
+def render_result(result: dict[str, Any], output: str, question: str = "") -> str:
+    """The observation around `output`, what `cell_output` made of the result."""
     if "died" in result:
         return "Output:\n" + output
     variables = ", ".join(result.get("vars", [])) or "none"
