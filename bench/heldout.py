@@ -37,10 +37,13 @@ def tasks_for(opts: argparse.Namespace) -> list[Task]:
         tasks: list[Task] = list(real_tasks(opts.split))
         return [t for t in tasks if not opts.tasks or t.family in opts.tasks]
     seeds = {"dev": DEV_SEEDS, "held_out": HELD_OUT_SEEDS, "all": DEV_SEEDS + HELD_OUT_SEEDS}
+    chosen = [s for s in seeds[opts.split] if not opts.seeds or s in opts.seeds]
+    if opts.seeds and len(chosen) != len(set(opts.seeds)):
+        raise SystemExit(f"--seeds: the {opts.split} split has seeds {seeds[opts.split]}")
     # Seed by seed, so a run cut short still covers every family.
     return [
         make(family, parse_size(size), seed)
-        for seed in seeds[opts.split]
+        for seed in chosen
         for size in opts.sizes
         for family in (opts.tasks or FAMILIES)
     ]
@@ -133,6 +136,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--set", choices=("real", "seeds"), default="real")
     p.add_argument("--split", choices=("dev", "held_out", "all"), default="held_out")
     p.add_argument("--tasks", nargs="*", default=None, help="families to run (default: all)")
+    p.add_argument(
+        "--seeds", nargs="+", type=int, default=[], help="seeds set: only these seeds of --split"
+    )
     p.add_argument("--sizes", nargs="+", default=["100K"], help="seeds set: 100K 1M ...")
     p.add_argument("--guards", nargs="+", default=["default", "off"], help="presets or lists")
     p.add_argument("--model", default="local")
