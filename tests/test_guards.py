@@ -233,3 +233,14 @@ def test_with_guards_off_an_early_count_stands(make_settings):
     root = script(py("print(len(grep('Zemo kettle')))"), py("FINAL('5')"), py("FINAL('5')"))
     result = run(question, doc, settings=make_settings(model=root))
     assert "Not finished" in result.trajectory[1]["observation"]
+
+
+def test_a_search_of_context_named_as_the_text_is_a_search_of_the_whole_text(make_settings):
+    # `grep(p, context)` is `grep(p)`: the count check reads it the same way (a search over
+    # a section, or another text, is what it leaves alone).
+    question = "How many of the reviews of the Zemo kettle are favourable?"
+    doc = "\n".join(["Review: the Zemo kettle is fine."] * 5 + ["Other text."] * 5)
+    count = py("print(len(grep('Zemo kettle', context)))")
+    root = script(count, py("FINAL('5')"), py("FINAL('5')"))
+    result = run(question, doc, settings=make_settings(model=root))
+    assert "Not finished" in result.trajectory[1]["observation"]

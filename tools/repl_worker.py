@@ -301,11 +301,13 @@ class Worker:
         def grep(pattern: Any, text: Any = None) -> list[str]:
             """Lines of `text` (default `context`) with `pattern` as whole words, any case; or a
             regex (see `grep_pattern`). Each hit shows its line number and its headings."""
-            src = self.ns.get("context", "") if text is None else text
+            src_ctx = self.ns.get("context", "")
+            src = src_ctx if text is None else text
             lines, outline = self._lines_and_outline(src)
             hits = grep_hits(pattern, lines, outline=outline)
             # The host checks a count given as the answer against these (`answer_checks`).
-            over = "context" if text is None else "other"
+            whole = text is None or text is src_ctx or text == src_ctx
+            over = "context" if whole else "other"
             self.searches.append({"pattern": str(pattern)[:200], "hits": len(hits), "over": over})
             if not hits:
                 print(nearest_search(str(pattern), lines, outline))
