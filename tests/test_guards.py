@@ -167,6 +167,26 @@ def test_a_count_of_a_product_search_is_sent_back_but_not_a_literal_label_search
     assert not guards.review(ev, ("count_check",), "answer")
 
 
+def test_the_instructions_placeholder_is_sent_back_and_the_count_after_it_stands(make_settings):
+    count = py("hits = grep('label=TIMEOUT')\nprint(len(hits))")
+    root = script(count, py('FINAL("the answer")'), py("FINAL('7')"))
+    question = "How many lines of the log have 'label=TIMEOUT'?"
+    result = run(question, LOG, settings=make_settings(model=root))
+    assert "placeholder" in result.trajectory[1]["observation"]
+    assert result.answer == "7" and result.stop_reason == "answered"
+    root = script(count, py('FINAL("the answer")'))
+    result = run(question, LOG, settings=make_settings(model=root, guards="off"))
+    assert result.answer == "the answer"  # the paper's loop takes what it is given
+
+
+def test_the_words_the_answer_stand_when_the_text_says_them(make_settings):
+    doc = "Quiz night notes.\nThe card in envelope 3 reads: the answer\nEnd of notes."
+    root = script(py("print(grep('envelope 3'))"), py("FINAL('the answer')"))
+    question = "What does the card in envelope 3 read?"
+    result = run(question, doc, settings=make_settings(model=root))
+    assert result.answer == "the answer" and len(result.trajectory) == 2
+
+
 def test_a_number_no_code_printed_is_sent_back_saying_so():
     printed = "section A: 3\nsection B: 4\nsection C: 9"
     ev = evidence("How many items in total?", "FINAL('15')", printed, "15")

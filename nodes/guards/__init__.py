@@ -11,7 +11,12 @@ from __future__ import annotations
 from rlm_research.nodes.guards.base import Evidence, Finding, Guard, Moment
 from rlm_research.nodes.guards.chain import NEXT_HOP_GUARD
 from rlm_research.nodes.guards.counts import COUNT_GUARD, UNPRINTED_GUARD
-from rlm_research.nodes.guards.early import ANSWER_DICT_GUARD, GAVE_UP_GUARD, GUESSED_GUARD
+from rlm_research.nodes.guards.early import (
+    ANSWER_DICT_GUARD,
+    GAVE_UP_GUARD,
+    GUESSED_GUARD,
+    PLACEHOLDER_GUARD,
+)
 from rlm_research.nodes.guards.names import UNSEARCHED_GUARD
 from rlm_research.nodes.guards.stuck import STUCK_GUARD
 
@@ -19,6 +24,7 @@ from rlm_research.nodes.guards.stuck import STUCK_GUARD
 GUARDS: tuple[Guard, ...] = (
     GAVE_UP_GUARD,
     GUESSED_GUARD,
+    PLACEHOLDER_GUARD,
     UNPRINTED_GUARD,
     UNSEARCHED_GUARD,
     NEXT_HOP_GUARD,
@@ -30,7 +36,7 @@ BY_NAME = {g.name: g for g in GUARDS}
 PRESETS: dict[str, tuple[str, ...]] = {
     "default": tuple(BY_NAME),
     # Only guards that point at the run's own printed evidence and cost no helper calls.
-    "minimal": ("gave_up", "guessed", "unprinted_number", "answer_dict"),
+    "minimal": ("gave_up", "guessed", "placeholder", "unprinted_number", "answer_dict"),
     "off": (),
 }
 

@@ -5,6 +5,8 @@
 - `guessed`: FINAL("a literal") in the same cell as code that printed output the model had not
   read yet, when that output does not contain the literal (a model copying a worked example
   whole, search, count and FINAL("12"), did exactly this).
+- `placeholder`: FINAL("the answer"), the instructions' own placeholder copied as the answer,
+  when no output of the level printed those words.
 """
 
 from __future__ import annotations
@@ -94,6 +96,34 @@ GUESSED_GUARD = Guard(
     says="the answer was written before its evidence was read; here is the output, read it",
     check=check_guessed,
     limit=3,  # a guess is never read output, however often it comes
+)
+
+
+# The system prompt writes FINAL("the answer"); these are that placeholder and its kin.
+_PLACEHOLDERS = {"the answer", "answer", "your answer", "the_answer", "<answer>", "...", "…"}
+
+PLACEHOLDER = """\
+Not finished: {answer!r} is the placeholder from the instructions, not an answer. Write the \
+answer itself, the value the output above shows, inside FINAL(...)."""
+
+
+def check_placeholder(ev: Evidence) -> Finding | None:
+    if ev.final is None or ev.final.strip().strip("\"'.").lower() not in _PLACEHOLDERS:
+        return None
+    printed = printed_before_final(ev.result, ev.final) + "\n" + ev.earlier_output()
+    if ev.final.strip() != "..." and answer_word(ev.final.strip()).search(printed):
+        return None  # an output says those words: they may be the answer
+    why = f"{ev.final!r} is the instructions' placeholder and no output of the level printed it"
+    return Finding(PLACEHOLDER.format(answer=ev.final), why)
+
+
+PLACEHOLDER_GUARD = Guard(
+    name="placeholder",
+    moment="answer",
+    fires='the answer is the instructions\' placeholder ("the answer", "...") and no output '
+    "of the level printed it",
+    says="that is the placeholder; write the value the output shows",
+    check=check_placeholder,
 )
 
 
