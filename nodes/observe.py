@@ -79,6 +79,8 @@ def observe(
 
 # Outputs shorter than this are shown again: cheap, and a short number is easy to lose.
 REPEAT_SHOWN_BELOW = 600
+# A repeat keeps its start: a count or a first hit printed at the head stays in view.
+REPEAT_HEAD_CHARS = 200
 
 
 def without_repeated_output(state: RLMState, store: Any, shown: str, digest: str, text: str) -> str:
@@ -92,7 +94,8 @@ def without_repeated_output(state: RLMState, store: Any, shown: str, digest: str
         earlier = store.get_json(ref)
         if earlier.get("output_digest") == digest:
             ago = state["turn"] - int(earlier.get("turn", 0))
-            note = prompts.SAME_OUTPUT.format(chars=len(shown), ago=ago)
+            head = shown[:REPEAT_HEAD_CHARS].rstrip()
+            note = prompts.SAME_OUTPUT.format(head=head, chars=len(shown), ago=ago)
             return text.replace(shown, note, 1)
     return text
 

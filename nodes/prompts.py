@@ -74,8 +74,9 @@ Next ```python block, or FINAL("...") when the output answers the question."""
 
 # An output the level has seen already is not shown again (observe.without_repeated_output).
 SAME_OUTPUT = """\
-[The same {chars:,} characters as the output {ago} turn(s) ago, shown above: not repeated \
-here. Use what it printed, or print something else.]"""
+{head} ...
+[The rest is not repeated here: this output is the same {chars:,} characters as the output \
+{ago} turn(s) ago, shown above. Use what it printed, or print something else.]"""
 
 EMPTY_OUTPUT = """\
 (no output: the cell printed nothing. Print a value to see it. If it was a search, it \

@@ -168,7 +168,8 @@ def test_a_long_output_printed_again_is_not_shown_again(make_settings):
     result = run("q", DOC, settings=make_settings(model=root, max_turns=20))
     first, short, repeat, later = (t["observation"] for t in result.trajectory[:4])
     assert first.count("filler text") > 100 and short.count("filler text") == 2
-    assert "filler text" not in repeat and "as the output 2 turn(s) ago" in repeat
+    assert repeat.count("filler text") < 20 and "as the output 2 turn(s) ago" in repeat
+    assert repeat.startswith(first[:150])  # its start stays in view: a count printed first
     assert "as the output 3 turn(s) ago" in later  # the copy that was shown, not the note
     # The stuck check still reads the whole output: the loop ends as it did when it was shown.
     assert result.stop_reason == "stuck" and len(result.trajectory) == 6
