@@ -15,8 +15,7 @@ Then you write the next block. Useful code:
 line shows its line number, and the headings it is under if the text has headings:
   hits = grep("Tom Reed"); print(len(hits), hits)
 - around(hits[0], before=3, after=10) returns the lines around a hit; section(hits[0]) \
-returns the whole section the hit is in, under the headings above it. \
-grep("words", section(hits[0])) searches that section only.
+returns the whole section the hit is in, under the headings above it.
 - Count and add with code (len(...), sum(...)) and print the result; answer with a number \
 your code printed.
 - sub_lm("question + text") asks a helper model and returns its answer as a string. \
