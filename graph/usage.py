@@ -37,10 +37,23 @@ def model_call_usage(label: str, message: Any, prompt_chars: int) -> Usage:
         "input_tokens": meta.get("input_tokens") or prompt_chars // 4,
         "output_tokens": meta.get("output_tokens") or len(text) // 4,
     }
-    evaluated = (getattr(message, "response_metadata", None) or {}).get("prompt_tokens_evaluated")
+    meta_out = getattr(message, "response_metadata", None) or {}
+    evaluated = meta_out.get("prompt_tokens_evaluated")
     if isinstance(evaluated, int) and not isinstance(evaluated, bool):
         counts["input_tokens_evaluated"] = evaluated
+        seconds = meta_out.get("prompt_eval_seconds")
+        if isinstance(seconds, int | float) and not isinstance(seconds, bool):
+            counts["input_eval_seconds"] = float(seconds)
     return {"models": {label: counts}, "sub_calls": 0}
+
+
+def reading_speed(usage: Usage | None) -> float | None:
+    """Prompt tokens a second the models read so far, where they said so (the embedded model
+    does); None before 200 tokens were measured, or for models that do not say."""
+    models = (usage or {}).get("models", {}).values()
+    tokens = sum(m.get("input_tokens_evaluated", 0) for m in models if "input_eval_seconds" in m)
+    seconds = sum(m.get("input_eval_seconds", 0.0) for m in models)
+    return tokens / seconds if tokens >= 200 and seconds > 0 else None
 
 
 def input_text(counts: dict[str, Any], unit: str = "") -> str:

@@ -11,6 +11,7 @@ from langgraph.runtime import Runtime
 from langgraph.types import Command
 from rlm_research.graph.settings import Settings
 from rlm_research.graph.state import RLMState
+from rlm_research.graph.usage import reading_speed
 from rlm_research.nodes import guards, prompts
 from rlm_research.nodes.execute import budget_exhausted, remaining
 from rlm_research.nodes.guards.base import clipped
@@ -150,6 +151,7 @@ def guard_evidence(
 ) -> guards.Evidence:
     """The turn as the guards read it; what the level printed before is read only on demand."""
     new_searches = cell_searches(result)
+    left = remaining(state, settings)
 
     def earlier_output() -> str:
         records = (store.get_json(ref) for ref in state.get("trajectory") or [])
@@ -164,7 +166,9 @@ def guard_evidence(
         new_searches=new_searches,
         after_empty=bool(book.get("after_empty")),
         fired=list(book.get("fired") or []),
-        sub_calls_left=remaining(state, settings)["sub_calls"],
+        sub_calls_left=left["sub_calls"],
+        seconds_left=left["deadline"] - time.time(),
+        reading_speed=reading_speed(state.get("usage")),
         earlier_output=earlier_output,
         search_lines=lambda pattern: search_lines(state, store, pattern),
     )

@@ -4,13 +4,17 @@ setting turns them off as a user would expect."""
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
+from langchain_core.messages import AIMessage, BaseMessage
+from langchain_core.outputs import ChatGeneration, ChatResult
 from rlm_research.graph import run
 from rlm_research.graph.config import ConfigError, load_config
 from rlm_research.nodes import guards
 from rlm_research.nodes.guards.names import question_names
 
-from tests.support.scripted_models import py, script
+from tests.support.scripted_models import RuleModel, py, script
 
 LOG = "\n".join(
     [f"2024-03-{d:02d} 10:00:0{d % 10} INFO label=OK request served" for d in range(1, 20)]
@@ -185,6 +189,30 @@ def test_the_words_the_answer_stand_when_the_text_says_them(make_settings):
     question = "What does the card in envelope 3 read?"
     result = run(question, doc, settings=make_settings(model=root))
     assert result.answer == "the answer" and len(result.trajectory) == 2
+
+
+class SlowReader(RuleModel):
+    """A rule model that says, as the embedded model does, how fast it read its prompt: 10
+    tokens a second."""
+
+    def _generate(self, messages: list[BaseMessage], *a: Any, **kw: Any) -> ChatResult:
+        msg = super()._generate(messages, *a, **kw).generations[0].message
+        meta = {"prompt_tokens_evaluated": 1000, "prompt_eval_seconds": 100.0}
+        reply = AIMessage(content=msg.content, response_metadata=meta)
+        return ChatResult(generations=[ChatGeneration(message=reply)])
+
+
+def test_a_count_is_not_sent_back_to_a_judging_that_cannot_finish_in_time(make_settings):
+    # Judging 60 lines one by one at 10 tokens a second takes about 6 minutes of a run given 5:
+    # the count stands (as it would with guards off) rather than end the run out of time.
+    question = "How many of the reviews of the Zemo kettle are favourable?"
+    doc = "\n".join(["Review: the Zemo kettle is fine."] * 60 + ["Other text."] * 5)
+    rules = [(r"Output:\n60", py("FINAL('60')"))]
+    for model, sent_back in ((SlowReader, False), (RuleModel, True)):
+        root = model(rules=rules, default=py("print(len(grep('Zemo kettle')))"))
+        result = run(question, doc, settings=make_settings(model=root, max_seconds=300))
+        fired = [g["name"] for t in result.trajectory for g in t.get("guards", [])]
+        assert ("count_check" in fired) is sent_back, model
 
 
 def test_a_number_no_code_printed_is_sent_back_saying_so():

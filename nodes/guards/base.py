@@ -36,6 +36,9 @@ class Evidence:
     after_empty: bool  # the cell before this one printed nothing or grep's empty note
     fired: list[str] = field(default_factory=list)  # names of guards that spoke at this level
     sub_calls_left: int = 0
+    seconds_left: float = float("inf")
+    # Prompt tokens a second, for a model that reports it (the embedded one); else None.
+    reading_speed: float | None = None
     # What the level's earlier turns showed the model (outputs, tool notes and guard messages:
     # a line a guard quoted is evidence the model was shown).
     earlier_output: Callable[[], str] = lambda: ""

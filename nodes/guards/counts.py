@@ -64,6 +64,25 @@ FINAL(len(kept))
 ```"""
 
 
+# What one helper reads to judge one line, besides the question, in characters: the line and
+# the end of its prompt (the helpers' shared start comes from llama.cpp's prefix cache). With
+# 3.2 characters a token (Qwen's tokenizer on logs and code) and 34 tokens a second, 2.4 s a
+# line, as measured: development count_implied seeds judged 17 to 35 lines in 46 to 84 s.
+JUDGE_PROMPT_CHARS = 150
+CHARS_PER_TOKEN = 3.2
+
+
+def judging_fits_time(lines: int, ev: Evidence) -> bool:
+    """Whether helpers can judge `lines` lines one by one in the time left, read at the speed
+    the models read so far, with half the time left to spare for the turns around it. On two
+    cores the embedded model reads about 35 tokens a second: a run sent back to judge 146 lines
+    made 124 calls and ran out of its 5 minutes with no answer but its first."""
+    if ev.reading_speed is None:
+        return True  # a model that does not say its speed: the sub-call budget decides
+    tokens = lines * (JUDGE_PROMPT_CHARS + len(ev.question)) / CHARS_PER_TOKEN
+    return tokens / ev.reading_speed < ev.seconds_left / 2
+
+
 def check_count(ev: Evidence) -> Finding | None:
     if ev.final is None or not _COUNT_QUESTION.search(ev.question):
         return None
@@ -74,8 +93,9 @@ def check_count(ev: Evidence) -> Finding | None:
     # offered here could only judge the lines of the whole `context`: another set of lines.
     if counted.get("over", "context") != "context":
         return None
-    # Only when judging each line (and writing the per-line question) fits the sub-call budget.
-    if counted["hits"] + 1 > ev.sub_calls_left:
+    # Only when judging each line (and writing the per-line question) fits the sub-call budget,
+    # and, for a model that says how fast it reads, the time left.
+    if counted["hits"] + 1 > ev.sub_calls_left or not judging_fits_time(counted["hits"], ev):
         return None
     why = f"the answer {counted['hits']} is how many lines grep({counted['pattern']!r}) matched"
     message = COUNT_SENT_BACK.format(
@@ -123,7 +143,8 @@ COUNT_GUARD = Guard(
     name="count_check",
     moment="answer",
     fires="a count question is answered with exactly how many lines a grep matched, the grep "
-    "was not for a literal term of the question, and judging each line fits the sub-call budget",
+    "was not for a literal term of the question, and judging each line fits the sub-call "
+    "budget and, at the speed the model reads, half the time left",
     says="matching lines may not all count; here is code that has helpers judge each line",
     check=check_count,
 )
