@@ -70,6 +70,10 @@ print(section({anchor!r})[:4000])
 print(around({anchor!r}, before=5, after=10))
 ```"""
 
+FOLLOW_READ = """{under}Your code printed its section and the lines around it already, above: \
+the question's answer may be written there, perhaps in other words. If it is, write FINAL \
+with it; if not, search for another word."""
+
 
 def printed_value(ev: Evidence) -> str | None:
     """The cell's short output, when it is a value the model's code printed: not an error, not
@@ -123,7 +127,10 @@ def check_stuck(ev: Evidence) -> Finding | None:
     else:
         under = headings_printed_with(line, stdout)
         under = f"It is under {under}. " if under else ""
-        follow = FOLLOW_ANSWER.format(anchor=line.strip()[:80], under=under)
+        anchor = line.strip()[:80]
+        # Code the cell just ran is not offered again: it leads where the model already is.
+        ran = any(f"section({anchor!r})" in block for block in ev.code)
+        follow = (FOLLOW_READ if ran else FOLLOW_ANSWER).format(anchor=anchor, under=under)
     return Finding(
         intro.format(line=line, follow=follow), f"the search's line most like it: {line!r}"
     )
