@@ -32,6 +32,8 @@ from rlm_research.bench.tasks import DEV_SEEDS, FAMILIES, HELD_OUT_SEEDS, Task, 
 
 def tasks_for(opts: argparse.Namespace) -> list[Task]:
     if opts.set == "real":
+        if opts.seeds:
+            raise SystemExit("--seeds picks seeds of the generated tasks: use it with --set seeds")
         from rlm_research.bench.real_docs import real_tasks
 
         tasks: list[Task] = list(real_tasks(opts.split))

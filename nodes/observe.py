@@ -95,10 +95,18 @@ def without_repeated_output(state: RLMState, store: Any, shown: str, digest: str
         earlier = store.get_json(ref)
         if earlier.get("output_digest") == digest:
             ago = state["turn"] - int(earlier.get("turn", 0))
-            head = shown[:REPEAT_HEAD_CHARS].rstrip()
+            head = output_head(shown)
             note = prompts.SAME_OUTPUT.format(head=head, chars=len(shown), ago=ago)
             return text.replace(shown, note, 1)
     return text
+
+
+def output_head(shown: str) -> str:
+    """The start of an output, cut after a whole line or list item where one ends past half of
+    REPEAT_HEAD_CHARS (so "room 12" is not shown as "room 1")."""
+    head = shown[:REPEAT_HEAD_CHARS]
+    cut = max(head.rfind("\n"), head.rfind(", "))
+    return (head[:cut] if cut > REPEAT_HEAD_CHARS // 2 else head).rstrip(" ,")
 
 
 def last_chance(state: RLMState, stop: str | None, update: dict[str, Any]) -> str | None:

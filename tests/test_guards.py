@@ -11,7 +11,7 @@ from langchain_core.messages import AIMessage, BaseMessage
 from langchain_core.outputs import ChatGeneration, ChatResult
 from rlm_research.graph import run
 from rlm_research.graph.config import ConfigError, load_config
-from rlm_research.nodes import guards
+from rlm_research.nodes import guards, prompts
 from rlm_research.nodes.guards.names import question_names
 
 from tests.support.scripted_models import RuleModel, py, script
@@ -183,6 +183,17 @@ def test_the_instructions_placeholder_is_sent_back_and_the_count_after_it_stands
     assert result.answer == "the answer"  # the paper's loop takes what it is given
 
 
+def test_placeholders_are_caught_after_the_loops_own_notes_quote_them():
+    # The loop's notes (a reply without code is told to write FINAL("the answer")) are not
+    # output: only what code printed can make the words an answer.
+    earlier = prompts.NO_CODE + "\n\nOutput:\n12 lines\nVariables: hits: list"
+    for final in ("the answer", "...", "The answer."):
+        ev = evidence("How many?", f"FINAL({final!r})", "", final, earlier_output=lambda: earlier)
+        assert sent_back(ev) == ["placeholder"], final
+    ev = evidence("How many?", "FINAL(x)", "", "the answer")  # a variable's value: not a copy
+    assert sent_back(ev) == []
+
+
 def test_the_words_the_answer_stand_when_the_text_says_them(make_settings):
     doc = "Quiz night notes.\nThe card in envelope 3 reads: the answer\nEnd of notes."
     root = script(py("print(grep('envelope 3'))"), py("FINAL('the answer')"))
@@ -191,28 +202,36 @@ def test_the_words_the_answer_stand_when_the_text_says_them(make_settings):
     assert result.answer == "the answer" and len(result.trajectory) == 2
 
 
-class SlowReader(RuleModel):
-    """A rule model that says, as the embedded model does, how fast it read its prompt: 10
-    tokens a second."""
+class TimedReader(RuleModel):
+    """A rule model that says, as the embedded model does, how fast it read its prompt: 1,000
+    tokens in `eval_seconds`."""
+
+    eval_seconds: float = 100.0
 
     def _generate(self, messages: list[BaseMessage], *a: Any, **kw: Any) -> ChatResult:
         msg = super()._generate(messages, *a, **kw).generations[0].message
-        meta = {"prompt_tokens_evaluated": 1000, "prompt_eval_seconds": 100.0}
+        meta = {"prompt_tokens_evaluated": 1000, "prompt_eval_seconds": self.eval_seconds}
         reply = AIMessage(content=msg.content, response_metadata=meta)
         return ChatResult(generations=[ChatGeneration(message=reply)])
 
 
 def test_a_count_is_not_sent_back_to_a_judging_that_cannot_finish_in_time(make_settings):
     # Judging 60 lines one by one at 10 tokens a second takes about 6 minutes of a run given 5:
-    # the count stands (as it would with guards off) rather than end the run out of time.
+    # the count stands (as it would with guards off) rather than end the run out of time. At
+    # 1,000 tokens a second, or for a model that does not say, it is sent back.
     question = "How many of the reviews of the Zemo kettle are favourable?"
     doc = "\n".join(["Review: the Zemo kettle is fine."] * 60 + ["Other text."] * 5)
     rules = [(r"Output:\n60", py("FINAL('60')"))]
-    for model, sent_back in ((SlowReader, False), (RuleModel, True)):
-        root = model(rules=rules, default=py("print(len(grep('Zemo kettle')))"))
+    count = py("print(len(grep('Zemo kettle')))")
+    cases = (
+        (TimedReader(rules=rules, default=count), False),
+        (TimedReader(rules=rules, default=count, eval_seconds=1.0), True),
+        (RuleModel(rules=rules, default=count), True),
+    )
+    for root, sent_back in cases:
         result = run(question, doc, settings=make_settings(model=root, max_seconds=300))
         fired = [g["name"] for t in result.trajectory for g in t.get("guards", [])]
-        assert ("count_check" in fired) is sent_back, model
+        assert ("count_check" in fired) is sent_back, root
 
 
 def test_a_number_no_code_printed_is_sent_back_saying_so():

@@ -26,6 +26,16 @@ def test_grep_hits_carry_line_numbers_and_stay_strings(make_settings):
     assert " 20 2024-03-01" in out
 
 
+def test_grep_searches_any_sequence_of_lines_given_as_the_text(make_settings):
+    # An object whose `==` answers element by element (a numpy array) is searched as lines.
+    code = (
+        "class Ambiguous:\n    def __bool__(self):\n        raise ValueError('ambiguous')\n"
+        "class Rows(list):\n    def __eq__(self, other):\n        return Ambiguous()\n"
+        "print(len(grep('TIMEOUT', Rows(context.splitlines()))), len(grep('OK', context)))"
+    )
+    assert "Output:\n7 19\n" in shown(LOG, code, make_settings)
+
+
 def test_around_shows_the_lines_after_a_manual_signature(make_settings):
     out = shown(
         MANUAL, "h = grep('tool_read')\nprint(around(h[-1], before=0, after=2))", make_settings

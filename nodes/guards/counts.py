@@ -77,7 +77,7 @@ def judging_fits_time(lines: int, ev: Evidence) -> bool:
     the models read so far, with half the time left to spare for the turns around it. On two
     cores the embedded model reads about 35 tokens a second: a run sent back to judge 146 lines
     made 124 calls and ran out of its 5 minutes with no answer but its first."""
-    if ev.reading_speed is None:
+    if not ev.reading_speed:
         return True  # a model that does not say its speed: the sub-call budget decides
     tokens = lines * (JUDGE_PROMPT_CHARS + len(ev.question)) / CHARS_PER_TOKEN
     return tokens / ev.reading_speed < ev.seconds_left / 2

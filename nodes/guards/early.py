@@ -99,21 +99,33 @@ GUESSED_GUARD = Guard(
 )
 
 
-# The system prompt writes FINAL("the answer"); these are that placeholder and its kin.
-_PLACEHOLDERS = {"the answer", "answer", "your answer", "the_answer", "<answer>", "...", "…"}
+# The system prompt writes FINAL("the answer"), each observation FINAL("..."): those
+# placeholders and their kin, written as the answer.
+_PLACEHOLDERS = {"the answer", "answer", "your answer", "the_answer", "<answer>"}
+_ELLIPSES = {"...", "…"}
+# What code printed, in an observation (prompts.OBSERVATION): not the loop's own notes.
+_PROGRAM_OUTPUT = re.compile(r"^Output:\n(.*?)\nVariables: ", re.S | re.M)
 
 PLACEHOLDER = """\
 Not finished: {answer!r} is the placeholder from the instructions, not an answer. Write the \
 answer itself, the value the output above shows, inside FINAL(...)."""
 
 
+def is_placeholder(answer: str) -> bool:
+    text = answer.strip().strip("\"'")
+    return text in _ELLIPSES or text.rstrip(".").strip().lower() in _PLACEHOLDERS
+
+
 def check_placeholder(ev: Evidence) -> Finding | None:
-    if ev.final is None or ev.final.strip().strip("\"'.").lower() not in _PLACEHOLDERS:
+    # Only a literal FINAL("the answer"): a variable's value may be a title that says so.
+    if ev.final is None or not is_placeholder(ev.final) or ev.final not in literal_finals(ev.code):
         return None
-    printed = printed_before_final(ev.result, ev.final) + "\n" + ev.earlier_output()
-    if ev.final.strip() != "..." and answer_word(ev.final.strip()).search(printed):
-        return None  # an output says those words: they may be the answer
-    why = f"{ev.final!r} is the instructions' placeholder and no output of the level printed it"
+    outputs = _PROGRAM_OUTPUT.findall(ev.earlier_output())
+    printed = "\n".join([printed_before_final(ev.result, ev.final), *outputs])
+    words = ev.final.strip().strip("\"'")
+    if words not in _ELLIPSES and answer_word(words).search(printed):
+        return None  # a program printed those words: they may be the answer
+    why = f"{ev.final!r} is the instructions' placeholder and no code of the level printed it"
     return Finding(PLACEHOLDER.format(answer=ev.final), why)
 
 

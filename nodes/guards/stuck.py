@@ -70,7 +70,7 @@ print(section({anchor!r})[:4000])
 print(around({anchor!r}, before=5, after=10))
 ```"""
 
-FOLLOW_READ = """{under}Your code printed its section and the lines around it already, above: \
+FOLLOW_READ = """{under}Your code printed its section already, above: \
 the question's answer may be written there, perhaps in other words. If it is, write FINAL \
 with it; if not, search for another word."""
 
@@ -129,7 +129,7 @@ def check_stuck(ev: Evidence) -> Finding | None:
         under = f"It is under {under}. " if under else ""
         anchor = line.strip()[:80]
         # Code the cell just ran is not offered again: it leads where the model already is.
-        ran = any(f"section({anchor!r})" in block for block in ev.code)
+        ran = any(f"section({anchor!r})" in b for b in ev.code) and anchor[:60] in stdout
         follow = (FOLLOW_READ if ran else FOLLOW_ANSWER).format(anchor=anchor, under=under)
     return Finding(
         intro.format(line=line, follow=follow), f"the search's line most like it: {line!r}"
