@@ -89,7 +89,8 @@ or with FINAL("the answer") in a code block when you are sure."""
 # (nodes/plain_answer.py): one more turn.
 ANSWER_REQUEST = """\
 You keep repeating yourself, so the search stops here. From the outputs above, reply with your \
-best final answer to the question "{question}" in plain text, no code."""
+best final answer to the question "{question}": only the answer itself (a name, number, date, \
+version or file, not a sentence), in plain text, no code."""
 
 # The loop's notice; `advice` is what the stuck_advice guard adds (empty with guards off).
 STUCK_HINT = """\
@@ -98,8 +99,9 @@ search for another word, follow a name you found, count with code, or, if each l
 judgement, ask sub_lm_batched one yes/no question per line and count the yes replies."""
 
 CLOSING = """\
-Stop now ({reason}). Reply with your best final answer to the question "{question}" \
-in plain text, no code."""
+Stop now ({reason}). Reply with your best final answer to the question "{question}": only \
+the answer itself (a name, number, date, version or file, not a sentence), in plain text, \
+no code."""
 
 DIRECT_SYSTEM = "Answer the request accurately and briefly. Use only the text you are given."
 
