@@ -102,6 +102,8 @@ def run_rlm(task: Task, opts: argparse.Namespace) -> dict[str, Any]:
     return {
         "answer": res.answer,
         "stop_reason": res.stop_reason,
+        # The reply kept aside when it was not taken as the answer (a refused plain answer).
+        "unaccepted": res.unaccepted[:500],
         "usage": res.usage,
         "trajectory": res.trajectory,
         "run_id": res.run_id,
