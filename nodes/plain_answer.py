@@ -62,13 +62,14 @@ _COMMON = frozenset(
         "lines",
     ]
 )
-_OUTPUT = re.compile(r"^Output:\n(.*?)(?:\nVariables: |\Z)", re.S)
+_OUTPUT = re.compile(r"^Output:\n(.*?)(?:\nVariables: |\Z)", re.S | re.M)
 
 
 def printed_output(observations: Iterable[str]) -> str:
-    """What the cells printed, from the loop's observations: each one's `Output:` part, without
+    """What the cells printed, from the loop's observations (one text each, or several joined):
+    each one's `Output:` part, without
     the question repeated under it or the loop's and guards' messages after it."""
-    return "\n".join(m.group(1) for text in observations if (m := _OUTPUT.match(str(text))))
+    return "\n".join(out for text in observations for out in _OUTPUT.findall(str(text)))
 
 
 def plain_answer(reply: str, printed: str, question: str = "") -> tuple[str | None, str]:

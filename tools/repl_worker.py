@@ -306,7 +306,7 @@ class Worker:
             lines, outline = self._lines_and_outline(src)
             hits = grep_hits(pattern, lines, outline=outline)
             # The host checks a count given as the answer against these (`answer_checks`).
-            whole = text is None or text is src_ctx or (isinstance(text, str) and text == src_ctx)
+            whole = text is None or (isinstance(text, str) and text == src_ctx)
             over = "context" if whole else "other"
             self.searches.append({"pattern": str(pattern)[:200], "hits": len(hits), "over": over})
             if not hits:

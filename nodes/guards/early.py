@@ -22,6 +22,7 @@ from rlm_research.nodes.guards.base import (
     literal_finals,
     printed_before_final,
 )
+from rlm_research.nodes.plain_answer import printed_output
 from rlm_research.tools.text_search import suggested_read
 
 _NEGATIVE = re.compile(
@@ -103,26 +104,22 @@ GUESSED_GUARD = Guard(
 # placeholders and their kin, written as the answer.
 _PLACEHOLDERS = {"the answer", "answer", "your answer", "the_answer", "<answer>"}
 _ELLIPSES = {"...", "…"}
-# What code printed, in an observation (prompts.OBSERVATION): not the loop's own notes.
-_PROGRAM_OUTPUT = re.compile(r"^Output:\n(.*?)\nVariables: ", re.S | re.M)
 
 PLACEHOLDER = """\
 Not finished: {answer!r} is the placeholder from the instructions, not an answer. Write the \
 answer itself, the value the output above shows, inside FINAL(...)."""
 
 
-def is_placeholder(answer: str) -> bool:
-    text = answer.strip().strip("\"'")
-    return text in _ELLIPSES or text.rstrip(".").strip().lower() in _PLACEHOLDERS
-
-
 def check_placeholder(ev: Evidence) -> Finding | None:
-    # Only a literal FINAL("the answer"): a variable's value may be a title that says so.
-    if ev.final is None or not is_placeholder(ev.final) or ev.final not in literal_finals(ev.code):
+    words = (ev.final or "").strip().strip("\"'")
+    if words not in _ELLIPSES and words.rstrip(".").strip().lower() not in _PLACEHOLDERS:
         return None
-    outputs = _PROGRAM_OUTPUT.findall(ev.earlier_output())
-    printed = "\n".join([printed_before_final(ev.result, ev.final), *outputs])
-    words = ev.final.strip().strip("\"'")
+    # Only a literal FINAL("the answer"): a variable's value may be a title that says so.
+    if ev.final is None or ev.final not in literal_finals(ev.code):
+        return None
+    # What code printed, not the loop's own notes (which quote the placeholder).
+    printed = printed_before_final(ev.result, ev.final) + "\n"
+    printed += printed_output([ev.earlier_output()])
     if words not in _ELLIPSES and answer_word(words).search(printed):
         return None  # a program printed those words: they may be the answer
     why = f"{ev.final!r} is the instructions' placeholder and no code of the level printed it"
