@@ -13,7 +13,10 @@ from rlm_research.graph.settings import Settings
 from rlm_research.graph.state import Budget, RLMState
 from rlm_research.nodes import prompts
 from rlm_research.nodes.model_call import put_message
+from rlm_research.tools.text_search import Outline, heading_kinds
 
+OUTLINE_LISTED = 8  # a text with up to this many headings has them all listed, else by kind
+OUTLINE_KINDS = 5
 BIG_CONTEXT_CHARS = 24_000  # above this, the prompt shows the chunk-and-batch pattern
 CHUNK_CHARS = 20_000
 
@@ -79,6 +82,8 @@ def opening_messages(
 ) -> list[str]:
     texts = {name: store.get_text(ref) for name, ref in context_refs.items()}
     joined = "\n\n".join(texts.values())
+    if len(texts) > 1:  # as the REPL worker joins them, so line numbers agree
+        joined = "\n\n".join(f"=== {n} ===\n{t}" for n, t in texts.items())
     sources = ""
     if len(texts) > 1:
         sources = (
@@ -97,5 +102,33 @@ def opening_messages(
         lines=joined.count("\n") + 1 if joined else 0,
         sources=sources,
         preview=joined[:300] + (" ..." if len(joined) > 300 else ""),
+        outline=outline_note(joined),
     )
     return [put_message(store, "system", system), put_message(store, "user", first)]
+
+
+def outline_note(text: str) -> str:
+    """The first message's note on the text's headings, "" for a text without any (so a run
+    over plain lines gets the same first message as before): each heading with its line
+    number when there are few, else the commonest kinds, how many of each and where."""
+    lines = text.splitlines()
+    outline = Outline(lines)
+    if not outline.at:
+        return ""
+
+    def shown(i: int) -> str:
+        return f"{i + 1}: {lines[i].strip()[:90]!r}"
+
+    if len(outline.at) <= OUTLINE_LISTED:
+        items = "\n".join(f"- {shown(i)}" for i in outline.at)
+        return prompts.OUTLINE_ALL.format(items=items) + prompts.OUTLINE_USE
+    kinds = [ix for ix in heading_kinds(lines, outline) if len(ix) > 1][:OUTLINE_KINDS]
+    if not kinds:  # all different: the first few, as they come
+        items = "\n".join(f"- {shown(i)}" for i in outline.at[:OUTLINE_LISTED]) + "\n- ..."
+    else:
+        items = "\n".join(
+            f"- {len(ix)} like {lines[ix[0]].strip()[:90]!r} (the first at line {ix[0] + 1}, "
+            f"the last at line {ix[-1] + 1})"
+            for ix in kinds
+        )
+    return prompts.OUTLINE_KINDS.format(total=len(outline.at), items=items) + prompts.OUTLINE_USE

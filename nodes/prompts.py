@@ -61,8 +61,21 @@ Question: {question}
 A preview of its first characters, only to show how it is written (it is not evidence: \
 search `context` before you answer):
 {preview}
-
+{outline}
 Write your first ```python block."""
+
+# The text's headings in the first message, only for a text that has some (level_start); the
+# counts and line numbers are computed by code, so they are evidence, unlike the preview.
+OUTLINE_ALL = "Its headings (lines that start a section), from its outline:\n{items}\n"
+OUTLINE_KINDS = """\
+Its outline has {total:,} headings (lines that start a section). The most common kinds:
+{items}
+"""
+OUTLINE_USE = """\
+headings("words") returns the headings that contain the words, with their line numbers; \
+section(line) returns the section under a heading, and grep("words", section(line)) searches \
+only inside it.
+"""
 
 OBSERVATION = """\
 Output:

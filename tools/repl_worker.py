@@ -61,6 +61,7 @@ PROTECTED = (
     "around",
     "section_of",
     "section",
+    "headings",
     "Hit",
     "Hits",
 )
@@ -136,7 +137,7 @@ def grep_hits(
     pattern: Any, lines: list[str], whole_words: bool = True, outline: Outline | None = None
 ) -> list[Hit]:
     """`grep_lines`, each line with its line number and, given the text's outline, its headings."""
-    rx = grep_pattern(pattern, whole_words)
+    rx = grep_pattern(pattern, whole_words, lines)
     found = [i for i, line in enumerate(lines) if rx.search(line)]
     if outline is None or not outline.at:
         return [Hit(lines[i], i + 1) for i in found]
@@ -296,7 +297,8 @@ class Worker:
         }
 
     def _text_api(self) -> dict[str, Any]:
-        """Reading `context` (or any text): grep, around, section_of, section, judge_lines."""
+        """Reading `context` (or any text): grep, around, section_of, section, headings,
+        judge_lines."""
 
         def grep(pattern: Any, text: Any = None) -> list[str]:
             """Lines of `text` (default `context`) with `pattern` as whole words, any case; or a
@@ -345,6 +347,15 @@ class Worker:
             body = lines[head : outline.end_of_section(head, len(lines))]
             return "\n".join(outer + body)
 
+        def headings(words: Any = None, text: Any = None) -> list[str]:
+            """The heading lines of `text` (default `context`) with their line numbers; only
+            those holding `words` (matched as grep matches) if given. Not a search the count
+            guard reviews: a heading line is a section, not a line that may or may not count."""
+            lines, outline = self._lines_and_outline(text)
+            rx = grep_pattern(words, lines=lines) if words else None
+            at = outline.at if outline is not None else []
+            return Hits(Hit(lines[i], i + 1) for i in at if rx is None or rx.search(lines[i]))
+
         def judge_lines(lines: Any, question: Any) -> list[str]:
             """The lines that helpers judge to count for `question`: one helper turns it into
             a yes/no question about one line, then one helper per line answers that."""
@@ -366,6 +377,7 @@ class Worker:
             "around": around,
             "section_of": section_of,
             "section": section,
+            "headings": headings,
         }
 
     def _lines_and_outline(self, text: Any) -> tuple[list[str], Outline | None]:

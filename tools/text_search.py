@@ -17,19 +17,31 @@ from typing import Any
 GREP_FOUND_NOTHING = "(grep: no line has"
 
 
-def grep_pattern(pattern: Any, whole_words: bool = True) -> re.Pattern[str]:
+# Regex brackets that, read as a regex, no longer match their own text: "[Function]" is a class
+# of single letters, "f(x)" matches "fx".
+_BRACKETS = re.compile(r"[\[\]()]")
+
+
+def grep_pattern(
+    pattern: Any, whole_words: bool = True, lines: list[str] | None = None
+) -> re.Pattern[str]:
     r"""`pattern` as a case-insensitive regex, or its words as written if it is not one. Where its
     text starts or ends with a word character (a letter, digit or _; not a class like [Dd]), it
     matches only where a word starts or ends: at 1M characters grep("Drivor") found 58 lines,
     most of them "Mordrivor Labs", and the town's own line was not among the ten printed.
     r"\w*drivor" still matches inside words. So a whole-word search counts "review" but not
     "reviews": `len(grep(...))` of a stem undercounts (its empty result says so; one with hits
-    does not)."""
+    does not). Given the `lines` searched, a pattern with brackets or parentheses that occurs
+    in them exactly as written is searched as written: `grep("[Function]")` finds a manual's
+    "[Function]" entries, not every line with an F, u or n."""
     text = str(pattern)
     try:
         re.compile(text)
     except re.error:  # "f(x" and the like: the words as written
         text = re.escape(text)
+    else:
+        if lines is not None and _BRACKETS.search(text) and occurs_as_written(text, lines):
+            text = re.escape(text)
     # Global flags ("(?i)") must stay in front of the wrapper.
     flags, body = re.match(r"((?:\(\?[aiLmsux]+\))*)(.*)", text, re.S).groups()
     if whole_words and body:
@@ -40,10 +52,15 @@ def grep_pattern(pattern: Any, whole_words: bool = True) -> re.Pattern[str]:
     return re.compile(flags + body, re.I)
 
 
+def occurs_as_written(text: str, lines: list[str]) -> bool:
+    low = text.lower()
+    return any(low in line.lower() for line in lines)
+
+
 def grep_lines(pattern: Any, lines: list[str], whole_words: bool = True) -> list[str]:
     """What `grep` returns: the lines that match `pattern` (see `grep_pattern`). The host calls
     it too, to read a search's lines again for the stuck hint."""
-    rx = grep_pattern(pattern, whole_words)
+    rx = grep_pattern(pattern, whole_words, lines)
     return [line for line in lines if rx.search(line)]
 
 
@@ -206,6 +223,28 @@ class Outline:
             if self.level[j] <= self.level[k]:
                 return self.at[j]
         return n_lines
+
+
+# How a heading begins: its marks and first word ("* Noteworthy", "apt", "[Function", "=== yaml").
+_KIND = re.compile(r"\W*\w+")
+
+
+def heading_kinds(lines: list[str], outline: Outline) -> list[list[int]]:
+    """The outline's headings grouped by how they begin (marks and first word, any digits
+    alike), outermost first (by the smallest depth in the group), then largest, each as 0-based
+    line indices. A changelog's entries, a NEWS file's releases or a manual's function entries
+    each form one group, so the first message can say how many there are and what they look
+    like; a release's subsections ("** Bug fixes") come after the releases."""
+    groups: dict[str, list[int]] = {}
+    depth: dict[str, int] = {}
+    for i, level in zip(outline.at, outline.level, strict=True):
+        text = lines[i].strip()
+        m = _KIND.match(text)
+        key = re.sub(r"\d+", "#", (m.group() if m else text[:3]).lower())
+        groups.setdefault(key, []).append(i)
+        depth[key] = min(level, depth.get(key, level))
+    order = sorted(groups, key=lambda k: (depth[k], -len(groups[k]), groups[k][0]))
+    return [groups[k] for k in order]
 
 
 def line_index(where: Any, lines: list[str]) -> int:
