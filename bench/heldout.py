@@ -37,7 +37,17 @@ def tasks_for(opts: argparse.Namespace) -> list[Task]:
         from rlm_research.bench.real_docs import real_tasks
 
         tasks: list[Task] = list(real_tasks(opts.split))
-        return [t for t in tasks if not opts.tasks or t.family in opts.tasks]
+        known = {t.meta["doc"] for t in tasks}
+        if set(opts.docs) - known:
+            raise SystemExit(f"--docs: the documents are {', '.join(sorted(known))}")
+        return [
+            t
+            for t in tasks
+            if (not opts.tasks or t.family in opts.tasks)
+            and (not opts.docs or t.meta["doc"] in opts.docs)
+        ]
+    if opts.docs:
+        raise SystemExit("--docs picks real documents: use it with --set real")
     seeds = {"dev": DEV_SEEDS, "held_out": HELD_OUT_SEEDS, "all": DEV_SEEDS + HELD_OUT_SEEDS}
     chosen = [s for s in seeds[opts.split] if not opts.seeds or s in opts.seeds]
     if opts.seeds and len(chosen) != len(set(opts.seeds)):
@@ -142,6 +152,9 @@ def build_parser() -> argparse.ArgumentParser:
         "--seeds", nargs="+", type=int, default=[], help="seeds set: only these seeds of --split"
     )
     p.add_argument("--sizes", nargs="+", default=["100K"], help="seeds set: 100K 1M ...")
+    p.add_argument(
+        "--docs", nargs="+", default=[], help="real set: only these documents (gnupg-news ...)"
+    )
     p.add_argument("--guards", nargs="+", default=["default", "off"], help="presets or lists")
     p.add_argument("--model", default="local")
     p.add_argument("--base-url", default=None)

@@ -71,3 +71,14 @@ def test_the_report_counts_tool_note_answers_and_calls_per_correct():
     rows[1]["tool_note_answer"] = heldout.tool_note_answer(rows[1])
     table = heldout.report(rows)
     assert "| held_out | count | off | 2 | 0.50 | 1 | 13 | 360 | 1 | 4 |" in table
+
+
+def test_docs_picks_documents_and_an_unknown_one_is_refused():
+    parse = heldout.build_parser().parse_args
+    opts = parse(["--set", "real", "--split", "held_out", "--docs", "gnupg-news", "--out", "x"])
+    picked = heldout.tasks_for(opts)
+    assert {t.meta["doc"] for t in picked} == {"gnupg-news"} and len(picked) == 2
+    with pytest.raises(SystemExit, match="gnupg-news"):
+        heldout.tasks_for(parse(["--set", "real", "--docs", "nope", "--out", "x"]))
+    with pytest.raises(SystemExit, match="--set real"):
+        heldout.tasks_for(parse(["--set", "seeds", "--docs", "gnupg-news", "--out", "x"]))
