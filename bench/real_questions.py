@@ -186,7 +186,12 @@ def gnupg_questions(text: str) -> list[Question]:
         Question(
             "lookup", "On what date was GnuPG version 2.2.36 released?", versions["2.2.36"][0]
         ),
-        Question("count", "How many versions does this NEWS file describe?", len(versions)),
+        # Not "how many versions": some versions are only listed, with no notes of their own.
+        Question(
+            "count",
+            "How many 'Noteworthy changes in version ...' sections does this NEWS file have?",
+            len(versions),
+        ),
         Question(
             "sum",
             "How many change items (lines starting with '*') do the notes of GnuPG 2.2.38 and "

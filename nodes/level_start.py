@@ -77,13 +77,19 @@ def start_level(state: RLMState, settings: Settings, store: BlobStore) -> dict[s
     return update
 
 
+def joined_context(texts: dict[str, str]) -> str:
+    """`context` as the REPL worker builds it: one text, or several under `=== name ===`
+    headers, so line numbers the host quotes agree with the model's."""
+    if len(texts) == 1:
+        return next(iter(texts.values()))
+    return "\n\n".join(f"=== {n} ===\n{t}" for n, t in texts.items())
+
+
 def opening_messages(
     question: str, context_refs: dict[str, str], settings: Settings, store: BlobStore
 ) -> list[str]:
     texts = {name: store.get_text(ref) for name, ref in context_refs.items()}
-    joined = "\n\n".join(texts.values())
-    if len(texts) > 1:  # as the REPL worker joins them, so line numbers agree
-        joined = "\n\n".join(f"=== {n} ===\n{t}" for n, t in texts.items())
+    joined = joined_context(texts)
     sources = ""
     if len(texts) > 1:
         sources = (
@@ -105,6 +111,14 @@ def opening_messages(
         outline=outline_note(joined),
     )
     return [put_message(store, "system", system), put_message(store, "user", first)]
+
+
+def repeated_heading_kinds(text: str) -> list[tuple[int, str]]:
+    """(how many, the first) of each kind of heading that occurs more than once, as the first
+    message lists them (the guards read them too)."""
+    lines = text.splitlines()
+    kinds = heading_kinds(lines, Outline(lines))
+    return [(len(ix), lines[ix[0]].strip()) for ix in kinds if len(ix) > 1]
 
 
 def outline_note(text: str) -> str:

@@ -15,6 +15,7 @@ from rlm_research.graph.usage import reading_speed
 from rlm_research.nodes import guards, prompts
 from rlm_research.nodes.execute import budget_exhausted, remaining
 from rlm_research.nodes.guards.base import clipped
+from rlm_research.nodes.level_start import joined_context, repeated_heading_kinds
 from rlm_research.nodes.model_call import blob_store, emit, put_message, settings_of
 from rlm_research.tools.text_search import GREP_FOUND_NOTHING, grep_lines
 
@@ -179,6 +180,7 @@ def guard_evidence(
         reading_speed=reading_speed(state.get("usage")),
         earlier_output=earlier_output,
         search_lines=lambda pattern: search_lines(state, store, pattern),
+        heading_kinds=lambda: context_heading_kinds(state, store),
     )
 
 
@@ -209,6 +211,13 @@ def search_lines(state: RLMState, store: Any, pattern: str) -> list[str]:
         return []
     text = store.get_text(next(iter(refs.values())))
     return grep_lines(pattern, text.splitlines())[:10_000]
+
+
+def context_heading_kinds(state: RLMState, store: Any) -> list[tuple[int, str]]:
+    """The repeated kinds of heading of `context`, as its first message listed them."""
+    refs = state.get("context_refs") or {}
+    texts = {name: store.get_text(ref) for name, ref in refs.items()}
+    return repeated_heading_kinds(joined_context(texts))
 
 
 def cell_error(result: dict[str, Any] | None) -> str | None:

@@ -44,6 +44,9 @@ class Evidence:
     earlier_output: Callable[[], str] = lambda: ""
     # The lines of `context` that grep(pattern) returns, read again by the host.
     search_lines: Callable[[str], list[str]] = lambda pattern: []
+    # (how many, the first) of each kind of heading of `context` that occurs more than once,
+    # as the first message listed them.
+    heading_kinds: Callable[[], list[tuple[int, str]]] = lambda: []
 
 
 @dataclass(frozen=True)

@@ -1,6 +1,8 @@
 """`stuck_advice`: what to add to the loop's "you are repeating yourself" notice.
 
-In order: the question's own name while no search has looked for it; a short value the model's
+In order: the question's own name while no search has looked for it; for a count question
+whose counted noun names a kind of heading, those headings and the code that counts them
+(counted_headings.py); a short value the model's
 own code printed again and again (a model that printed `740` three times, told only "take the
 next step", split a 1M log into 50 helper calls), offered as FINAL only when it is a value and
 not an empty search's echo or a tool's note; after searches that found nothing, the helpers over
@@ -26,6 +28,7 @@ from rlm_research.nodes.guards.closest_line import (
     headings_printed_with,
     printed_lines,
 )
+from rlm_research.nodes.guards.counted_headings import counted_heading_kinds
 from rlm_research.nodes.guards.names import unsearched_names
 from rlm_research.tools.text_search import suggested_read
 from rlm_research.tools.tool_notes import has_tool_note, strip_tool_notes
@@ -35,6 +38,12 @@ QUESTION_NAME = (
 """
     + SEARCH_CODE
 )
+COUNTED_HEADINGS = """The question counts {noun}, and the text's outline has headings that \
+name them: {kinds}. If those are what it counts, count them in code:
+```python
+h = headings({word!r})
+print(len(h), h[:3])
+```"""
 PRINTED = """It printed {printed} again: if that answers the question, write \
 FINAL({printed!r}) now."""
 EARLIER = "If an earlier output already answers the question, write FINAL(...) now."
@@ -96,6 +105,12 @@ def check_stuck(ev: Evidence) -> Finding | None:
     names = unsearched_names(ev.question, ev.searches)
     if names:
         return Finding(QUESTION_NAME.format(name=names[0]), "the question's name never searched")
+    counted = counted_heading_kinds(ev.question, ev.heading_kinds())
+    if counted and not any("headings(" in block for block in ev.code):
+        noun, word, kinds = counted
+        listed = ", ".join(f"{n} like {example[:80]!r}" for n, example in kinds[:3])
+        message = COUNTED_HEADINGS.format(noun=noun, kinds=listed, word=word)
+        return Finding(message, f"the question counts {noun}; {len(kinds)} kinds of heading say it")
     if ev.result is None or any(b.get("error") for b in ev.result.get("blocks", [])):
         return Finding(EARLIER, "the same error or no code again")
     value = printed_value(ev)
