@@ -253,6 +253,18 @@ def test_github_is_not_the_name_git():
     assert not guards.review(ev, ("unsearched_name",), "note")
 
 
+def test_a_search_that_found_the_quoted_text_needs_no_name_search():
+    question = "On what date was the Mytool version released whose notes say 'Fix two typos'?"
+    found = [{"pattern": "Fix two  typos", "hits": 1, "over": "context"}]
+    ev = evidence(question, "FINAL('02 Dec 2022')", "1 [12: '* Fix two typos']", "02 Dec 2022")
+    ev.searches = ev.new_searches = found
+    assert not guards.review(ev, ("unsearched_name",), "answer")
+    # The quoted text not found, or never searched: the name is still asked for.
+    for searches in ([{**found[0], "hits": 0}], [{"pattern": "typos", "hits": 3, "over": "context"}]):
+        ev.searches = ev.new_searches = searches
+        assert guards.review(ev, ("unsearched_name",), "answer")
+
+
 def test_the_stuck_advice_never_offers_a_tools_note_as_the_answer(make_settings):
     same = py("hits = grep('favourable')\nprint(len(hits), hits)")
     root = script(same, same, same, same, py("FINAL('x')"))

@@ -31,10 +31,15 @@ _QUOTED = re.compile(r"""'([^']{1,80})'|"([^"]{1,80})"|`([^`]{1,80})`""")
 _CODE_TOKEN = re.compile(r"\b\w+(?:[=_:/#.-]+\w+)+\b")
 
 
+def quoted_terms(question: str) -> list[str]:
+    """The terms a question quotes ('...', "...", `...`)."""
+    quoted = [next(g for g in m.groups() if g) for m in _QUOTED.finditer(question)]
+    return [t.strip() for t in quoted if t.strip()]
+
+
 def literal_terms(question: str) -> list[str]:
     """The terms a question spells out exactly: quoted ones and code-like tokens."""
-    quoted = [next(g for g in m.groups() if g) for m in _QUOTED.finditer(question)]
-    return [t.strip() for t in quoted + _CODE_TOKEN.findall(question) if t.strip()]
+    return quoted_terms(question) + [t for t in _CODE_TOKEN.findall(question) if t.strip()]
 
 
 def searched_literal_term(pattern: str, question: str) -> bool:

@@ -11,6 +11,7 @@ import re
 from typing import Any
 
 from rlm_research.nodes.guards.base import SEARCH_CODE, Evidence, Finding, Guard
+from rlm_research.nodes.guards.counts import quoted_terms
 from rlm_research.tools.text_search import grep_pattern
 
 # A whole token that starts with a capital and a small letter ("Fenbex", "GitHub", "McKay"),
@@ -42,6 +43,18 @@ def question_names(question: str) -> list[str]:
     return list(dict.fromkeys(names))
 
 
+def found_quoted(question: str, searches: list[dict[str, Any]]) -> bool:
+    """A search with hits looked for text the question quotes: it found what the question is
+    about. Asked for the date of the GnuPG version whose notes hold a quoted line, a 1.5B model
+    found that line under its version's heading at once; told to search "GnuPG" too, it printed
+    192 lines and ran out of time."""
+    quoted = [" ".join(t.lower().split()) for t in quoted_terms(question)]
+    return any(
+        s["hits"] and any(q in " ".join(s["pattern"].lower().split()) for q in quoted)
+        for s in searches
+    )
+
+
 def unsearched_names(question: str, searches: list[dict[str, Any]]) -> list[str]:
     """The question's names, when this level has searched `context` and no search looked for
     any word of them (as a word: "Canada" is not "Ada"); else []. Only while every search of
@@ -49,7 +62,7 @@ def unsearched_names(question: str, searches: list[dict[str, Any]]) -> list[str]
     name."""
     patterns = [s["pattern"] for s in searches if s["over"] == "context"]
     names = question_names(question)
-    if not patterns or not names or len(searches) >= 8:
+    if not patterns or not names or len(searches) >= 8 or found_quoted(question, searches):
         return []
     words = {w.lower() for name in names for w in name.split()}
     for pattern in patterns:
