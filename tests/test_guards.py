@@ -260,7 +260,8 @@ def test_a_search_that_found_the_quoted_text_needs_no_name_search():
     ev.searches = ev.new_searches = found
     assert not guards.review(ev, ("unsearched_name",), "answer")
     # The quoted text not found, or never searched: the name is still asked for.
-    for searches in ([{**found[0], "hits": 0}], [{"pattern": "typos", "hits": 3, "over": "context"}]):
+    other = {"pattern": "typos", "hits": 3, "over": "context"}
+    for searches in ([{**found[0], "hits": 0}], [other]):
         ev.searches = ev.new_searches = searches
         assert guards.review(ev, ("unsearched_name",), "answer")
 
