@@ -34,18 +34,13 @@ def tasks_for(opts: argparse.Namespace) -> list[Task]:
     if opts.set == "real":
         if opts.seeds:
             raise SystemExit("--seeds picks seeds of the generated tasks: use it with --set seeds")
-        from rlm_research.bench.real_docs import real_tasks
+        from rlm_research.bench.real_docs import DOCUMENTS, real_tasks
 
-        tasks: list[Task] = list(real_tasks(opts.split))
-        known = {t.meta["doc"] for t in tasks}
+        known = {d.name for d in DOCUMENTS}
         if set(opts.docs) - known:
             raise SystemExit(f"--docs: the documents are {', '.join(sorted(known))}")
-        return [
-            t
-            for t in tasks
-            if (not opts.tasks or t.family in opts.tasks)
-            and (not opts.docs or t.meta["doc"] in opts.docs)
-        ]
+        tasks: list[Task] = list(real_tasks(opts.split, opts.docs))
+        return [t for t in tasks if not opts.tasks or t.family in opts.tasks]
     if opts.docs:
         raise SystemExit("--docs picks real documents: use it with --set real")
     seeds = {"dev": DEV_SEEDS, "held_out": HELD_OUT_SEEDS, "all": DEV_SEEDS + HELD_OUT_SEEDS}

@@ -80,8 +80,8 @@ def start_level(state: RLMState, settings: Settings, store: BlobStore) -> dict[s
 def joined_context(texts: dict[str, str]) -> str:
     """`context` as the REPL worker builds it: one text, or several under `=== name ===`
     headers, so line numbers the host quotes agree with the model's."""
-    if len(texts) == 1:
-        return next(iter(texts.values()))
+    if list(texts) == ["context"]:
+        return texts["context"]
     return "\n\n".join(f"=== {n} ===\n{t}" for n, t in texts.items())
 
 

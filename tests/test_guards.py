@@ -260,6 +260,13 @@ def test_a_search_that_found_the_quoted_text_needs_no_name_search():
     ev.searches = ev.new_searches = found
     assert not guards.review(ev, ("unsearched_name",), "answer")
     # The quoted text not found, or never searched: the name is still asked for.
+    # A short quoted term is in many searches without being what they found.
+    short = "Which Mytool release added the 'a' flag?"
+    ev_short = evidence(short, "FINAL('1.2')", "x", "1.2")
+    ev_short.searches = ev_short.new_searches = [
+        {"pattern": "release", "hits": 5, "over": "context"}
+    ]
+    assert guards.review(ev_short, ("unsearched_name",), "answer")
     other = {"pattern": "typos", "hits": 3, "over": "context"}
     for searches in ([{**found[0], "hits": 0}], [other]):
         ev.searches = ev.new_searches = searches

@@ -60,6 +60,13 @@ def test_several_sources_are_outlined_with_the_worker_s_line_numbers(make_settin
     assert "['=== notes_txt ===', '=== guide_md ===', '# Setup', '# Usage']" in out
 
 
+def test_one_named_source_is_outlined_with_the_worker_s_line_numbers(make_settings):
+    code = "lines = context.splitlines()\nprint([(h.n, lines[h.n - 1]) for h in headings()])"
+    first, out = first_message_and_output({"guide.md": "# Setup\ntext"}, code, make_settings)
+    assert "- 2: '# Setup'" in first
+    assert "(2, '# Setup')" in out
+
+
 def test_a_manual_s_function_entries_are_found_by_their_bracketed_label(make_settings):
     code = "print(len(headings('[Function]')), len(grep('[Function]')), len(grep('(node')))"
     first, out = first_message_and_output(MANUAL, code, make_settings)

@@ -82,3 +82,17 @@ def test_docs_picks_documents_and_an_unknown_one_is_refused():
         heldout.tasks_for(parse(["--set", "real", "--docs", "nope", "--out", "x"]))
     with pytest.raises(SystemExit, match="--set real"):
         heldout.tasks_for(parse(["--set", "seeds", "--docs", "gnupg-news", "--out", "x"]))
+
+
+def test_a_drifted_document_does_not_stop_a_run_over_the_others(monkeypatch):
+    real_docs.document_text.cache_clear()
+    real = real_docs.installed_version
+    monkeypatch.setattr(
+        real_docs,
+        "installed_version",
+        lambda package: "0.0-other" if package == "pypi:attrs" else real(package),
+    )
+    assert len(real_docs.real_tasks("all", ["apt-changelog"])) == 5
+    with pytest.raises(real_docs.DocumentDrift):
+        real_docs.real_tasks("all")
+    real_docs.document_text.cache_clear()

@@ -72,7 +72,7 @@ def nearest_search(pattern: str, lines: list[str], outline: Outline | None = Non
     the name alone hits, and so does "2.5.3" in "apt (2.5.3) unstable"."""
     inside = grep_lines(pattern, lines, whole_words=False)
     if inside:
-        wider = r"\w*(?:" + grep_pattern(pattern, whole_words=False).pattern + r")\w*"
+        wider = r"\w*(?:" + grep_pattern(pattern, False, lines).pattern + r")\w*"
         what = f"it inside longer words (grep({wider!r}) finds them)"
         return _found_instead(f"{pattern!r} as a word of its own", what, inside)
     words = re.sub(r"'s\b", "", pattern).split()

@@ -48,7 +48,8 @@ def found_quoted(question: str, searches: list[dict[str, Any]]) -> bool:
     about. Asked for the date of the GnuPG version whose notes hold a quoted line, a 1.5B model
     found that line under its version's heading at once; told to search "GnuPG" too, it printed
     192 lines and ran out of time."""
-    quoted = [" ".join(t.lower().split()) for t in quoted_terms(question)]
+    # A short quoted term ('a', a flag) is in many searches without being what they found.
+    quoted = [" ".join(t.lower().split()) for t in quoted_terms(question) if len(t.strip()) >= 8]
     return any(
         s["hits"] and any(q in " ".join(s["pattern"].lower().split()) for q in quoted)
         for s in searches

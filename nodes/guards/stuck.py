@@ -28,7 +28,7 @@ from rlm_research.nodes.guards.closest_line import (
     headings_printed_with,
     printed_lines,
 )
-from rlm_research.nodes.guards.counted_headings import counted_heading_kinds
+from rlm_research.nodes.guards.counted_headings import counted_heading_kinds, counted_noun
 from rlm_research.nodes.guards.names import unsearched_names
 from rlm_research.tools.text_search import suggested_read
 from rlm_research.tools.tool_notes import has_tool_note, strip_tool_notes
@@ -105,7 +105,8 @@ def check_stuck(ev: Evidence) -> Finding | None:
     names = unsearched_names(ev.question, ev.searches)
     if names:
         return Finding(QUESTION_NAME.format(name=names[0]), "the question's name never searched")
-    counted = counted_heading_kinds(ev.question, ev.heading_kinds())
+    # The outline is read (the whole text) only for a question that counts something.
+    counted = counted_noun(ev.question) and counted_heading_kinds(ev.question, ev.heading_kinds())
     if counted and not any("headings(" in block for block in ev.code):
         noun, word, kinds = counted
         listed = ", ".join(f"{n} like {example[:80]!r}" for n, example in kinds[:3])
