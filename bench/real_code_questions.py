@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from rlm_research.bench.real_questions import Question
+from rlm_research.tools.text_search import join_sources
 
 # ---------------------------------------------------------------------------------------------
 # The libtasn1 manual (PDF)
@@ -89,13 +90,11 @@ def libtasn1_questions(text: str) -> list[Question]:
 
 
 def read_tree(package: str) -> str:
-    """A package's modules, one after another under `=== <package>/<file> ===` headers."""
+    """A package's modules, one after another under `=== <package>/<file> ===` headers, as
+    `context` joins several sources."""
     root = Path(importlib.util.find_spec(package).origin).parent  # type: ignore[union-attr,arg-type]
-    parts = [
-        f"=== {package}/{p.name} ===\n{p.read_text(encoding='utf-8')}"
-        for p in sorted(root.glob("*.py"))
-    ]
-    return "\n\n".join(parts)
+    files = sorted(root.glob("*.py"))
+    return join_sources({f"{package}/{p.name}": p.read_text(encoding="utf-8") for p in files})
 
 
 def read_pyyaml() -> str:
@@ -189,14 +188,6 @@ PYYAML = TreePicks(
 )
 
 
-def pyyaml_questions(text: str) -> list[Question]:
-    return tree_questions(text, PYYAML)
-
-
-def attrs_questions(text: str) -> list[Question]:
-    return tree_questions(text, ATTRS)
-
-
 ATTRS = TreePicks(
     "the attrs package's",
     ("attr/validators.py", "matches_re", "flags"),
@@ -205,3 +196,11 @@ ATTRS = TreePicks(
     "ClassProps",
     "FrozenAttributeError",
 )
+
+
+def pyyaml_questions(text: str) -> list[Question]:
+    return tree_questions(text, PYYAML)
+
+
+def attrs_questions(text: str) -> list[Question]:
+    return tree_questions(text, ATTRS)

@@ -13,7 +13,7 @@ from rlm_research.graph.settings import Settings
 from rlm_research.graph.state import Budget, RLMState
 from rlm_research.nodes import prompts
 from rlm_research.nodes.model_call import put_message
-from rlm_research.tools.text_search import Outline, heading_kinds
+from rlm_research.tools.text_search import Outline, heading_kinds, join_sources
 
 OUTLINE_LISTED = 8  # a text with up to this many headings has them all listed, else by kind
 OUTLINE_KINDS = 5
@@ -77,19 +77,11 @@ def start_level(state: RLMState, settings: Settings, store: BlobStore) -> dict[s
     return update
 
 
-def joined_context(texts: dict[str, str]) -> str:
-    """`context` as the REPL worker builds it: one text, or several under `=== name ===`
-    headers, so line numbers the host quotes agree with the model's."""
-    if list(texts) == ["context"]:
-        return texts["context"]
-    return "\n\n".join(f"=== {n} ===\n{t}" for n, t in texts.items())
-
-
 def opening_messages(
     question: str, context_refs: dict[str, str], settings: Settings, store: BlobStore
 ) -> list[str]:
     texts = {name: store.get_text(ref) for name, ref in context_refs.items()}
-    joined = joined_context(texts)
+    joined = join_sources(texts)
     sources = ""
     if len(texts) > 1:
         sources = (

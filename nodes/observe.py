@@ -15,9 +15,9 @@ from rlm_research.graph.usage import reading_speed
 from rlm_research.nodes import guards, prompts
 from rlm_research.nodes.execute import budget_exhausted, remaining
 from rlm_research.nodes.guards.base import clipped
-from rlm_research.nodes.level_start import joined_context, repeated_heading_kinds
+from rlm_research.nodes.level_start import repeated_heading_kinds
 from rlm_research.nodes.model_call import blob_store, emit, put_message, settings_of
-from rlm_research.tools.text_search import GREP_FOUND_NOTHING, grep_lines
+from rlm_research.tools.text_search import GREP_FOUND_NOTHING, grep_lines, join_sources
 
 
 def observe(
@@ -217,7 +217,7 @@ def context_heading_kinds(state: RLMState, store: Any) -> list[tuple[int, str]]:
     """The repeated kinds of heading of `context`, as its first message listed them."""
     refs = state.get("context_refs") or {}
     texts = {name: store.get_text(ref) for name, ref in refs.items()}
-    return repeated_heading_kinds(joined_context(texts))
+    return repeated_heading_kinds(join_sources(texts))
 
 
 def cell_error(result: dict[str, Any] | None) -> str | None:

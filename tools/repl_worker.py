@@ -28,6 +28,7 @@ if __package__:  # imported by the host, as rlm_research.tools.repl_worker
     from .text_search import (
         Outline,
         grep_pattern,
+        join_sources,
         line_index,
         nearest_search,
         numbered,
@@ -37,6 +38,7 @@ else:  # run as a script (`python -I`): text_search.py lies beside it, in the sa
     from text_search import (  # type: ignore[no-redef]
         Outline,
         grep_pattern,
+        join_sources,
         line_index,
         nearest_search,
         numbered,
@@ -221,7 +223,7 @@ class Worker:
             return
         for name, text in texts.items():
             self.ns[name] = text
-        self.ns["context"] = "\n\n".join(f"=== {n} ===\n{t}" for n, t in texts.items())
+        self.ns["context"] = join_sources(texts)
         self.ns["sources"] = list(texts)
         self.ns.setdefault("context", "")
 

@@ -247,6 +247,15 @@ def heading_kinds(lines: list[str], outline: Outline) -> list[list[int]]:
     return [groups[k] for k in order]
 
 
+def join_sources(texts: dict[str, str]) -> str:
+    """`context` of a run over named texts: one text called `context` as it is, else each under
+    a `=== name ===` header. The worker builds `context` with it and the host quotes line
+    numbers of it, so the two agree."""
+    if list(texts) == ["context"]:
+        return texts["context"]
+    return "\n\n".join(f"=== {n} ===\n{t}" for n, t in texts.items())
+
+
 def line_index(where: Any, lines: list[str]) -> int:
     """The 0-based index of a hit (its `.n`), a line number, or the first line holding a text."""
     n = getattr(where, "n", None)
