@@ -3,7 +3,6 @@ budget, and write the opening messages. Runs inside `generate_code` on its first
 
 from __future__ import annotations
 
-import re
 import time
 import uuid
 from typing import Any
@@ -13,16 +12,24 @@ from rlm_research.graph.settings import Settings
 from rlm_research.graph.state import Budget, RLMState
 from rlm_research.nodes import prompts
 from rlm_research.nodes.model_call import put_message
-from rlm_research.tools.text_search import Outline, heading_kinds, join_sources
+from rlm_research.tools.text_search import (
+    Outline,
+    header_name,
+    heading_kinds,
+    join_sources,
+    source_variables,
+)
 
 OUTLINE_LISTED = 8  # a text with up to this many headings has them all listed, else by kind
 OUTLINE_KINDS = 5
 BIG_CONTEXT_CHARS = 24_000  # above this, the prompt shows the chunk-and-batch pattern
 CHUNK_CHARS = 20_000
+SOURCES_LISTED = 30  # a folder of hundreds of files lists the first few
 
 
 def ingest_context(context: Any, store: BlobStore) -> dict[str, str]:
-    """A user's context (text, or {name: text} for several sources) as blob refs by variable."""
+    """A user's context (text, or {name: text} for several sources) as blob refs by source
+    name; each source's REPL variable is derived from its name (`source_variables`)."""
     if context is None or context == "":
         return {}
     if isinstance(context, str):
@@ -32,20 +39,12 @@ def ingest_context(context: Any, store: BlobStore) -> dict[str, str]:
     if isinstance(context, dict):
         refs: dict[str, str] = {}
         for name, text in context.items():
-            refs[variable_name(str(name), refs)] = store.put_text(str(text))
+            key, n = str(name), 2
+            while key in refs:  # 1 and "1"
+                key, n = f"{name} ({n})", n + 1
+            refs[key] = store.put_text(str(text))
         return refs
     return {"context": store.put_text(str(context))}
-
-
-def variable_name(name: str, taken: dict[str, str]) -> str:
-    """`notes/report.pdf` -> `report_pdf`: a Python identifier that is not taken yet."""
-    base = re.sub(r"\W+", "_", name.rsplit("/", 1)[-1]).strip("_").lower() or "source"
-    if base[0].isdigit() or base in {"context", "answer", "sources"}:
-        base = f"src_{base}"
-    out, n = base, 2
-    while out in taken:
-        out, n = f"{base}_{n}", n + 1
-    return out
 
 
 def start_level(state: RLMState, settings: Settings, store: BlobStore) -> dict[str, Any]:
@@ -84,9 +83,7 @@ def opening_messages(
     joined = join_sources(texts)
     sources = ""
     if len(texts) > 1:
-        sources = (
-            f" It joins {len(texts)} sources, each also in its own variable: {', '.join(texts)}."
-        )
+        sources = prompts.SOURCES.format(n=len(texts), listed=listed_sources(list(texts)))
     tip = ""
     if len(joined) > BIG_CONTEXT_CHARS:
         # The real question in the example: small models copy the snippet word for word.
@@ -103,6 +100,16 @@ def opening_messages(
         outline=outline_note(joined),
     )
     return [put_message(store, "system", system), put_message(store, "user", first)]
+
+
+def listed_sources(names: list[str]) -> str:
+    """`report_txt` (docs/report.txt), ...: the first few sources' variables and names."""
+    pairs = [
+        var if var == header_name(name) else f"{var} ({header_name(name)[:80]})"
+        for name, var in list(source_variables(names).items())[:SOURCES_LISTED]
+    ]
+    more = len(names) - len(pairs)
+    return ", ".join(pairs) + (f", and {more:,} more (their names: `sources`)" if more else "")
 
 
 def repeated_heading_kinds(text: str) -> list[tuple[int, str]]:

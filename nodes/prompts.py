@@ -64,6 +64,10 @@ search `context` before you answer):
 {outline}
 Write your first ```python block."""
 
+# Several sources (level_start.listed_sources): where each is, by the name the user gave it.
+SOURCES = """ It joins {n} sources, each under a line `=== name ===` and also in its own \
+variable: {listed}."""
+
 # The text's headings in the first message, only for a text that has some (level_start); the
 # counts and line numbers are computed by code, so they are evidence, unlike the preview.
 OUTLINE_ALL = "Its headings (lines that start a section), from its outline:\n{items}\n"

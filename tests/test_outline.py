@@ -55,9 +55,9 @@ def test_several_sources_are_outlined_with_the_worker_s_line_numbers(make_settin
     doc = {"notes.txt": "alpha\nbeta", "guide.md": "# Setup\ntext\n# Usage\nmore"}
     code = "lines = context.splitlines()\nprint([lines[h.n - 1] for h in headings()])"
     first, out = first_message_and_output(doc, code, make_settings)
-    assert "- 5: '=== guide_md ==='" in first
+    assert "- 5: '=== guide.md ==='" in first
     assert "- 6: '# Setup'" in first and "- 8: '# Usage'" in first
-    assert "['=== notes_txt ===', '=== guide_md ===', '# Setup', '# Usage']" in out
+    assert "['=== notes.txt ===', '=== guide.md ===', '# Setup', '# Usage']" in out
 
 
 def test_one_named_source_is_outlined_with_the_worker_s_line_numbers(make_settings):
@@ -88,3 +88,4 @@ def test_hostile_arguments_to_headings_are_errors_not_crashes(make_settings):
     code = "print(headings('((('), headings(''), len(headings(None, ['# a', 'b'])))"
     _, out = first_message_and_output(CHANGELOG, code, make_settings)
     assert "Output:\n[] [1: 'mytool" in out
+

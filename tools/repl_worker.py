@@ -28,20 +28,24 @@ if __package__:  # imported by the host, as rlm_research.tools.repl_worker
     from .text_search import (
         Outline,
         grep_pattern,
+        header_name,
         join_sources,
         line_index,
         nearest_search,
         numbered,
+        source_variables,
     )
 else:  # run as a script (`python -I`): text_search.py lies beside it, in the sandbox too
     sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
     from text_search import (  # type: ignore[no-redef]
         Outline,
         grep_pattern,
+        header_name,
         join_sources,
         line_index,
         nearest_search,
         numbered,
+        source_variables,
     )
 
     del sys.path[0]  # the cell's own imports do not see the worker's folder
@@ -221,10 +225,10 @@ class Worker:
         if list(texts) == ["context"]:
             self.ns["context"] = texts["context"]
             return
-        for name, text in texts.items():
-            self.ns[name] = text
+        for name, var in source_variables(list(texts)).items():
+            self.ns[var] = texts[name]
         self.ns["context"] = join_sources(texts)
-        self.ns["sources"] = list(texts)
+        self.ns["sources"] = [header_name(n) for n in texts]
         self.ns.setdefault("context", "")
 
     # -- the API the model's code sees ------------------------------------------------------

@@ -249,11 +249,35 @@ def heading_kinds(lines: list[str], outline: Outline) -> list[list[int]]:
 
 def join_sources(texts: dict[str, str]) -> str:
     """`context` of a run over named texts: one text called `context` as it is, else each under
-    a `=== name ===` header. The worker builds `context` with it and the host quotes line
-    numbers of it, so the two agree."""
+    a `=== name ===` header with the name as the user gave it (a path like `pkg/a.py`, so a
+    question that names a file finds it). The worker builds `context` with it and the host
+    quotes line numbers of it, so the two agree."""
     if list(texts) == ["context"]:
         return texts["context"]
-    return "\n\n".join(f"=== {n} ===\n{t}" for n, t in texts.items())
+    return "\n\n".join(f"=== {header_name(n)} ===\n{t}" for n, t in texts.items())
+
+
+def header_name(name: str) -> str:
+    """A source's name as its header shows it: one line (a name cannot add lines or headings
+    to `context`), at most 200 characters."""
+    return re.sub(r"[\x00-\x1f\x7f\u2028\u2029\x85]+", " ", name).strip()[:200] or "source"
+
+
+def source_variables(names: list[str]) -> dict[str, str]:
+    """Each source's REPL variable, by name: `docs/report.pdf` -> `report_pdf`, a Python
+    identifier that no other source, nor `context`, `answer` or `sources`, has."""
+    out: dict[str, str] = {}
+    taken: set[str] = set()
+    for name in names:
+        base = re.sub(r"\W+", "_", name.rsplit("/", 1)[-1]).strip("_").lower() or "source"
+        if base[0].isdigit() or base in {"context", "answer", "sources"}:
+            base = f"src_{base}"
+        var, n = base, 2
+        while var in taken:
+            var, n = f"{base}_{n}", n + 1
+        taken.add(var)
+        out[name] = var
+    return out
 
 
 def line_index(where: Any, lines: list[str]) -> int:
