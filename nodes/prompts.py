@@ -78,7 +78,16 @@ Its outline has {total:,} headings (lines that start a section). The most common
 OUTLINE_USE = """\
 headings("words") returns the headings that contain the words, with their line numbers; \
 section(line) returns the section under a heading, and grep("words", section(line)) searches \
-only inside it.
+only inside it. To count in several sections, count in each with code, then add:
+```python
+total = 0
+for name in ["first name", "second name"]:
+    head = headings(name)[0]
+    n = len(grep("words", section(head)))
+    print(head, n)
+    total += n
+print(total)
+```
 """
 
 OBSERVATION = """\

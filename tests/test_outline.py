@@ -89,3 +89,33 @@ def test_hostile_arguments_to_headings_are_errors_not_crashes(make_settings):
     _, out = first_message_and_output(CHANGELOG, code, make_settings)
     assert "Output:\n[] [1: 'mytool" in out
 
+
+def example_code(first: str) -> str:
+    """The python block the first message shows."""
+    return first.split("```python\n", 1)[1].split("```", 1)[0]
+
+
+def test_the_outline_shows_code_that_counts_in_several_sections_and_adds(make_settings):
+    # Entries 1.3.0 and 1.5.0 have one "Closes" line each; the code the first message shows,
+    # given those names and that word, counts each entry's own lines and adds them.
+    first, _ = first_message_and_output(changelog(12), "print(1)", make_settings)
+    shown = example_code(first)
+    code = shown.replace('"first name", "second name"', '"1.3.0", "1.5.0"')
+    code = code.replace('grep("words"', 'grep("Closes"')
+    assert code != shown
+    _, out = first_message_and_output(changelog(12), code, make_settings)
+    assert "tool (1.3.0) unstable; urgency=medium 1\n" in out
+    assert "tool (1.5.0) unstable; urgency=medium 1\n2\n" in out
+
+
+def test_the_example_counts_in_the_files_of_a_source_tree(make_settings):
+    files = {
+        "pkg/a.py": "def f():\n    pass\n\n\ndef g():\n    pass\n",
+        "pkg/b.py": "class C:\n    def m(self):\n        pass\n\n\ndef h():\n    pass\n",
+        "pkg/c.py": "def unrelated():\n    pass\n",
+    }
+    first, _ = first_message_and_output(files, "print(1)", make_settings)
+    code = example_code(first).replace('"first name", "second name"', '"pkg/a.py", "pkg/b.py"')
+    code = code.replace('grep("words"', 'grep("^def "')  # top-level functions only
+    _, out = first_message_and_output(files, code, make_settings)
+    assert "=== pkg/a.py === 2\n=== pkg/b.py === 1\n3\n" in out
