@@ -89,7 +89,12 @@ def opening_messages(
         # The real question in the example: small models copy the snippet word for word.
         short = question.strip().replace('"', "'").replace("\n", " ")[:200]
         tip = prompts.BIG_CONTEXT_TIP.format(chunk=CHUNK_CHARS, question=short)
-    system = prompts.SYSTEM.format(big_context_tip=tip, max_output_chars=settings.max_output_chars)
+    outline = outline_note(joined)
+    system = prompts.SYSTEM.format(
+        big_context_tip=tip,
+        max_output_chars=settings.max_output_chars,
+        sections_example=prompts.SECTIONS_EXAMPLE if outline else "",
+    )
     first = prompts.FIRST_USER.format(
         question=question,
         kind="string",
@@ -97,7 +102,7 @@ def opening_messages(
         lines=joined.count("\n") + 1 if joined else 0,
         sources=sources,
         preview=joined[:300] + (" ..." if len(joined) > 300 else ""),
-        outline=outline_note(joined),
+        outline=outline,
     )
     return [put_message(store, "system", system), put_message(store, "user", first)]
 
