@@ -132,3 +132,15 @@ def test_the_example_counts_in_the_files_of_a_source_tree(make_settings):
     code = code.replace('grep("ERROR"', 'grep("^def "')  # top-level functions only
     _, out = first_message_and_output(files, code, make_settings)
     assert "=== pkg/a.py === 2\n=== pkg/b.py === 1\n3\n" in out
+
+
+def test_headings_that_match_nothing_print_the_nearest_headings(make_settings):
+    # A phrase from the question matches no heading; its version numbers do.
+    code = "h = headings('tool versions (1.3.0 to 1.5.0)')\nprint(len(h))\nprint(h[0])"
+    _, out = first_message_and_output(changelog(12), code, make_settings)
+    assert "no heading has 'tool versions (1.3.0 to 1.5.0)'" in out
+    near = out.split("most of its words")[1]
+    assert near.index("tool (1.5.0)") < near.index("tool (1.12.0)")
+    assert "tool (1.3.0)" in near and "\n0\n" in out and "IndexError" in out
+    _, out = first_message_and_output(changelog(12), "print(len(headings('1.3.0')))", make_settings)
+    assert "Output:\n1\n" in out

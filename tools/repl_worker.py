@@ -31,6 +31,7 @@ if __package__:  # imported by the host, as rlm_research.tools.repl_worker
         header_name,
         join_sources,
         line_index,
+        nearest_headings,
         nearest_search,
         numbered,
         source_variables,
@@ -43,6 +44,7 @@ else:  # run as a script (`python -I`): text_search.py lies beside it, in the sa
         header_name,
         join_sources,
         line_index,
+        nearest_headings,
         nearest_search,
         numbered,
         source_variables,
@@ -360,7 +362,10 @@ class Worker:
             lines, outline = self._lines_and_outline(text)
             rx = grep_pattern(words, lines=lines) if words else None
             at = outline.at if outline is not None else []
-            return Hits(Hit(lines[i], i + 1) for i in at if rx is None or rx.search(lines[i]))
+            found = Hits(Hit(lines[i], i + 1) for i in at if rx is None or rx.search(lines[i]))
+            if words and not found and outline is not None and outline.at:
+                print(nearest_headings(str(words), lines, outline))
+            return found
 
         def judge_lines(lines: Any, question: Any) -> list[str]:
             """The lines that helpers judge to count for `question`: one helper turns it into

@@ -105,19 +105,9 @@ def _rarest_words_note(
     outweighs "version" or "the"), with their line numbers; of lines as good, a heading first
     ("apt (2.5.3) unstable" before "Update translation for apt/2.5.3"), and in a text with
     headings the code that reads the first one's section."""
-    holding: dict[str, list[int]] = {}
-    for word in dict.fromkeys(w for w in words if len(w) >= 2):
-        rx = grep_pattern(re.escape(word))
-        found = [n for n, line in enumerate(lines, 1) if rx.search(line)]
-        if found:
-            holding[word] = found
-    if not holding:
+    score, weight = _word_scores(words, lines)
+    if not score:
         return f"{GREP_FOUND_NOTHING} {pattern!r})"
-    weight = {w: math.log((len(lines) + 1) / len(found)) for w, found in holding.items()}
-    score: dict[int, float] = {}
-    for word, found in holding.items():
-        for n in found:
-            score[n] = score.get(n, 0.0) + weight[word]
     heads = set(outline.at) if outline is not None else set()
     best = sorted(score, key=lambda n: (-round(score[n], 6), n - 1 not in heads, n))[:3]
     rare = ", ".join(repr(w) for w in sorted(weight, key=lambda w: -weight[w]))
@@ -126,6 +116,43 @@ def _rarest_words_note(
     return (
         f"{GREP_FOUND_NOTHING} {pattern!r}; the lines with the most of its words, rarest first "
         f"({rare}):\n{shown}{read})"
+    )
+
+
+def _word_scores(
+    words: list[str], lines: list[str], among: list[int] | None = None
+) -> tuple[dict[int, float], dict[str, float]]:
+    """Line numbers (from 1; of the 0-based indices `among` only, if given) scored by the words
+    they hold, each word weighing log(lines / lines holding it), and those weights."""
+    pick = range(len(lines)) if among is None else among
+    holding: dict[str, list[int]] = {}
+    for word in dict.fromkeys(w for w in words if len(w) >= 2):
+        rx = grep_pattern(re.escape(word))
+        found = [i + 1 for i in pick if rx.search(lines[i])]
+        if found:
+            holding[word] = found
+    total = len(lines) if among is None else len(among)
+    weight = {w: math.log((total + 1) / len(found)) for w, found in holding.items()}
+    score: dict[int, float] = {}
+    for word, found in holding.items():
+        for n in found:
+            score[n] = score.get(n, 0.0) + weight[word]
+    return score, weight
+
+
+def nearest_headings(words: str, lines: list[str], outline: Outline) -> str:
+    """A note for `headings(words)` that found none: the headings with the most of its words,
+    rare words weighing more. Asked for "apt 2.5.x versions (2.5.0 to 2.5.6)", it shows the
+    2.5.0 and 2.5.6 entries, where an empty list only raised IndexError at `[0]`."""
+    parts = [w.strip("()[]{},.;:!?'\"") for w in str(words).split()]
+    score, _ = _word_scores([w for w in parts if len(w) >= 3], lines, outline.at)  # not "to"
+    if not score:
+        return f"(headings: no heading has {words!r}, nor any of its words)"
+    best = sorted(score, key=lambda n: (-round(score[n], 6), n))[:5]
+    shown = "\n".join(f"{n}: {lines[n - 1].strip()[:120]}" for n in best)
+    return (
+        f"(headings: no heading has {words!r}; the headings with the most of its words "
+        f"(give headings() one of them, or a version or name as it is written there):\n{shown})"
     )
 
 
