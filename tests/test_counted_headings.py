@@ -61,3 +61,28 @@ def test_the_counted_noun_of_ordinary_questions():
     assert counted_noun("What is the number of versions of apt?") == "versions"
     assert counted_noun("How many '[bug introduced ...]' notes are there?") is None
     assert counted_noun("Which release fixed it?") is None
+
+
+def test_a_count_answered_from_one_search_line_is_sent_back_to_the_headings(make_settings):
+    offered = py("h = headings('release')\nprint(len(h), h[:3])")
+    model = RuleModel(
+        rules=[
+            ("Not finished: the question counts releases", offered),
+            ("Output:\n12 \\[", py("FINAL('12')")),
+            ("Output:\n1 \\[", py("FINAL('1')")),
+        ],
+        default=py("hits = grep('releases')\nprint(len(hits), hits)"),
+    )
+    result = run(QUESTION, news(12), settings=make_settings(model=model))
+    assert result.answer == "12" and len(model.calls) == 4
+    sent_back = result.trajectory[1]["observation"]
+    assert "9 like '* Noteworthy changes in release 1.12" in sent_back and "1 is none" in sent_back
+
+
+def test_a_count_of_something_else_is_sent_back_at_most_once(make_settings):
+    # It counts releases with a property: none of the outline's counts, and rightly so.
+    code = "hits = grep('input 5')\nprint(len(hits))\nFINAL(str(len(hits)))"
+    root = script(py(code), py("FINAL('1')"))
+    question = "How many releases have a fix for input 5?"
+    result = run(question, news(12), settings=make_settings(model=root))
+    assert result.answer == "1" and len(result.trajectory) == 2

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from rlm_research.nodes.guards.base import Evidence, Finding, Guard, Moment
 from rlm_research.nodes.guards.chain import NEXT_HOP_GUARD
+from rlm_research.nodes.guards.counted_headings import COUNTED_HEADINGS_GUARD
 from rlm_research.nodes.guards.counts import COUNT_GUARD, UNPRINTED_GUARD
 from rlm_research.nodes.guards.early import (
     ANSWER_DICT_GUARD,
@@ -28,6 +29,7 @@ GUARDS: tuple[Guard, ...] = (
     UNPRINTED_GUARD,
     UNSEARCHED_GUARD,
     NEXT_HOP_GUARD,
+    COUNTED_HEADINGS_GUARD,
     COUNT_GUARD,
     ANSWER_DICT_GUARD,
     STUCK_GUARD,

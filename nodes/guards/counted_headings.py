@@ -1,15 +1,20 @@
-"""Headings a count question names, for `stuck_advice`.
+"""Headings a count question names: for `stuck_advice`, and the `counted_headings` guard.
 
 Asked how many releases a NEWS file describes, a 1.5B model searched the word "releases" three
 times, found one line that used it, and answered 7: the releases are headings ("* Noteworthy
 changes in release 9.1 ..."), which the first message had counted and the model never used.
 When a stuck count question's counted noun is a word of a kind of heading that occurs more than
-once, the advice names those kinds, with the code that counts the headings holding the word.
+once, the advice names those kinds, with the code that counts the headings holding the word. The
+same model also answered at once, with `1`, the one line of its search for "releases": an
+answer that is none of the counts the outline gave for those headings is sent back once, with
+the same code.
 """
 
 from __future__ import annotations
 
 import re
+
+from rlm_research.nodes.guards.base import Evidence, Finding, Guard, only_number
 
 # "how many X ...", "number of X ...": the words up to a verb, a preposition or punctuation.
 _COUNTED = re.compile(r"\b(?:how many|number of)\s+(.+)", re.I)
@@ -67,3 +72,50 @@ def counted_heading_kinds(
             matched.append((count, example))
             word = word or hit
     return (noun, word, matched) if matched else None
+
+
+def listed_kinds(kinds: list[tuple[int, str]]) -> str:
+    return ", ".join(f"{n} like {example[:80]!r}" for n, example in kinds[:3])
+
+
+COUNT_HEADINGS_CODE = """```python
+h = headings({word!r})
+print(len(h), h[:3])
+```"""
+NOT_A_HEADING_COUNT = (
+    """Not finished: the question counts {noun}, and the text's outline counted headings that \
+name them: {kinds}. {answer} is none of those counts. If those headings are what it counts, \
+count them in code; if it counts something else, answer again with your count:
+"""
+    + COUNT_HEADINGS_CODE
+)
+
+
+def check_counted_answer(ev: Evidence) -> Finding | None:
+    """A count answered with a number that is none of the outline's counts (nor their total) of
+    the kinds of heading the counted noun names."""
+    number = only_number(ev.final) if ev.final is not None else None
+    if number is None or not number.isdigit() or counted_noun(ev.question) is None:
+        return None
+    counted = counted_heading_kinds(ev.question, ev.heading_kinds())
+    if counted is None:
+        return None
+    noun, word, kinds = counted
+    if int(number) in {n for n, _ in kinds} | {sum(n for n, _ in kinds)}:
+        return None
+    message = NOT_A_HEADING_COUNT.format(
+        noun=noun, kinds=listed_kinds(kinds), answer=number, word=word
+    )
+    why = f"the question counts {noun}; the outline counted {listed_kinds(kinds)}, not {number}"
+    return Finding(message, why)
+
+
+COUNTED_HEADINGS_GUARD = Guard(
+    name="counted_headings",
+    moment="answer",
+    fires="a count question whose counted noun (not quoted) is a word of a kind of heading "
+    "that occurs more than once is answered with a number that is none of those kinds' counts "
+    "in the outline, nor their total",
+    says="the outline's counts of those headings, and the headings() code that counts them",
+    check=check_counted_answer,
+)

@@ -28,7 +28,12 @@ from rlm_research.nodes.guards.closest_line import (
     headings_printed_with,
     printed_lines,
 )
-from rlm_research.nodes.guards.counted_headings import counted_heading_kinds, counted_noun
+from rlm_research.nodes.guards.counted_headings import (
+    COUNT_HEADINGS_CODE,
+    counted_heading_kinds,
+    counted_noun,
+    listed_kinds,
+)
 from rlm_research.nodes.guards.names import unsearched_names
 from rlm_research.tools.text_search import suggested_read
 from rlm_research.tools.tool_notes import has_tool_note, strip_tool_notes
@@ -38,12 +43,12 @@ QUESTION_NAME = (
 """
     + SEARCH_CODE
 )
-COUNTED_HEADINGS = """The question counts {noun}, and the text's outline has headings that \
-name them: {kinds}. If those are what it counts, count them in code:
-```python
-h = headings({word!r})
-print(len(h), h[:3])
-```"""
+COUNTED_HEADINGS = (
+    """The question counts {noun}, and the text's outline has headings that name them: \
+{kinds}. If those are what it counts, count them in code:
+"""
+    + COUNT_HEADINGS_CODE
+)
 PRINTED = """It printed {printed} again: if that answers the question, write \
 FINAL({printed!r}) now."""
 EARLIER = "If an earlier output already answers the question, write FINAL(...) now."
@@ -109,8 +114,7 @@ def check_stuck(ev: Evidence) -> Finding | None:
     counted = counted_noun(ev.question) and counted_heading_kinds(ev.question, ev.heading_kinds())
     if counted and not any("headings(" in block for block in ev.code):
         noun, word, kinds = counted
-        listed = ", ".join(f"{n} like {example[:80]!r}" for n, example in kinds[:3])
-        message = COUNTED_HEADINGS.format(noun=noun, kinds=listed, word=word)
+        message = COUNTED_HEADINGS.format(noun=noun, kinds=listed_kinds(kinds), word=word)
         return Finding(message, f"the question counts {noun}; {len(kinds)} kinds of heading say it")
     if ev.result is None or any(b.get("error") for b in ev.result.get("blocks", [])):
         return Finding(EARLIER, "the same error or no code again")
