@@ -218,3 +218,12 @@ def test_hits_under_the_same_headings_print_them_once(make_settings):
     assert f"[11: '  * Fix a leak (Closes: #995)' {under}, 12: '  * Fix two typos" in out
     assert out.count(under) == 1
     assert "\n2 12\n" in out
+
+
+def test_an_empty_search_in_a_changelog_says_which_entry_holds_the_phrase_s_words(
+    make_settings,
+):
+    code = "print(grep('the version whose entry lists Fix two typos please'))"
+    out = shown(CHANGELOG, code, make_settings)
+    assert "11:   * Fix two typos (Closes: #990, #991) (in 8: 'mytool (1.1.0)" in out
+    assert "To read the first in full: print(section(11))" in out

@@ -29,6 +29,7 @@ if __package__:  # imported by the host, as rlm_research.tools.repl_worker
         Outline,
         grep_pattern,
         header_name,
+        heading_path,
         join_sources,
         line_index,
         nearest_headings,
@@ -42,6 +43,7 @@ else:  # run as a script (`python -I`): text_search.py lies beside it, in the sa
         Outline,
         grep_pattern,
         header_name,
+        heading_path,
         join_sources,
         line_index,
         nearest_headings,
@@ -132,13 +134,6 @@ class Hits(list):
     def __getitem__(self, key: Any) -> Any:
         got = super().__getitem__(key)
         return Hits(got) if isinstance(key, slice) else got
-
-
-def heading_path(outline: Outline, lines: list[str], i: int) -> str:
-    """The headings above line `i` as a hit shows them: the outermost and the nearest."""
-    path = outline.path(i, include_self=False)
-    shown = path if len(path) <= 2 else [path[0], path[-1]]
-    return " > ".join(f"{k + 1}: {lines[k].strip()[:100]!r}" for k in shown)
 
 
 def grep_hits(

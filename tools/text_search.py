@@ -60,8 +60,7 @@ def occurs_as_written(text: str, lines: list[str]) -> bool:
 def grep_lines(pattern: Any, lines: list[str], whole_words: bool = True) -> list[str]:
     """What `grep` returns: the lines that match `pattern` (see `grep_pattern`). The host calls
     it too, to read a search's lines again for the stuck hint."""
-    rx = grep_pattern(pattern, whole_words, lines)
-    return [line for line in lines if rx.search(line)]
+    return [lines[i] for i in matching_indices(pattern, lines, whole_words)]
 
 
 def nearest_search(pattern: str, lines: list[str], outline: Outline | None = None) -> str:
@@ -70,20 +69,33 @@ def nearest_search(pattern: str, lines: list[str], outline: Outline | None = Non
     else the lines holding the rarest of its words. Small models search whole phrases from the
     question ("Ann Lee's employer", "apt version 2.5.3"), find nothing and repeat the search;
     the name alone hits, and so does "2.5.3" in "apt (2.5.3) unstable"."""
-    inside = grep_lines(pattern, lines, whole_words=False)
+    inside = matching_indices(pattern, lines, whole_words=False)
     if inside:
         wider = r"\w*(?:" + grep_pattern(pattern, False, lines).pattern + r")\w*"
         what = f"it inside longer words (grep({wider!r}) finds them)"
-        return _found_instead(f"{pattern!r} as a word of its own", what, inside)
+        searched = f"{pattern!r} as a word of its own"
+        return _found_instead(searched, what, inside, lines, outline)
     words = re.sub(r"'s\b", "", pattern).split()
     for size in range(len(words) - 1, 1, -1):
         runs = [" ".join(words[k : k + size]) for k in range(len(words) - size + 1)]
-        found = [(grep_lines(re.escape(run), lines), run) for run in runs]
+        found = [(matching_indices(re.escape(run), lines), run) for run in runs]
         found = [(hits, run) for hits, run in found if hits]
         if found:
             hits, run = min(found, key=lambda f: len(f[0]))
-            return _found_instead(repr(pattern), repr(run), hits)
+            return _found_instead(repr(pattern), repr(run), hits, lines, outline)
     return _rarest_words_note(pattern, words, lines, outline)
+
+
+def matching_indices(pattern: Any, lines: list[str], whole_words: bool = True) -> list[int]:
+    rx = grep_pattern(pattern, whole_words, lines)
+    return [i for i, line in enumerate(lines) if rx.search(line)]
+
+
+def heading_path(outline: Outline, lines: list[str], i: int) -> str:
+    """The headings above line `i` as a hit shows them: the outermost and the nearest."""
+    path = outline.path(i, include_self=False)
+    shown = path if len(path) <= 2 else [path[0], path[-1]]
+    return " > ".join(f"{k + 1}: {lines[k].strip()[:100]!r}" for k in shown)
 
 
 # In a text with headings, an empty search's note ends with code that reads the best line's
@@ -156,10 +168,26 @@ def nearest_headings(words: str, lines: list[str], outline: Outline) -> str:
     )
 
 
-def _found_instead(searched: str, what: str, found: list[str]) -> str:
+def _found_instead(
+    searched: str, what: str, found: list[int], lines: list[str], outline: Outline | None
+) -> str:
+    """The note on lines found instead: the first three lines; in a text with headings each as
+    grep shows a hit (its line number and the headings above), with the code that reads the
+    first one's section, so a run that searched a whole phrase sees which entry holds it."""
     have = "1 line has" if len(found) == 1 else f"{len(found):,} lines have"
-    shown = "\n".join(line[:300] for line in found[:3])
-    return f"{GREP_FOUND_NOTHING} {searched}; {have} {what}, such as:\n{shown})"
+    shown = [lines[i][:300] for i in found[:3]]
+    read = ""
+    if outline is not None and outline.at:
+        for k, i in enumerate(found[:3]):
+            within = heading_path(outline, lines, i)
+            shown[k] = f"{i + 1}: {shown[k]}" + (f" (in {within})" if within else "")
+        if outline.path(found[0]):
+            read = f"\nTo read the first in full: {READ_SECTION.format(n=found[0] + 1)}"
+    return (
+        f"{GREP_FOUND_NOTHING} {searched}; {have} {what}, such as:\n"
+        + "\n".join(shown)
+        + f"{read})"
+    )
 
 
 # Headings and their depth (0 outermost). "=== file ===" (one source among several, as
