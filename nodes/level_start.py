@@ -39,9 +39,11 @@ def ingest_context(context: Any, store: BlobStore) -> dict[str, str]:
     if isinstance(context, dict):
         refs: dict[str, str] = {}
         for name, text in context.items():
-            key, n = str(name), 2
-            while key in refs:  # 1 and "1"
-                key, n = f"{name} ({n})", n + 1
+            # Named as its header will show it; two names that read the same there ("a\tb" and
+            # "a b", 1 and "1") are told apart.
+            key, n = header_name(str(name)), 2
+            while key in refs:
+                key, n = header_name(f"{name} ({n})"), n + 1
             refs[key] = store.put_text(str(text))
         return refs
     return {"context": store.put_text(str(context))}

@@ -67,7 +67,7 @@ def test_a_count_answered_from_one_search_line_is_sent_back_to_the_headings(make
     offered = py("h = headings('release')\nprint(len(h), h[:3])")
     model = RuleModel(
         rules=[
-            ("Not finished: the question counts releases", offered),
+            ("Not finished: 1 is how many lines your search for releases found", offered),
             ("Output:\n12 \\[", py("FINAL('12')")),
             ("Output:\n1 \\[", py("FINAL('1')")),
         ],
@@ -76,13 +76,23 @@ def test_a_count_answered_from_one_search_line_is_sent_back_to_the_headings(make
     result = run(QUESTION, news(12), settings=make_settings(model=model))
     assert result.answer == "12" and len(model.calls) == 4
     sent_back = result.trajectory[1]["observation"]
-    assert "9 like '* Noteworthy changes in release 1.12" in sent_back and "1 is none" in sent_back
+    assert "9 like '* Noteworthy changes in release 1.12" in sent_back
 
 
 def test_a_count_of_something_else_is_sent_back_at_most_once(make_settings):
-    # It counts releases with a property: none of the outline's counts, and rightly so.
-    code = "hits = grep('input 5')\nprint(len(hits))\nFINAL(str(len(hits)))"
+    # The model means the releases the last line speaks of: sent back once, kept the second time.
+    code = "hits = grep('releases')\nprint(len(hits))\nFINAL(str(len(hits)))"
     root = script(py(code), py("FINAL('1')"))
-    question = "How many releases have a fix for input 5?"
+    result = run(QUESTION, news(12), settings=make_settings(model=root))
+    assert result.answer == "1" and len(result.trajectory) == 2
+    assert "headings('release')" in result.trajectory[0]["observation"]
+
+
+def test_a_count_inside_one_release_is_left_alone(make_settings):
+    # "fixes" names the "** Bug fixes" headings, but the release number scopes the question.
+    code = "hits = grep('fixes', section(headings('1.5')[0]))\nprint(len(hits))"
+    root = script(py(code), py("FINAL('1')"), py("FINAL('2')"))
+    question = "How many fixes does release 1.5 list?"
     result = run(question, news(12), settings=make_settings(model=root))
+    assert "Output:\n1\n" in result.trajectory[0]["observation"]
     assert result.answer == "1" and len(result.trajectory) == 2

@@ -440,3 +440,24 @@ def test_a_cycle_of_searches_counts_as_stuck(make_settings):
     assert result.stop_reason == "stuck" and result.status == "no_answer"
     assert result.answer == "" and result.unaccepted == "final guess"
     assert len(result.trajectory) == 7  # six searches, then the reply to the request
+
+
+def test_source_variables_never_take_a_name_the_repl_defines():
+    from rlm_research.tools.repl_worker import ALIASES, PROTECTED
+    from rlm_research.tools.text_search import REPL_NAMES, source_variables
+
+    assert {*PROTECTED, *ALIASES, "context", "answer", "sources"} == REPL_NAMES
+    names = ["grep.md", "if.txt", "2024.log", "²x", "a/__init__.py", "b/__init__.py"]
+    made = source_variables(names)
+    assert all(v.isidentifier() and v not in REPL_NAMES for v in made.values())
+    assert len(set(made.values())) == len(names) and made["if.txt"] == "if_txt"
+
+
+def test_long_and_look_alike_source_names_stay_separate_sections(make_settings):
+    deep = "/srv/" + "d" * 120 + "/report.txt"
+    code = "print([str(h) for h in headings()], sources)"
+    root = script(py(code), py("FINAL('x')"))
+    result = run("q", {deep: "a", "a\tb": "b", "a b": "c"}, settings=make_settings(model=root))
+    out = result.trajectory[0]["observation"]
+    assert "'=== ...d" in out and "/report.txt ==='" in out
+    assert "'=== a b ===', '=== a b (2) ==='" in out

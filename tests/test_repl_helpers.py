@@ -227,3 +227,10 @@ def test_an_empty_search_in_a_changelog_says_which_entry_holds_the_phrase_s_word
     out = shown(CHANGELOG, code, make_settings)
     assert "11:   * Fix two typos (Closes: #990, #991) (in 8: 'mytool (1.1.0)" in out
     assert "To read the first in full: print(section(11))" in out
+
+
+def test_an_empty_search_of_one_section_offers_no_code_that_reads_another(make_settings):
+    # Line numbers of a part are not those of `context`: section(n) would read another line.
+    code = "print(grep('entry lists Fix two typos please', section(8)))"
+    out = shown(CHANGELOG, code, make_settings)
+    assert "Fix two typos" in out and "print(section(" not in out

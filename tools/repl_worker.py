@@ -315,7 +315,7 @@ class Worker:
             over = "context" if whole else "other"
             self.searches.append({"pattern": str(pattern)[:200], "hits": len(hits), "over": over})
             if not hits:
-                print(nearest_search(str(pattern), lines, outline))
+                print(nearest_search(str(pattern), lines, outline, whole))
             return hits
 
         def around(where: Any, before: int = 3, after: int = 3, text: Any = None) -> str:

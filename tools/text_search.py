@@ -9,6 +9,7 @@ Standard library only: the REPL worker imports this file as a plain module from 
 from __future__ import annotations
 
 import bisect
+import keyword
 import math
 import re
 from typing import Any
@@ -63,18 +64,22 @@ def grep_lines(pattern: Any, lines: list[str], whole_words: bool = True) -> list
     return [lines[i] for i in matching_indices(pattern, lines, whole_words)]
 
 
-def nearest_search(pattern: str, lines: list[str], outline: Outline | None = None) -> str:
+def nearest_search(
+    pattern: str, lines: list[str], outline: Outline | None = None, whole: bool = True
+) -> str:
     """A note for a grep that found nothing: the lines that have it inside longer words; else the
     longest run of the pattern's words that occurs (the most specific one, of runs as long);
     else the lines holding the rarest of its words. Small models search whole phrases from the
     question ("Ann Lee's employer", "apt version 2.5.3"), find nothing and repeat the search;
-    the name alone hits, and so does "2.5.3" in "apt (2.5.3) unstable"."""
+    the name alone hits, and so does "2.5.3" in "apt (2.5.3) unstable". The code that reads a
+    line's section is offered only for a search of all of `context` (`whole`): `section(n)`
+    reads `context`, where a part's line n is another line."""
     inside = matching_indices(pattern, lines, whole_words=False)
     if inside:
         wider = r"\w*(?:" + grep_pattern(pattern, False, lines).pattern + r")\w*"
         what = f"it inside longer words (grep({wider!r}) finds them)"
         searched = f"{pattern!r} as a word of its own"
-        return _found_instead(searched, what, inside, lines, outline)
+        return _found_instead(searched, what, inside, lines, outline, whole)
     words = re.sub(r"'s\b", "", pattern).split()
     for size in range(len(words) - 1, 1, -1):
         runs = [" ".join(words[k : k + size]) for k in range(len(words) - size + 1)]
@@ -82,8 +87,8 @@ def nearest_search(pattern: str, lines: list[str], outline: Outline | None = Non
         found = [(hits, run) for hits, run in found if hits]
         if found:
             hits, run = min(found, key=lambda f: len(f[0]))
-            return _found_instead(repr(pattern), repr(run), hits, lines, outline)
-    return _rarest_words_note(pattern, words, lines, outline)
+            return _found_instead(repr(pattern), repr(run), hits, lines, outline, whole)
+    return _rarest_words_note(pattern, words, lines, outline, whole)
 
 
 def matching_indices(pattern: Any, lines: list[str], whole_words: bool = True) -> list[int]:
@@ -111,7 +116,7 @@ def suggested_read(output: str) -> str | None:
 
 
 def _rarest_words_note(
-    pattern: str, words: list[str], lines: list[str], outline: Outline | None = None
+    pattern: str, words: list[str], lines: list[str], outline: Outline | None, whole: bool
 ) -> str:
     """The lines with the most of `words`, rare words weighing more (a version number or a name
     outweighs "version" or "the"), with their line numbers; of lines as good, a heading first
@@ -125,6 +130,7 @@ def _rarest_words_note(
     rare = ", ".join(repr(w) for w in sorted(weight, key=lambda w: -weight[w]))
     shown = "\n".join(f"{n}: {lines[n - 1][:300]}" for n in best)
     read = f"\nTo read the first in full: {READ_SECTION.format(n=best[0])}" if heads else ""
+    read = read if whole else ""
     return (
         f"{GREP_FOUND_NOTHING} {pattern!r}; the lines with the most of its words, rarest first "
         f"({rare}):\n{shown}{read})"
@@ -169,7 +175,12 @@ def nearest_headings(words: str, lines: list[str], outline: Outline) -> str:
 
 
 def _found_instead(
-    searched: str, what: str, found: list[int], lines: list[str], outline: Outline | None
+    searched: str,
+    what: str,
+    found: list[int],
+    lines: list[str],
+    outline: Outline | None,
+    whole: bool,
 ) -> str:
     """The note on lines found instead: the first three lines; in a text with headings each as
     grep shows a hit (its line number and the headings above), with the code that reads the
@@ -181,7 +192,7 @@ def _found_instead(
         for k, i in enumerate(found[:3]):
             within = heading_path(outline, lines, i)
             shown[k] = f"{i + 1}: {shown[k]}" + (f" (in {within})" if within else "")
-        if outline.path(found[0]):
+        if whole and outline.path(found[0]):
             read = f"\nTo read the first in full: {READ_SECTION.format(n=found[0] + 1)}"
     return (
         f"{GREP_FOUND_NOTHING} {searched}; {have} {what}, such as:\n"
@@ -312,24 +323,67 @@ def join_sources(texts: dict[str, str]) -> str:
     return "\n\n".join(f"=== {header_name(n)} ===\n{t}" for n, t in texts.items())
 
 
+# A header line stays under heading_level's 100 characters, or its file would not be a section.
+HEADER_NAME_CHARS = 90
+
+
 def header_name(name: str) -> str:
     """A source's name as its header shows it: one line (a name cannot add lines or headings
-    to `context`), at most 200 characters."""
-    return re.sub(r"[\x00-\x1f\x7f\u2028\u2029\x85]+", " ", name).strip()[:200] or "source"
+    to `context`), at most 90 characters, a long path keeping its end (the file's own name)."""
+    one_line = re.sub(r"[\x00-\x1f\x7f\u2028\u2029\x85]+", " ", name).strip() or "source"
+    if len(one_line) > HEADER_NAME_CHARS:
+        one_line = "..." + one_line[-(HEADER_NAME_CHARS - 3) :]
+    return one_line
+
+
+# What the REPL defines itself (the worker's PROTECTED and ALIASES, and its own variables; a
+# test keeps them equal): a source's variable never takes one of these names.
+REPL_NAMES = frozenset(
+    {
+        "context",
+        "answer",
+        "sources",
+        "final",
+        "Final",
+        "web_search",
+        "fetch_url",
+        "WebError",
+        "sub_lm",
+        "sub_lm_batched",
+        "llm_query",
+        "llm_query_batched",
+        "rlm_query",
+        "FINAL",
+        "FINAL_VAR",
+        "SHOW_VARS",
+        "grep",
+        "judge_lines",
+        "around",
+        "section_of",
+        "section",
+        "headings",
+        "Hit",
+        "Hits",
+    }
+)
 
 
 def source_variables(names: list[str]) -> dict[str, str]:
     """Each source's REPL variable, by name: `docs/report.pdf` -> `report_pdf`, a Python
-    identifier that no other source, nor `context`, `answer` or `sources`, has."""
+    identifier that no other source has, nor any name the REPL defines (`REPL_NAMES`)."""
     out: dict[str, str] = {}
     taken: set[str] = set()
+    next_n: dict[str, int] = {}  # per base name: a folder of 500 __init__.py files is linear
     for name in names:
         base = re.sub(r"\W+", "_", name.rsplit("/", 1)[-1]).strip("_").lower() or "source"
-        if base[0].isdigit() or base in {"context", "answer", "sources"}:
-            base = f"src_{base}"
-        var, n = base, 2
+        if not base.isidentifier() or keyword.iskeyword(base) or base in REPL_NAMES:
+            base = f"src_{base}"  # "2024.log", "if.txt", "grep.md"
+        if not base.isidentifier():  # "²x": a digit Python does not take in a name
+            base = "src_" + re.sub(r"[^a-z0-9_]", "_", base.encode("ascii", "replace").decode())
+        var, n = base, next_n.get(base, 2)
         while var in taken:
             var, n = f"{base}_{n}", n + 1
+        next_n[base] = n
         taken.add(var)
         out[name] = var
     return out

@@ -7,7 +7,8 @@ When a stuck count question's counted noun is a word of a kind of heading that o
 once, the advice names those kinds, with the code that counts the headings holding the word. The
 same model also answered at once, with `1`, the one line of its search for "releases": an
 answer that is none of the counts the outline gave for those headings is sent back once, with
-the same code.
+the same code, when that number is how many lines its search for the noun matched (a question
+scoped by a number, a quote or a path counts inside a part, and is left alone).
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from __future__ import annotations
 import re
 
 from rlm_research.nodes.guards.base import Evidence, Finding, Guard, only_number
+from rlm_research.nodes.guards.counts import literal_terms
 
 # "how many X ...", "number of X ...": the words up to a verb, a preposition or punctuation.
 _COUNTED = re.compile(r"\b(?:how many|number of)\s+(.+)", re.I)
@@ -83,19 +85,29 @@ h = headings({word!r})
 print(len(h), h[:3])
 ```"""
 NOT_A_HEADING_COUNT = (
-    """Not finished: the question counts {noun}, and the text's outline counted headings that \
-name them: {kinds}. {answer} is none of those counts. If those headings are what it counts, \
-count them in code; if it counts something else, answer again with your count:
+    """Not finished: {answer} is how many lines your search for {noun} found, and the question \
+counts {noun}. The text has headings that name them: {kinds}. If those headings are what it \
+counts, count them in code; if it counts something else, answer again with your count:
 """
     + COUNT_HEADINGS_CODE
 )
 
 
 def check_counted_answer(ev: Evidence) -> Finding | None:
-    """A count answered with a number that is none of the outline's counts (nor their total) of
-    the kinds of heading the counted noun names."""
+    """A count of a whole text's things (no number, quote, path or code in the question: "in
+    release 9.1" or "in tests/a.py" narrows it to a part) answered with exactly how many lines a
+    search for the counted noun matched, when that is none of the text's counts (nor their
+    total) of the kinds of heading the noun names, and the code has not counted headings."""
     number = only_number(ev.final) if ev.final is not None else None
-    if number is None or not number.isdigit() or counted_noun(ev.question) is None:
+    noun = counted_noun(ev.question)
+    if number is None or not number.isdigit() or noun is None:
+        return None
+    if re.search(r"\d", ev.question) or literal_terms(ev.question):
+        return None
+    if any("headings(" in block for block in ev.code):
+        return None
+    searched_noun = (s for s in ev.searches if any(f in s["pattern"].lower() for f in forms(noun)))
+    if not any(s["hits"] == int(number) for s in searched_noun):
         return None
     counted = counted_heading_kinds(ev.question, ev.heading_kinds())
     if counted is None:
@@ -106,16 +118,17 @@ def check_counted_answer(ev: Evidence) -> Finding | None:
     message = NOT_A_HEADING_COUNT.format(
         noun=noun, kinds=listed_kinds(kinds), answer=number, word=word
     )
-    why = f"the question counts {noun}; the outline counted {listed_kinds(kinds)}, not {number}"
+    why = f"{number} lines matched a search for {noun}; the text has {listed_kinds(kinds)}"
     return Finding(message, why)
 
 
 COUNTED_HEADINGS_GUARD = Guard(
     name="counted_headings",
     moment="answer",
-    fires="a count question whose counted noun (not quoted) is a word of a kind of heading "
-    "that occurs more than once is answered with a number that is none of those kinds' counts "
-    "in the outline, nor their total",
+    fires="a count question with no number, quote or path in it, whose counted noun is a word "
+    "of a kind of heading that occurs more than once, is answered with how many lines a search "
+    "for that noun matched, a number none of those kinds' counts (nor their total), and the "
+    "code has not called headings()",
     says="the outline's counts of those headings, and the headings() code that counts them",
     check=check_counted_answer,
 )
