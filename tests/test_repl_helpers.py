@@ -234,3 +234,17 @@ def test_an_empty_search_of_one_section_offers_no_code_that_reads_another(make_s
     code = "print(grep('entry lists Fix two typos please', section(8)))"
     out = shown(CHANGELOG, code, make_settings)
     assert "Fix two typos" in out and "print(section(" not in out
+
+
+def test_an_empty_search_in_a_news_file_points_at_the_release_it_names(make_settings):
+    # "Tool version" and "version 1.5" each occur in one line; "Tool" is in many, "1.5" in one.
+    news = "\n".join(
+        f"Noteworthy changes in version 1.{k} (2020-01-0{k})\n"
+        + "-" * 40
+        + f"\n\n * Fix {k} in Tool.\n"
+        + (" * Hide the Tool version in the banner.\n" if k == 2 else "")
+        for k in range(6, 0, -1)
+    )
+    out = shown(news, "print(grep('Tool version 1.5'))", make_settings)
+    assert "1 line has 'version 1.5', such as:\n" in out
+    assert "Noteworthy changes in version 1.5 (2020-01-05)" in out

@@ -86,9 +86,21 @@ def nearest_search(
         found = [(matching_indices(re.escape(run), lines), run) for run in runs]
         found = [(hits, run) for hits, run in found if hits]
         if found:
-            hits, run = min(found, key=lambda f: len(f[0]))
+            # In a text with headings the note offers to read the first line's section, so of
+            # runs as specific it takes the one holding the rarest word: "version 2.2.36", the
+            # release's own heading, not "GnuPG version", a line of an older release.
+            rarest = outline is not None and bool(outline.at)
+            hits, run = min(
+                found,
+                key=lambda f: (len(f[0]), _rarest_word_lines(f[1], lines) if rarest else 0),
+            )
             return _found_instead(repr(pattern), repr(run), hits, lines, outline, whole)
     return _rarest_words_note(pattern, words, lines, outline, whole)
+
+
+def _rarest_word_lines(run: str, lines: list[str]) -> int:
+    """How many lines hold the rarest word of `run`."""
+    return min(len(matching_indices(re.escape(w), lines)) for w in run.split())
 
 
 def matching_indices(pattern: Any, lines: list[str], whole_words: bool = True) -> list[int]:
