@@ -92,11 +92,7 @@ def opening_messages(
         short = question.strip().replace('"', "'").replace("\n", " ")[:200]
         tip = prompts.BIG_CONTEXT_TIP.format(chunk=CHUNK_CHARS, question=short)
     outline = outline_note(joined)
-    system = prompts.SYSTEM.format(
-        big_context_tip=tip,
-        max_output_chars=settings.max_output_chars,
-        sections_example=prompts.SECTIONS_EXAMPLE if outline else "",
-    )
+    system = prompts.SYSTEM.format(big_context_tip=tip, max_output_chars=settings.max_output_chars)
     first = prompts.FIRST_USER.format(
         question=question,
         kind="string",

@@ -44,32 +44,6 @@ Output: 2 [31: 'Room 12 was painted in May.', 88: 'The access code for room 12 i
 You:
 ```python
 FINAL("7731")
-```{sections_example}"""
-
-# A second worked example, only for a text with headings (level_start): counting inside several
-# sections and adding in code. As a past exchange, not as code in the question's message, which
-# a small model ran word for word with its placeholder names.
-SECTIONS_EXAMPLE = """
-
-Example 2, a text with headings.
-Question: How many 'ERROR' lines do the sections for Monday and Tuesday have together?
-You:
-```python
-total = 0
-for name in ["Monday", "Tuesday"]:
-    head = headings(name)[0]
-    n = len(grep("ERROR", section(head)))
-    print(head, n)
-    total += n
-print(total)
-```
-Output:
-## Monday 3
-## Tuesday 2
-5
-You:
-```python
-FINAL("5")
 ```"""
 
 BIG_CONTEXT_TIP = """\
