@@ -26,6 +26,7 @@ from typing import Any
 
 if __package__:  # imported by the host, as rlm_research.tools.repl_worker
     from .text_search import (
+        REPL_HELPERS,
         Outline,
         grep_pattern,
         header_name,
@@ -40,6 +41,7 @@ if __package__:  # imported by the host, as rlm_research.tools.repl_worker
 else:  # run as a script (`python -I`): text_search.py lies beside it, in the sandbox too
     sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
     from text_search import (  # type: ignore[no-redef]
+        REPL_HELPERS,
         Outline,
         grep_pattern,
         header_name,
@@ -54,27 +56,7 @@ else:  # run as a script (`python -I`): text_search.py lies beside it, in the sa
 
     del sys.path[0]  # the cell's own imports do not see the worker's folder
 
-PROTECTED = (
-    "web_search",
-    "fetch_url",
-    "WebError",
-    "sub_lm",
-    "sub_lm_batched",
-    "llm_query",
-    "llm_query_batched",
-    "rlm_query",
-    "FINAL",
-    "FINAL_VAR",
-    "SHOW_VARS",
-    "grep",
-    "judge_lines",
-    "around",
-    "section_of",
-    "section",
-    "headings",
-    "Hit",
-    "Hits",
-)
+PROTECTED = REPL_HELPERS
 # Spellings small models write for FINAL. Bound only while the name is free, so a cell's own
 # variable called `final` keeps its value across cells.
 ALIASES = {"final": "FINAL", "Final": "FINAL"}

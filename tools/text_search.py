@@ -348,36 +348,30 @@ def header_name(name: str) -> str:
     return one_line
 
 
-# What the REPL defines itself (the worker's PROTECTED and ALIASES, and its own variables; a
-# test keeps them equal): a source's variable never takes one of these names.
-REPL_NAMES = frozenset(
-    {
-        "context",
-        "answer",
-        "sources",
-        "final",
-        "Final",
-        "web_search",
-        "fetch_url",
-        "WebError",
-        "sub_lm",
-        "sub_lm_batched",
-        "llm_query",
-        "llm_query_batched",
-        "rlm_query",
-        "FINAL",
-        "FINAL_VAR",
-        "SHOW_VARS",
-        "grep",
-        "judge_lines",
-        "around",
-        "section_of",
-        "section",
-        "headings",
-        "Hit",
-        "Hits",
-    }
+# The helpers the REPL worker defines (its PROTECTED names: a cell cannot rebind them for
+# good), and every name the REPL sets itself: a source's variable never takes one of these.
+REPL_HELPERS = (
+    "web_search",
+    "fetch_url",
+    "WebError",
+    "sub_lm",
+    "sub_lm_batched",
+    "llm_query",
+    "llm_query_batched",
+    "rlm_query",
+    "FINAL",
+    "FINAL_VAR",
+    "SHOW_VARS",
+    "grep",
+    "judge_lines",
+    "around",
+    "section_of",
+    "section",
+    "headings",
+    "Hit",
+    "Hits",
 )
+REPL_NAMES = frozenset({*REPL_HELPERS, "final", "Final", "context", "answer", "sources"})
 
 
 def source_variables(names: list[str]) -> dict[str, str]:
