@@ -81,26 +81,31 @@ def nearest_search(
         searched = f"{pattern!r} as a word of its own"
         return _found_instead(searched, what, inside, lines, outline, whole)
     words = re.sub(r"'s\b", "", pattern).split()
+    counts: dict[str, int] = {}
     for size in range(len(words) - 1, 1, -1):
         runs = [" ".join(words[k : k + size]) for k in range(len(words) - size + 1)]
         found = [(matching_indices(re.escape(run), lines), run) for run in runs]
         found = [(hits, run) for hits, run in found if hits]
         if found:
+            fewest = min(len(hits) for hits, _ in found)
+            tied = [(hits, run) for hits, run in found if len(hits) == fewest]
+            hits, run = tied[0]
             # In a text with headings the note offers to read the first line's section, so of
             # runs as specific it takes the one holding the rarest word: "version 2.2.36", the
-            # release's own heading, not "GnuPG version", a line of an older release.
-            rarest = outline is not None and bool(outline.at)
-            hits, run = min(
-                found,
-                key=lambda f: (len(f[0]), _rarest_word_lines(f[1], lines) if rarest else 0),
-            )
+            # release's own heading, not "GnuPG version", a line of an older release. Words are
+            # counted only for ties, each once: a long text is scanned once a word.
+            if len(tied) > 1 and outline is not None and outline.at:
+                hits, run = min(tied, key=lambda f: _rarest_word_lines(f[1], lines, counts))
             return _found_instead(repr(pattern), repr(run), hits, lines, outline, whole)
     return _rarest_words_note(pattern, words, lines, outline, whole)
 
 
-def _rarest_word_lines(run: str, lines: list[str]) -> int:
-    """How many lines hold the rarest word of `run`."""
-    return min(len(matching_indices(re.escape(w), lines)) for w in run.split())
+def _rarest_word_lines(run: str, lines: list[str], counts: dict[str, int]) -> int:
+    """How many lines hold the rarest word of `run` (`counts` keeps each word's number)."""
+    for w in run.split():
+        if w not in counts:
+            counts[w] = len(matching_indices(re.escape(w), lines))
+    return min(counts[w] for w in run.split())
 
 
 def matching_indices(pattern: Any, lines: list[str], whole_words: bool = True) -> list[int]:
