@@ -4,6 +4,9 @@
                                  ^   | (code called sub_lm)
                               spawn_subgraph  (this same compiled graph, depth + 1)
 
+`observe` routes to `execute` itself only when the stuck advice's reading code runs in the
+model's place (docs/guards.md).
+
 `graph` is compiled without a checkpointer: `langgraph dev` injects its own, and the CLI and the
 Python API compile `builder` with a SQLite saver. Nested runs call this module-level `graph` and
 inherit the parent's checkpointer through the config.

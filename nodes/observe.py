@@ -22,7 +22,7 @@ from rlm_research.tools.text_search import GREP_FOUND_NOTHING, grep_lines, join_
 
 def observe(
     state: RLMState, runtime: Runtime[Settings]
-) -> Command[Literal["generate_code", "finalize"]]:
+) -> Command[Literal["generate_code", "execute", "finalize"]]:
     settings = settings_of(runtime)
     store = blob_store(settings)
     ref = state.get("cell_result_ref")
@@ -44,10 +44,13 @@ def observe(
     stop = "answered" if final is not None else stop_reason(state, settings)
 
     stop, what = stuck_check(state, settings, result, text, stop, update)
+    step = None
     if what is not None:  # the loop's notice, with the stuck guard's advice if it is on
         advice = guards.review(evidence, on, "stuck")
         spoke += advice
-        text += "\n\n" + prompts.STUCK_HINT.format(
+        step = step_to_run(advice, book)
+        notice = prompts.STUCK_HINT if step is None else prompts.STUCK_RAN
+        text += "\n\n" + notice.format(
             what=what, advice="".join(" " + found.message for _, found in advice)
         )
     stop = last_chance(state, stop, update)
@@ -63,6 +66,8 @@ def observe(
     )
     update["guards"] = book
     record = {"depth": state["depth"], "turn": state["turn"], "code": state.get("code") or []}
+    if book.get("ran_at") == state["turn"]:
+        record["by"] = "loop"  # the advice's code, run in the model's place
     record["output_digest"] = digest = hashlib.sha256(shown.encode()).hexdigest()[:16]
     text = without_repeated_output(state, store, shown, digest, text)
     record.update(observation=text, time=time.time())
@@ -76,7 +81,34 @@ def observe(
         update.update(stop_reason=stop, answer=final)
         return Command(update=update, goto="finalize")
     update["transcript"] = [put_message(store, "user", text)]
+    if step is not None:
+        return run_for_model(state, store, step, update)
     return Command(update=update, goto="generate_code")
+
+
+def step_to_run(advice: list[tuple[str, guards.Finding]], book: dict[str, Any]) -> str | None:
+    """The reading code the stuck advice offers, when the loop has not run it at this level yet.
+    A small model at a repeat mostly runs the offered code next, and sometimes repeats itself
+    again instead; running it costs no model call either way and shows what the advice means.
+    Code that calls a helper is never run for the model: that spends the run's budget."""
+    for _, found in advice:
+        code = found.run
+        if code and "sub_lm" not in code and code not in (book.get("ran") or []):
+            book["ran"] = (book.get("ran") or []) + [code]
+            return code
+    return None
+
+
+def run_for_model(
+    state: RLMState, store: Any, code: str, update: dict[str, Any]
+) -> Command[Literal["execute"]]:
+    """The advice's code as the next cell, in the transcript as the model's next reply (the
+    notice before it says the loop runs it), so the history stays a run of turns."""
+    reply = put_message(store, "assistant", f"```python\n{code}\n```")
+    update["transcript"] = update["transcript"] + [reply]
+    update.update(turn=state["turn"] + 1, code=[code], cell_result_ref=None)
+    update["guards"]["ran_at"] = state["turn"] + 1
+    return Command(update=update, goto="execute")
 
 
 # Outputs shorter than this are shown again: cheap, and a short number is easy to lose.
@@ -231,7 +263,11 @@ def cell_error(result: dict[str, Any] | None) -> str | None:
 def turn_signature(code: list[str], result: dict[str, Any] | None, observation: str) -> str:
     """Same code with the same output, or the same error again, looks the same here."""
     error = cell_error(result)
-    key = ("error\x00" + error) if error else "\n".join(code) + "\x00" + observation
+    key = (
+        ("error\x00" + error)
+        if error
+        else "\n".join(c.strip() for c in code) + "\x00" + observation
+    )
     return hashlib.sha256(key.encode()).hexdigest()[:16]
 
 

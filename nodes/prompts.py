@@ -115,6 +115,11 @@ You are repeating yourself: {what}.{advice} Otherwise take the next step instead
 search for another word, follow a name you found, count with code, or, if each line needs \
 judgement, ask sub_lm_batched one yes/no question per line and count the yes replies."""
 
+# The notice when the advice's code only reads the text: the loop runs it in the model's place.
+STUCK_RAN = """\
+You are repeating yourself: {what}.{advice} The loop runs that code for you now; its output \
+comes next."""
+
 CLOSING = """\
 Stop now ({reason}). Reply with your best final answer to the question "{question}": only \
 the answer itself (a name, number, date, version or file, not a sentence), in plain text, \

@@ -179,7 +179,8 @@ def root_turns_section(records: list[dict[str, Any]]) -> list[str]:
     if not root_turns:
         out += ["_No root-level turns ran code._", ""]
     for r in root_turns:
-        out += [f"### Turn {r.get('turn', '?')}", ""]
+        by = " (the stuck advice's code, run by the loop)" if r.get("by") == "loop" else ""
+        out += [f"### Turn {r.get('turn', '?')}{by}", ""]
         code = "\n\n".join(r.get("code") or []) or "# (no code in this reply)"
         out += [_fence(code, "python"), ""]
         obs = str(r.get("observation", ""))

@@ -24,11 +24,14 @@ def calls(result) -> int:
 def test_a_plain_answer_instead_of_the_stuck_end(make_settings, guards):
     # The model found the line (its release is in the heading grep shows) and searched again
     # and again; asked for its best answer, it says it in words instead of writing FINAL.
-    root = script(*STUCK, "It is release 2.0.")
+    # With the guards on, the loop runs the section read the notice offers in its place (a
+    # turn with no model call), and the model's next repeat starts the count again.
+    again = (SEARCH,) if guards == "default" else ()
+    root = script(*STUCK, *again, "It is release 2.0.")
     result = run(QUESTION, NEWS, settings=make_settings(model=root, guards=guards))
     assert result.status == "answered" and result.answer == "It is release 2.0."
-    assert calls(result) == 5
-    assert "best final answer" in result.trajectory[3]["observation"]
+    assert calls(result) == 5 + len(again)
+    assert "best final answer" in result.trajectory[-2]["observation"]
 
 
 @pytest.mark.parametrize(

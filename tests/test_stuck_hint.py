@@ -35,9 +35,11 @@ def test_the_hint_follows_the_chain_through_lines_the_model_did_not_print(make_s
     assert "'Quill Works is a firm founded in 1861. Its headquarters are in Omaoma.'" in on_firm
     assert "It names Omaoma, which you have not searched for yet" in on_firm
     assert "hits = grep('Omaoma')" in on_firm
+    # The model repeated itself: the loop ran that search in its place.
+    assert result.trajectory[3]["by"] == "loop" and "1678" in result.trajectory[3]["observation"]
     # On the town: of the town's line and a firm's (two words of the question each), the line
     # about the searched name, and the value after the question's word.
-    on_town = result.trajectory[4]["observation"]
+    on_town = result.trajectory[5]["observation"]
     assert "It says \"founded in 1678\": if that answers the question, write FINAL('1678')" in (
         on_town
     )
@@ -130,3 +132,46 @@ def test_the_section_code_the_model_already_ran_is_not_offered_again(make_settin
     assert "repeating yourself" in again and "printed its section" in again
     assert "print(section(" not in again.split("repeating yourself")[1]
     assert result.answer == "int"
+
+
+def test_a_model_that_repeats_an_empty_search_is_shown_the_section_the_notice_offers(make_settings):
+    # The libtasn1 shape: the search names two functions at once and finds no line; its note
+    # lists a line for each. The model searches again instead of reading; the loop reads the
+    # first one's section in its place, and the model answers from what it shows.
+    from tests.test_guards import MANUAL
+
+    search = py("hits = grep('tool_read tool_write')\nprint(len(hits), hits)")
+    root = script(search, search, py("FINAL('int')"))
+    question = "What is the return type of the function tool_read?"
+    result = run(question, MANUAL, settings=make_settings(model=root))
+    assert result.answer == "int"
+    assert calls(result) == 3  # the loop's turn costs no model call
+    by_loop = [t for t in result.trajectory if t.get("by") == "loop"]
+    assert len(by_loop) == 1 and "print(section(" in by_loop[0]["code"][0]
+    assert "[Function]int tool_read" in by_loop[0]["observation"]
+
+
+def test_offered_code_that_asks_helpers_is_never_run_for_the_model(make_settings):
+    # In a text without headings the advice after empty searches is helpers over chunks: that
+    # spends the run's budget, so it stays advice.
+    from tests.test_guards import LOG
+
+    search = py("print(grep('gateway error budget'))")
+    root = script(search, search, py("FINAL('x')"))
+    result = run("What is the gateway error budget?", LOG, settings=make_settings(model=root))
+    assert not any(t.get("by") for t in result.trajectory)
+    assert result.usage.get("sub_calls", 0) == 0
+
+
+def test_with_guards_off_the_loop_runs_nothing_for_the_model(make_settings):
+    from tests.test_guards import MANUAL
+
+    search = py("hits = grep('tool_read tool_write')\nprint(len(hits), hits)")
+    root = script(search, search, py("FINAL('int')"))
+    question = "What is the return type of the function tool_read?"
+    result = run(question, MANUAL, settings=make_settings(model=root, guards="off"))
+    assert not any(t.get("by") for t in result.trajectory) and result.answer == "int"
+
+
+def calls(result) -> int:
+    return sum(m["calls"] for m in result.usage["models"].values())

@@ -3,7 +3,9 @@ what it may say (`Finding`), plus the small text readers they share.
 
 A guard is a `Guard`: a name, the kind of turn it looks at, a one-line statement of when it
 fires and what it says (docs/guards.md is built from the same words), and a `check` that reads
-the evidence and returns a `Finding` or None. Guards never run code and never call a model.
+the evidence and returns a `Finding` or None. Guards never run code and never call a model;
+a finding at a repeat may name reading code (`Finding.run`) that the loop runs in the model's
+place (nodes/observe.py).
 """
 
 from __future__ import annotations
@@ -51,10 +53,13 @@ class Evidence:
 
 @dataclass(frozen=True)
 class Finding:
-    """What a guard tells the model; `why` is the doubt in the run's own terms (for the record)."""
+    """What a guard tells the model; `why` is the doubt in the run's own terms (for the record).
+    `run`: code in the message that only reads the text (grep, headings, section, around: no
+    helper call, nothing the run pays for), which the loop may run for a model that repeats."""
 
     message: str
     why: str
+    run: str | None = None
 
 
 @dataclass(frozen=True)
@@ -72,6 +77,12 @@ SEARCH_CODE = """```python
 hits = grep({name!r})
 print(len(hits), hits)
 ```"""
+
+
+def offered_code(message: str) -> str | None:
+    """The one python block a message offers, or None (none, or more than one)."""
+    blocks = re.findall(r"```python\n(.*?)```", message, re.S)
+    return blocks[0].strip() if len(blocks) == 1 else None
 
 
 def cell_stdout(result: dict[str, Any] | None) -> str:

@@ -20,6 +20,7 @@ from rlm_research.nodes.guards.base import (
     Finding,
     Guard,
     cell_stdout,
+    offered_code,
 )
 from rlm_research.nodes.guards.chain import last_search_lines
 from rlm_research.nodes.guards.closest_line import (
@@ -106,16 +107,21 @@ def printed_value(ev: Evidence) -> str | None:
     return printed
 
 
+def reading(message: str, why: str) -> Finding:
+    """Advice whose code only reads the text: the loop may run it for a model that repeats."""
+    return Finding(message, why, run=offered_code(message))
+
+
 def check_stuck(ev: Evidence) -> Finding | None:
     names = unsearched_names(ev.question, ev.searches)
     if names:
-        return Finding(QUESTION_NAME.format(name=names[0]), "the question's name never searched")
+        return reading(QUESTION_NAME.format(name=names[0]), "the question's name never searched")
     # The outline is read (the whole text) only for a question that counts something.
     counted = counted_noun(ev.question) and counted_heading_kinds(ev.question, ev.heading_kinds())
     if counted and not any("headings(" in block for block in ev.code):
         noun, word, kinds = counted
         message = COUNTED_HEADINGS.format(noun=noun, kinds=listed_kinds(kinds), word=word)
-        return Finding(message, f"the question counts {noun}; {len(kinds)} kinds of heading say it")
+        return reading(message, f"the question counts {noun}; {len(kinds)} kinds of heading say it")
     if ev.result is None or any(b.get("error") for b in ev.result.get("blocks", [])):
         return Finding(EARLIER, "the same error or no code again")
     value = printed_value(ev)
@@ -125,7 +131,7 @@ def check_stuck(ev: Evidence) -> Finding | None:
     if ev.new_searches and all(s["hits"] == 0 for s in ev.new_searches):
         read = suggested_read(stdout)
         if read:  # the note named the lines that hold the search's rarest words
-            return Finding(EMPTY_READ.format(read=read), "the empty search's note named lines")
+            return reading(EMPTY_READ.format(read=read), "the empty search's note named lines")
         return Finding(EMPTY.format(question=ev.question), "every search of the cell was empty")
     found = last_search_lines(ev) or printed_lines(stdout)
     searched = [s["pattern"] for s in ev.searches]
@@ -151,7 +157,7 @@ def check_stuck(ev: Evidence) -> Finding | None:
         # Code the cell just ran is not offered again: it leads where the model already is.
         ran = any(f"section({anchor!r})" in b for b in ev.code) and anchor[:60] in stdout
         follow = (FOLLOW_READ if ran else FOLLOW_ANSWER).format(anchor=anchor, under=under)
-    return Finding(
+    return reading(
         intro.format(line=line, follow=follow), f"the search's line most like it: {line!r}"
     )
 
