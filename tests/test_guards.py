@@ -245,6 +245,34 @@ def test_a_number_no_code_printed_is_sent_back_saying_so():
     assert not guards.review(ev, ("unprinted_number",), "answer")
 
 
+def test_a_file_the_question_names_is_a_name_to_search():
+    # The question names one file of a source tree; the search was for its noun across the
+    # whole tree, and found lines of other files.
+    assert question_names("How many classes are defined at the top level of pkg/a.py?") == [
+        "pkg/a.py"
+    ]
+    assert question_names("Is the 2.5.x series and/or TCP/IP named, e.g. here?") == []
+    question = "How many classes are defined at the top level of pkg/a.py?"
+    searches = [{"pattern": "classes", "hits": 2, "over": "context"}]
+    printed = "2 [3: '# Abstract classes.' (in 1: '=== pkg/b.py ===')]"
+    ev = evidence(question, "", printed, None, searches=searches)
+    note = guards.review(ev, ("unsearched_name",), "note")
+    assert note and "hits = grep('pkg/a.py')" in note[0][1].message
+
+
+def test_a_search_that_printed_the_files_header_found_the_file(make_settings):
+    # The hit is shown under `=== pkg/a.py ===`: the file was found without searching its name.
+    tree = "=== pkg/a.py ===\n" + SOURCE + "=== pkg/b.py ===\ndef parse(x):\n    return x\n"
+    code = py("print(grep('def parse'))")
+    root = script(code, py("FINAL('text.split()')"))
+    question = "What does parse in pkg/a.py return?"
+    result = run(question, tree, settings=make_settings(model=root))
+    assert "(in 1: '=== pkg/a.py ===')" in result.trajectory[0]["observation"]
+    assert result.answer == "text.split()"
+    assert result.usage["models"]["fakelistchatmodel"]["calls"] == 2
+    assert not result.trajectory[0]["guards"]
+
+
 def test_github_is_not_the_name_git():
     assert question_names("Which version reads GitHub Actions variables?") == ["GitHub Actions"]
     assert "Git" not in question_names("What did the GitHub user octocat change?")

@@ -10,7 +10,7 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from rlm_research.nodes.guards.base import SEARCH_CODE, Evidence, Finding, Guard
+from rlm_research.nodes.guards.base import SEARCH_CODE, Evidence, Finding, Guard, cell_stdout
 from rlm_research.nodes.guards.counts import quoted_terms
 from rlm_research.tools.text_search import grep_pattern
 
@@ -24,14 +24,26 @@ January February March April May June July August September October November Dec
 Monday Tuesday Wednesday Thursday Friday Saturday Sunday
 """
 _NOT_NAMES = frozenset(_NOT_NAME_WORDS.split())
+# A file or path the question names ("yaml/constructor.py", "NEWS.md", "src/a/b"): in a text
+# joined from several files it heads its own part (`=== yaml/constructor.py ===`). A path has
+# a known file extension or two slashes, so "and/or", "TCP/IP" and "e.g." are none.
+_EXTENSIONS = (
+    "py|pyi|c|h|cc|cpp|hpp|js|ts|go|rs|java|rb|pl|md|txt|rst|toml|json|ya?ml|cfg|ini|sh|html|css"
+    "|xml|pdf"
+)
+_PATH = re.compile(
+    rf"(?<![\w/.-])(?:(?:[\w-]+/)*[A-Za-z_][\w.-]*\.(?:{_EXTENSIONS})|[\w.-]+(?:/[\w.-]+){{2,}})"
+    r"(?![\w/-])"
+)
 
 
 def question_names(question: str) -> list[str]:
     """The names a question is about: runs of capitalised tokens, not counting a word that opens
     a sentence, a line or a quote ("What", "Which"), nor months and days. "...where Fenbex
     Mibritek grew up?" -> ["Fenbex Mibritek"]; codes and labels in capitals ("AND", "P-1") are
-    not names here."""
-    names = []
+    not names here. A file or path the question names is one too ("yaml/constructor.py")."""
+    names = [m.group() for m in _PATH.finditer(question)]
+    question = _PATH.sub(" ", question)
     for m in _NAME_RUN.finditer(question):
         words = m.group().split()
         before = question[: m.start()].rstrip(" \t")
@@ -56,13 +68,13 @@ def found_quoted(question: str, searches: list[dict[str, Any]]) -> bool:
     )
 
 
-def unsearched_names(question: str, searches: list[dict[str, Any]]) -> list[str]:
+def unsearched_names(question: str, searches: list[dict[str, Any]], printed: str = "") -> list[str]:
     """The question's names, when this level has searched `context` and no search looked for
     any word of them (as a word: "Canada" is not "Ada"); else []. Only while every search of
     the level is still on record (the host keeps the last 8): an older one may have been the
-    name."""
+    name. A path the level already `printed` (a hit under `=== pkg/a.py ===`) was found."""
     patterns = [s["pattern"] for s in searches if s["over"] == "context"]
-    names = question_names(question)
+    names = [n for n in question_names(question) if not (_PATH.fullmatch(n) and n in printed)]
     if not patterns or not names or len(searches) >= 8 or found_quoted(question, searches):
         return []
     words = {w.lower() for name in names for w in name.split()}
@@ -73,6 +85,11 @@ def unsearched_names(question: str, searches: list[dict[str, Any]]) -> list[str]
         if any(grep_pattern(pattern).search(name) for name in names):
             return []
     return names
+
+
+def printed_so_far(ev: Evidence) -> str:
+    """What the level's cells printed, this one's included (read only when a name is unsearched)."""
+    return ev.earlier_output() + "\n" + cell_stdout(ev.result)
 
 
 SENT_BACK = (
@@ -92,7 +109,7 @@ first:
 
 
 def check_unsearched(ev: Evidence) -> Finding | None:
-    names = unsearched_names(ev.question, ev.searches)
+    names = unsearched_names(ev.question, ev.searches, printed_so_far(ev))
     if not names:
         return None
     patterns = [s["pattern"] for s in ev.searches if s["over"] == "context"]

@@ -35,7 +35,7 @@ from rlm_research.nodes.guards.counted_headings import (
     counted_noun,
     listed_kinds,
 )
-from rlm_research.nodes.guards.names import unsearched_names
+from rlm_research.nodes.guards.names import printed_so_far, unsearched_names
 from rlm_research.tools.text_search import suggested_read
 from rlm_research.tools.tool_notes import has_tool_note, strip_tool_notes
 
@@ -113,7 +113,7 @@ def reading(message: str, why: str) -> Finding:
 
 
 def check_stuck(ev: Evidence) -> Finding | None:
-    names = unsearched_names(ev.question, ev.searches)
+    names = unsearched_names(ev.question, ev.searches, printed_so_far(ev))
     if names:
         return reading(QUESTION_NAME.format(name=names[0]), "the question's name never searched")
     # The outline is read (the whole text) only for a question that counts something.
