@@ -207,6 +207,7 @@ def guard_evidence(
         new_searches=new_searches,
         after_empty=bool(book.get("after_empty")),
         fired=list(book.get("fired") or []),
+        loop_ran=list(book.get("ran") or []),
         sub_calls_left=left["sub_calls"],
         seconds_left=left["deadline"] - time.time(),
         reading_speed=reading_speed(state.get("usage")),

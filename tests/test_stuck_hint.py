@@ -175,3 +175,16 @@ def test_with_guards_off_the_loop_runs_nothing_for_the_model(make_settings):
 
 def calls(result) -> int:
     return sum(m["calls"] for m in result.usage["models"].values())
+
+
+def test_advice_whose_code_the_loop_ran_points_at_that_output_instead(make_settings):
+    from tests.test_repl_helpers import NEWS
+
+    same = py("hits = grep('tool now reads files larger than 4 GiB.')\nprint(len(hits), hits)")
+    root = script(same, same, same, py("FINAL('2.0')"))
+    question = "Which release's notes contain 'tool now reads files larger than 4 GiB.'?"
+    result = run(question, NEWS, settings=make_settings(model=root))
+    assert result.trajectory[2]["by"] == "loop"
+    again = result.trajectory[3]["observation"].split("repeating yourself")[1]
+    assert "already ran for you above" in again and "```python" not in again
+    assert result.answer == "2.0" and calls(result) == 4

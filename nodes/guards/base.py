@@ -37,6 +37,7 @@ class Evidence:
     new_searches: list[dict[str, Any]]
     after_empty: bool  # the cell before this one printed nothing or grep's empty note
     fired: list[str] = field(default_factory=list)  # names of guards that spoke at this level
+    loop_ran: list[str] = field(default_factory=list)  # advice code the loop ran at this level
     sub_calls_left: int = 0
     seconds_left: float = float("inf")
     # Prompt tokens a second, for a model that reports it (the embedded one); else None.

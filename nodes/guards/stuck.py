@@ -112,7 +112,19 @@ def reading(message: str, why: str) -> Finding:
     return Finding(message, why, run=offered_code(message))
 
 
+LOOP_RAN = """The code this advice would offer, `{code}`, already ran for you above: if its \
+output answers the question, write FINAL with the answer; if not, search for another word."""
+
+
 def check_stuck(ev: Evidence) -> Finding | None:
+    found = next_step(ev)
+    if found is not None and found.run and found.run in ev.loop_ran:
+        first = found.run.splitlines()[0]
+        return Finding(LOOP_RAN.format(code=first), found.why + "; the loop ran its code before")
+    return found
+
+
+def next_step(ev: Evidence) -> Finding | None:
     names = unsearched_names(ev.question, ev.searches, printed_so_far(ev))
     if names:
         return reading(QUESTION_NAME.format(name=names[0]), "the question's name never searched")
