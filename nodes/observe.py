@@ -49,10 +49,7 @@ def observe(
         advice = guards.review(evidence, on, "stuck")
         spoke += advice
         step = step_to_run(advice, book)
-        notice = prompts.STUCK_HINT if step is None else prompts.STUCK_RAN
-        text += "\n\n" + notice.format(
-            what=what, advice="".join(" " + found.message for _, found in advice)
-        )
+        text += "\n\n" + stuck_notice(what, advice, step)
     stop = last_chance(state, stop, update)
     if stop == "ask":  # before it ends stuck, the loop asks for the best answer in words
         text += "\n\n" + prompts.ANSWER_REQUEST.format(question=question)
@@ -84,6 +81,11 @@ def observe(
     if step is not None:
         return run_for_model(state, store, step, update)
     return Command(update=update, goto="generate_code")
+
+
+def stuck_notice(what: str, advice: list[tuple[str, guards.Finding]], step: str | None) -> str:
+    notice = prompts.STUCK_HINT if step is None else prompts.STUCK_RAN
+    return notice.format(what=what, advice="".join(" " + found.message for _, found in advice))
 
 
 def step_to_run(advice: list[tuple[str, guards.Finding]], book: dict[str, Any]) -> str | None:
