@@ -120,6 +120,7 @@ def turn_data(t: dict[str, Any], t0: float | None, limit: int, where: str) -> di
         "ms": _rel(t.get("model_started"), t0),
         "msec": t.get("model_seconds"),
         "missing": bool(t.get("missing")),
+        "by": "loop" if t.get("by") == "loop" else None,
     }
 
 

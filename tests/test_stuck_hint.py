@@ -188,3 +188,22 @@ def test_advice_whose_code_the_loop_ran_points_at_that_output_instead(make_setti
     again = result.trajectory[3]["observation"].split("repeating yourself")[1]
     assert "already ran for you above" in again and "```python" not in again
     assert result.answer == "2.0" and calls(result) == 4
+
+
+def test_the_report_and_viewer_say_which_turn_the_loop_ran(make_settings):
+    from pathlib import Path
+
+    from rlm_research.report.markdown import write_report
+
+    from tests.test_guards import MANUAL
+
+    search = py("hits = grep('tool_read tool_write')\nprint(len(hits), hits)")
+    root = script(search, search, py("FINAL('int')"))
+    settings = make_settings(model=root)
+    question = "What is the return type of the function tool_read?"
+    result = run(question, MANUAL, settings=settings)
+    md, _ = write_report(
+        result, data_dir=Path(settings.data_dir), question=question, status="answered"
+    )
+    assert "### Turn 3 (the stuck advice's code, run by the loop)" in md.read_text()
+    assert '"by":"loop"' in md.with_suffix(".html").read_text()  # the viewer's data
