@@ -207,3 +207,32 @@ def test_the_report_and_viewer_say_which_turn_the_loop_ran(make_settings):
     )
     assert "### Turn 3 (the stuck advice's code, run by the loop)" in md.read_text()
     assert '"by":"loop"' in md.with_suffix(".html").read_text()  # the viewer's data
+
+
+TWO_FUNCTIONS = """\
+--- page 16 ---
+4 Function reference
+[Function]int tool_write (node root, const char * name, const void * value, int len)
+root: pointer to a structure.
+Returns: TOOL_SUCCESS if the value was set.
+[Function]int tool_read (node root, const char * name, void * value)
+root: pointer to a structure.
+Returns: TOOL_SUCCESS if the value was read.
+--- page 30 ---
+Index
+tool_read . . . . . . . 16
+"""
+
+
+def test_a_model_that_rereads_one_noted_section_is_shown_the_next_one(make_settings):
+    # A question about two functions: the empty search's note lists a line for each; the
+    # model reads the first one's section twice, and the loop reads the second one's for it.
+    search = py("hits = grep('tool_write tool_read')\nprint(len(hits), hits)")
+    first = py("print(section(3))")
+    root = script(search, first, first, py("print(4 + 3)"), py("FINAL('7')"))
+    question = "How many parameters do tool_write and tool_read take together?"
+    result = run(question, TWO_FUNCTIONS, settings=make_settings(model=root))
+    assert result.answer == "7" and calls(result) == 5
+    loop_turn = next(t for t in result.trajectory if t.get("by") == "loop")
+    assert loop_turn["code"] == ["print(section(6))"]
+    assert "[Function]int tool_read (node root" in loop_turn["observation"]

@@ -132,6 +132,18 @@ def suggested_read(output: str) -> str | None:
     return found[-1] if found else None
 
 
+# The lines an empty search's note listed: "N: text" rows after its "rarest first (...):" or
+# "such as:" line.
+_NOTE_ROWS = re.compile(r"(?:rarest first \([^\n]*\)|such as):\n((?:\d+: [^\n]*(?:\n|$))+)")
+
+
+def noted_lines(output: str) -> list[tuple[int, str]]:
+    """The (line number, text) rows that the last empty search's note in `output` listed."""
+    notes = _NOTE_ROWS.findall(output)
+    rows = [row.split(": ", 1) for row in notes[-1].splitlines()] if notes else []
+    return [(int(n), text) for n, text in rows]
+
+
 def _rarest_words_note(
     pattern: str, words: list[str], lines: list[str], outline: Outline | None, whole: bool
 ) -> str:

@@ -2,17 +2,21 @@
 
 In order: the question's own name while no search has looked for it; for a count question
 whose counted noun names a kind of heading, those headings and the code that counts them
-(counted_headings.py); a short value the model's
-own code printed again and again (a model that printed `740` three times, told only "take the
-next step", split a 1M log into 50 helper calls), offered as FINAL only when it is a value and
-not an empty search's echo or a tool's note; after searches that found nothing, the helpers over
-chunks, the fallback the system prompt describes; else the line of the last search most like the
-question and the name it leads to (a model searched a firm four times while the line naming the
-firm's town sat unprinted among its hits), or, when it names nothing new, the code that shows
-its section and the lines around it. A printed list of hits is never offered as FINAL.
+(counted_headings.py); a short value the model's own code printed again and again (a model
+that printed `740` three times, told only "take the next step", split a 1M log into 50 helper
+calls), offered as FINAL only when it is a value and not an empty search's echo or a tool's
+note; for a model that reads again the section of a line an empty search's note listed, the
+next line it listed; after searches that found nothing, the helpers over chunks, the fallback
+the system prompt describes; else the line of the last search most like the question and the
+name it leads to (a model searched a firm four times while the line naming the firm's town sat
+unprinted among its hits), or, when it names nothing new, the code that shows its section and
+the lines around it. A printed list of hits is never offered as FINAL. Advice whose code only
+reads the text is run by the loop (`Finding.run`).
 """
 
 from __future__ import annotations
+
+import re
 
 from rlm_research.nodes.guards.base import (
     SEARCH_CODE,
@@ -36,7 +40,7 @@ from rlm_research.nodes.guards.counted_headings import (
     listed_kinds,
 )
 from rlm_research.nodes.guards.names import printed_so_far, unsearched_names
-from rlm_research.tools.text_search import suggested_read
+from rlm_research.tools.text_search import noted_lines, suggested_read
 from rlm_research.tools.tool_notes import has_tool_note, strip_tool_notes
 
 QUESTION_NAME = (
@@ -112,6 +116,32 @@ def reading(message: str, why: str) -> Finding:
     return Finding(message, why, run=offered_code(message))
 
 
+READ_NEXT = """Your code read the section of line {read} again. The empty search's note also \
+listed line {n}: {text!r}. Read that one's section too:
+```python
+print(section({n}))
+```"""
+_SECTION_READ = re.compile(r"section\((\d+)\)")
+
+
+def next_noted_read(ev: Evidence) -> Finding | None:
+    """A model that reads the section of one line an empty search's note listed, again and
+    again, is offered the next listed line (a question about two functions or two releases
+    needs both: asked how many parameters two functions take together, it read the first and
+    answered its count)."""
+    read = [int(n) for block in ev.code for n in _SECTION_READ.findall(block)]
+    rows = noted_lines(ev.earlier_output()) if read else []
+    if not rows or read[-1] not in [n for n, _ in rows]:
+        return None
+    done = set(read) | {int(n) for code in ev.loop_ran for n in _SECTION_READ.findall(code)}
+    later = [(n, text) for n, text in rows if n not in done]
+    if not later:
+        return None
+    n, text = later[0]
+    message = READ_NEXT.format(read=read[-1], n=n, text=text[:200])
+    return reading(message, f"the empty search's note also listed line {n}")
+
+
 LOOP_RAN = """The code this advice would offer, `{code}`, already ran for you above: if its \
 output answers the question, write FINAL with the answer; if not, search for another word."""
 
@@ -139,6 +169,9 @@ def next_step(ev: Evidence) -> Finding | None:
     value = printed_value(ev)
     if value is not None:
         return Finding(PRINTED.format(printed=value), f"the code printed {value!r} again")
+    following = next_noted_read(ev)
+    if following is not None:
+        return following
     stdout = cell_stdout(ev.result)
     if ev.new_searches and all(s["hits"] == 0 for s in ev.new_searches):
         read = suggested_read(stdout)
