@@ -24,7 +24,6 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from functools import cache
 
-from rlm_research.bench.dates import dates_in
 from rlm_research.bench.real_code_questions import (
     attrs_questions,
     libtasn1_questions,
@@ -44,6 +43,7 @@ from rlm_research.bench.real_questions import (
     read_gnupg,
 )
 from rlm_research.bench.tasks import Task, count_score, exact_match
+from rlm_research.tools.calendar_dates import dates_in
 
 __all__ = ["DOCUMENTS", "FAMILIES", "Question", "DocumentDrift", "real_tasks", "split_of"]
 

@@ -17,6 +17,7 @@ import re
 from collections.abc import Iterable
 
 from rlm_research.graph.outcome import not_an_answer
+from rlm_research.tools.calendar_dates import dates_in, without_dates
 
 MAX_CHARS = 300  # an answer, not a paragraph
 _REFUSAL = re.compile(
@@ -96,7 +97,13 @@ def held_by(answer: str, printed: str, question: str = "") -> bool:
     """Every word of `answer` with a digit in it, and two thirds of its other words, appear in
     `printed`: an answer read off the output, not made up or copied from the question. Words the
     question has are neither (`coreutils` in "The answer is coreutils release 8.29."), but an
-    answer made only of them is not one."""
+    answer made only of them is not one. A date is held when the output names the same day in
+    any common form (`2022-05-17` for "Tue, 17 May 2022")."""
+    days = dates_in(answer)
+    if days and days <= dates_in(printed):
+        answer = without_dates(answer)
+        if not _words(answer):
+            return True
     asked = set(_words(question))
     words = _words(answer)
     hay = " ".join(printed.lower().split())

@@ -73,3 +73,11 @@ def test_only_what_the_cells_printed_holds_an_answer():
     assert not held_by("The --json tool release is Nimbus.", printed, question)
     assert plain_answer("```python\nprint(1)\n```", printed)[0] is None
     assert plain_answer("The text does not mention a release.", printed)[0] is None
+
+
+def test_a_date_the_output_wrote_another_way_is_held():
+    # A changelog's trailer writes "Tue, 17 May 2022"; the model answers in ISO form.
+    printed = " -- Julian Andres Klode <jak@debian.org>  Tue, 17 May 2022 18:50:45 +0200"
+    assert held_by("2022-05-17", printed) and held_by("May 17, 2022", printed)
+    assert not held_by("2022-05-18", printed)  # another day
+    assert not held_by("2022-05-17 by Nimbus", printed)  # a name nobody printed beside it

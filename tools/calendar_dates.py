@@ -1,4 +1,5 @@
-"""Calendar dates in a short answer, so that a date written another way still scores."""
+"""Calendar dates in a short text, so that a date written another way is the same date (the bench's
+scorer, and a plain answer checked against what the cells printed)."""
 
 from __future__ import annotations
 
@@ -21,3 +22,10 @@ def dates_in(text: str) -> set[tuple[int, int, int]]:
         if mon.lower() in _MONTHS:
             found.add((int(y), _MONTHS.index(mon.lower()) + 1, int(d)))
     return found
+
+
+def without_dates(text: str) -> str:
+    """`text` with the dates `dates_in` reads taken out."""
+    for pattern in (_ISO, _DAY_MONTH, _MONTH_DAY):
+        text = pattern.sub(" ", text)
+    return text
