@@ -236,3 +236,19 @@ def test_a_model_that_rereads_one_noted_section_is_shown_the_next_one(make_setti
     loop_turn = next(t for t in result.trajectory if t.get("by") == "loop")
     assert loop_turn["code"] == ["print(section(6))"]
     assert "[Function]int tool_read (node root" in loop_turn["observation"]
+
+
+def test_a_noted_line_with_only_a_common_word_of_the_search_is_not_offered(make_settings):
+    # One entry is asked about; the note's other lines hold only "version" or "mytool", words
+    # on many lines: the same thing found less well, not a second thing to read.
+    from tests.test_guards import CHANGELOG
+
+    doc = CHANGELOG + "".join(f"  * note {i}: version mytool checks\n" for i in range(8))
+    search = py("hits = grep('mytool version 1.1.0')\nprint(len(hits), hits)")
+    read = py("print(section(8))")
+    root = script(search, read, read, py("FINAL('Bo Chan')"))
+    result = run("Who signed mytool version 1.1.0?", doc, settings=make_settings(model=root))
+    assert "the lines with the most of its words" in result.trajectory[0]["observation"]
+    assert result.answer == "Bo Chan"
+    assert not any(t.get("by") for t in result.trajectory)
+    assert "also listed line" not in result.trajectory[2]["observation"]

@@ -137,11 +137,20 @@ def suggested_read(output: str) -> str | None:
 _NOTE_ROWS = re.compile(r"(?:rarest first \([^\n]*\)|such as):\n((?:\d+: [^\n]*(?:\n|$))+)")
 
 
+_NOTE_WORDS = re.compile(r"rarest first \(([^\n]*)\):\n")
+
+
 def noted_lines(output: str) -> list[tuple[int, str]]:
     """The (line number, text) rows that the last empty search's note in `output` listed."""
     notes = _NOTE_ROWS.findall(output)
     rows = [row.split(": ", 1) for row in notes[-1].splitlines()] if notes else []
     return [(int(n), text) for n, text in rows]
+
+
+def noted_words(output: str) -> list[str]:
+    """The words, rarest first, of the last "rarest first" note in `output`."""
+    notes = _NOTE_WORDS.findall(output)
+    return re.findall(r"'([^']*)'", notes[-1]) if notes else []
 
 
 def _rarest_words_note(

@@ -40,7 +40,7 @@ from rlm_research.nodes.guards.counted_headings import (
     listed_kinds,
 )
 from rlm_research.nodes.guards.names import printed_so_far, unsearched_names
-from rlm_research.tools.text_search import noted_lines, suggested_read
+from rlm_research.tools.text_search import noted_lines, noted_words, suggested_read
 from rlm_research.tools.tool_notes import has_tool_note, strip_tool_notes
 
 QUESTION_NAME = (
@@ -126,20 +126,32 @@ _SECTION_READ = re.compile(r"section\((\d+)\)")
 
 def next_noted_read(ev: Evidence) -> Finding | None:
     """A model that reads the section of one line an empty search's note listed, again and
-    again, is offered the next listed line (a question about two functions or two releases
-    needs both: asked how many parameters two functions take together, it read the first and
-    answered its count)."""
+    again, is offered the next listed line that holds a rare word of the search the read line
+    lacks (asked how many parameters two functions take together, it read the first one's
+    entry three times and answered its count). Not a line that only holds a common word of the
+    search ("version" beside "2.5.3"): that is the same thing found less well."""
     read = [int(n) for block in ev.code for n in _SECTION_READ.findall(block)]
-    rows = noted_lines(ev.earlier_output()) if read else []
-    if not rows or read[-1] not in [n for n, _ in rows]:
+    output = ev.earlier_output() if read else ""
+    rows, words = noted_lines(output), noted_words(output)
+    read_text = dict(rows).get(read[-1]) if read else None
+    if read_text is None or not words:
         return None
+    counts = {w: len(ev.search_lines(w)) for w in words}
+    held = [counts[w] for w in words if _holds(read_text, w)]
+    if not held or min(held) == 0:  # lines not countable here (several sources): no offer
+        return None
+    rare = [w for w in words if not _holds(read_text, w) and counts[w] <= max(3 * min(held), 3)]
     done = set(read) | {int(n) for code in ev.loop_ran for n in _SECTION_READ.findall(code)}
-    later = [(n, text) for n, text in rows if n not in done]
+    later = [(n, t) for n, t in rows if n not in done and any(_holds(t, w) for w in rare)]
     if not later:
         return None
     n, text = later[0]
     message = READ_NEXT.format(read=read[-1], n=n, text=text[:200])
     return reading(message, f"the empty search's note also listed line {n}")
+
+
+def _holds(line: str, word: str) -> bool:
+    return re.search(rf"(?<!\w){re.escape(word)}(?!\w)", line, re.I) is not None
 
 
 LOOP_RAN = """The code this advice would offer, `{code}`, already ran for you above: if its \
