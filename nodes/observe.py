@@ -3,6 +3,7 @@ catch a stuck loop, and route: another turn, or `finalize`."""
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import time
 from typing import Any, Literal
@@ -48,7 +49,7 @@ def observe(
     if what is not None:  # the loop's notice, with the stuck guard's advice if it is on
         advice = guards.review(evidence, on, "stuck")
         spoke += advice
-        step = step_to_run(advice, book)
+        step = step_to_run(advice, book.get("ran") or [])
         text += "\n\n" + stuck_notice(what, advice, step)
     stop = last_chance(state, stop, update)
     if stop == "ask":  # before it ends stuck, the loop asks for the best answer in words
@@ -88,17 +89,13 @@ def stuck_notice(what: str, advice: list[tuple[str, guards.Finding]], step: str 
     return notice.format(what=what, advice="".join(" " + found.message for _, found in advice))
 
 
-def step_to_run(advice: list[tuple[str, guards.Finding]], book: dict[str, Any]) -> str | None:
+def step_to_run(advice: list[tuple[str, guards.Finding]], ran: list[str]) -> str | None:
     """The reading code the stuck advice offers, when the loop has not run it at this level yet.
     A small model at a repeat mostly runs the offered code next, and sometimes repeats itself
     again instead; running it costs no model call either way and shows what the advice means.
     Code that calls a helper is never run for the model: that spends the run's budget."""
-    for _, found in advice:
-        code = found.run
-        if code and "sub_lm" not in code and code not in (book.get("ran") or []):
-            book["ran"] = (book.get("ran") or []) + [code]
-            return code
-    return None
+    runnable = (found.run for _, found in advice)
+    return next((c for c in runnable if c and "sub_lm" not in c and c not in ran), None)
 
 
 def run_for_model(
@@ -109,7 +106,8 @@ def run_for_model(
     reply = put_message(store, "assistant", f"```python\n{code}\n```")
     update["transcript"] = update["transcript"] + [reply]
     update.update(turn=state["turn"] + 1, code=[code], cell_result_ref=None)
-    update["guards"]["ran_at"] = state["turn"] + 1
+    book = update["guards"]
+    book["ran"], book["ran_at"] = (book.get("ran") or []) + [code], state["turn"] + 1
     return Command(update=update, goto="execute")
 
 
@@ -196,6 +194,7 @@ def guard_evidence(
     new_searches = cell_searches(result)
     left = remaining(state, settings)
 
+    @functools.cache  # several guards may ask in one turn; the records are read once
     def earlier_output() -> str:
         records = (store.get_json(ref) for ref in state.get("trajectory") or [])
         return "\n".join(str(r.get("observation", "")) for r in records)

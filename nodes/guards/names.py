@@ -8,6 +8,7 @@ per level: as a note right after such a search, or as a send-back of an answer b
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from typing import Any
 
 from rlm_research.nodes.guards.base import SEARCH_CODE, Evidence, Finding, Guard, cell_stdout
@@ -68,15 +69,22 @@ def found_quoted(question: str, searches: list[dict[str, Any]]) -> bool:
     )
 
 
-def unsearched_names(question: str, searches: list[dict[str, Any]], printed: str = "") -> list[str]:
+def unsearched_names(
+    question: str, searches: list[dict[str, Any]], printed: Callable[[], str] = lambda: ""
+) -> list[str]:
     """The question's names, when this level has searched `context` and no search looked for
     any word of them (as a word: "Canada" is not "Ada"); else []. Only while every search of
     the level is still on record (the host keeps the last 8): an older one may have been the
-    name. A path the level already `printed` (a hit under `=== pkg/a.py ===`) was found."""
+    name. A path the level already `printed()` (a hit under `=== pkg/a.py ===`) was found."""
     patterns = [s["pattern"] for s in searches if s["over"] == "context"]
-    names = [n for n in question_names(question) if not (_PATH.fullmatch(n) and n in printed)]
+    names = question_names(question)
     if not patterns or not names or len(searches) >= 8 or found_quoted(question, searches):
         return []
+    if any(_PATH.fullmatch(n) for n in names):  # read what was printed only for a path
+        shown = printed()
+        names = [n for n in names if not (_PATH.fullmatch(n) and n in shown)]
+        if not names:
+            return []
     words = {w.lower() for name in names for w in name.split()}
     for pattern in patterns:
         # Either the name's words as written in the search, or a search (a regex) they match.
@@ -88,7 +96,7 @@ def unsearched_names(question: str, searches: list[dict[str, Any]], printed: str
 
 
 def printed_so_far(ev: Evidence) -> str:
-    """What the level's cells printed, this one's included (read only when a name is unsearched)."""
+    """What the level's cells printed, this one's included."""
     return ev.earlier_output() + "\n" + cell_stdout(ev.result)
 
 
@@ -109,7 +117,7 @@ first:
 
 
 def check_unsearched(ev: Evidence) -> Finding | None:
-    names = unsearched_names(ev.question, ev.searches, printed_so_far(ev))
+    names = unsearched_names(ev.question, ev.searches, lambda: printed_so_far(ev))
     if not names:
         return None
     patterns = [s["pattern"] for s in ev.searches if s["over"] == "context"]

@@ -40,7 +40,12 @@ from rlm_research.nodes.guards.counted_headings import (
     listed_kinds,
 )
 from rlm_research.nodes.guards.names import printed_so_far, unsearched_names
-from rlm_research.tools.text_search import noted_lines, noted_words, suggested_read
+from rlm_research.tools.text_search import (
+    grep_pattern,
+    noted_lines,
+    noted_words,
+    suggested_read,
+)
 from rlm_research.tools.tool_notes import has_tool_note, strip_tool_notes
 
 QUESTION_NAME = (
@@ -151,7 +156,7 @@ def next_noted_read(ev: Evidence) -> Finding | None:
 
 
 def _holds(line: str, word: str) -> bool:
-    return re.search(rf"(?<!\w){re.escape(word)}(?!\w)", line, re.I) is not None
+    return grep_pattern(re.escape(word)).search(line) is not None
 
 
 LOOP_RAN = """The code this advice would offer, `{code}`, already ran for you above: if its \
@@ -167,7 +172,7 @@ def check_stuck(ev: Evidence) -> Finding | None:
 
 
 def next_step(ev: Evidence) -> Finding | None:
-    names = unsearched_names(ev.question, ev.searches, printed_so_far(ev))
+    names = unsearched_names(ev.question, ev.searches, lambda: printed_so_far(ev))
     if names:
         return reading(QUESTION_NAME.format(name=names[0]), "the question's name never searched")
     # The outline is read (the whole text) only for a question that counts something.
