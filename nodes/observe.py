@@ -18,7 +18,12 @@ from rlm_research.nodes.execute import budget_exhausted, remaining
 from rlm_research.nodes.guards.base import clipped
 from rlm_research.nodes.level_start import repeated_heading_kinds
 from rlm_research.nodes.model_call import blob_store, emit, put_message, settings_of
-from rlm_research.tools.text_search import GREP_FOUND_NOTHING, grep_lines, join_sources
+from rlm_research.tools.text_search import (
+    GREP_FOUND_NOTHING,
+    Outline,
+    grep_lines,
+    join_sources,
+)
 
 
 def observe(
@@ -93,9 +98,12 @@ def step_to_run(advice: list[tuple[str, guards.Finding]], ran: list[str]) -> str
     """The reading code the stuck advice offers, when the loop has not run it at this level yet.
     A small model at a repeat mostly runs the offered code next, and sometimes repeats itself
     again instead; running it costs no model call either way and shows what the advice means.
-    Code that calls a helper is never run for the model: that spends the run's budget."""
+    Code that asks helpers per chunk or per line is never run for the model: that spends the
+    run's budget. `count_lines` asks one helper for a pattern (the advice checks the budget)."""
     runnable = (found.run for _, found in advice)
-    return next((c for c in runnable if c and "sub_lm" not in c and c not in ran), None)
+    per_item = ("sub_lm", "judge_lines")
+    fit = (c for c in runnable if c and not any(h in c for h in per_item))
+    return next((c for c in fit if c not in ran), None)
 
 
 def run_for_model(
@@ -215,6 +223,7 @@ def guard_evidence(
         earlier_output=earlier_output,
         search_lines=lambda pattern: search_lines(state, store, pattern),
         heading_kinds=lambda: context_heading_kinds(state, store),
+        headings_at=functools.cache(lambda: context_headings(state, store)),
     )
 
 
@@ -245,6 +254,13 @@ def search_lines(state: RLMState, store: Any, pattern: str) -> list[str]:
         return []
     text = store.get_text(next(iter(refs.values())))
     return grep_lines(pattern, text.splitlines())[:10_000]
+
+
+def context_headings(state: RLMState, store: Any) -> dict[int, str]:
+    """The heading lines of `context` by line number (from 1), as the worker's outline sees them."""
+    refs = state.get("context_refs") or {}
+    lines = join_sources({name: store.get_text(ref) for name, ref in refs.items()}).splitlines()
+    return {i + 1: lines[i] for i in Outline(lines).at}
 
 
 def context_heading_kinds(state: RLMState, store: Any) -> list[tuple[int, str]]:

@@ -1,8 +1,9 @@
 """The REPL worker: a separate Python process that runs the model's code.
 
 Standard library only, and started with `python -I`: it imports nothing of the project but
-`text_search.py` (bound beside it), sees no API key, and talks to the host over two pipes
-(4-byte length + JSON; never pickle, so a hostile cell cannot make the host unpickle anything).
+`text_search.py` and `line_counting.py` (bound beside it), sees no API key, and talks to the
+host over two pipes (4-byte length + JSON; never pickle, so a hostile cell cannot make the host
+unpickle anything).
 The namespace persists across cells. `sub_lm` sends the requests to the host and blocks until
 the host sends the answers back; the host runs them as nested graph invocations meanwhile.
 """
@@ -25,6 +26,12 @@ import traceback
 from typing import Any
 
 if __package__:  # imported by the host, as rlm_research.tools.repl_worker
+    from .line_counting import (
+        PER_LINE_QUESTION,
+        line_pattern_request,
+        pattern_from_reply,
+        says_yes,
+    )
     from .text_search import (
         REPL_HELPERS,
         Outline,
@@ -38,8 +45,14 @@ if __package__:  # imported by the host, as rlm_research.tools.repl_worker
         numbered,
         source_variables,
     )
-else:  # run as a script (`python -I`): text_search.py lies beside it, in the sandbox too
+else:  # run as a script (`python -I`): its modules lie beside it, in the sandbox too
     sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+    from line_counting import (  # type: ignore[no-redef]
+        PER_LINE_QUESTION,
+        line_pattern_request,
+        pattern_from_reply,
+        says_yes,
+    )
     from text_search import (  # type: ignore[no-redef]
         REPL_HELPERS,
         Outline,
@@ -63,17 +76,11 @@ ALIASES = {"final": "FINAL", "Final": "FINAL"}
 # A snippet's placeholder ("<your question about the line>") left in a sub_lm prompt.
 UNFILLED = re.compile(r"<your [a-z ,/-]{3,60}>")
 
+
 # judge_lines' helper frames, measured on the embedded 1.5B model: asked the question itself of a
 # line ("does this line count?"), helpers said no to all 79 lines carrying the asked label; asked
 # a one-line question a helper wrote from it, line first, they judged 75 of 76 lines of three
 # review sets and 218 of 218 labelled lines right (question first: 76 of 76, but 131 of 146).
-PER_LINE_QUESTION = (
-    "A question counts lines of a text. Write the yes/no question to ask about ONE line to "
-    'decide whether it is counted. Example: for "How many orders came late?" write "Did this '
-    'order come late?". Reply with the new question only.\nQuestion: '
-)
-
-
 class Hit(str):
     """A line `grep` found: the line's text, and `.n`, its line number (from 1) in the text
     searched. Shown as `12: 'the line'`, so printed hits say where they are; in a text with
@@ -357,11 +364,25 @@ class Worker:
                 [{"prompt": f"Line: {x}\n\n{ask} Reply yes or no.", "context": None} for x in items]
             )
             print(f"(judge_lines asked each line: {ask})")
-            return [x for x, r in zip(items, replies, strict=True) if _says_yes(r)]
+            return [x for x, r in zip(items, replies, strict=True) if says_yes(r)]
+
+        def count_lines(question: Any, text: Any = None) -> list[str]:
+            """The lines of `text` (default `context`) that `question` counts: one helper
+            writes a regular expression for them, then `grep` finds them (printed with it)."""
+            lines, _ = self._lines_and_outline(text)
+            prompt = line_pattern_request(str(question), lines)
+            reply = self._request([{"prompt": prompt, "context": None}])[0]
+            pattern = pattern_from_reply(reply)
+            if pattern is None:
+                print(f"(count_lines: the helper wrote no regular expression: {reply[:200]!r})")
+                return Hits()
+            print(f"(count_lines: a helper chose the pattern {pattern!r}; check the lines)")
+            return grep(pattern, text)
 
         return {
             "grep": grep,
             "judge_lines": judge_lines,
+            "count_lines": count_lines,
             "around": around,
             "section_of": section_of,
             "section": section,
@@ -532,10 +553,6 @@ class Worker:
                 pass
             rows.append(f"{name}: {type(value).__name__}{size}")
         return rows[:40]
-
-
-def _says_yes(reply: str) -> bool:
-    return reply.strip().strip("*\"'").lower().startswith("yes")
 
 
 def _format_error(e: BaseException, label: str) -> str:

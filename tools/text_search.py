@@ -390,6 +390,7 @@ REPL_HELPERS = (
     "SHOW_VARS",
     "grep",
     "judge_lines",
+    "count_lines",
     "around",
     "section_of",
     "section",

@@ -50,13 +50,16 @@ class Evidence:
     # (how many, the first) of each kind of heading of `context` that occurs more than once,
     # as the first message listed them.
     heading_kinds: Callable[[], list[tuple[int, str]]] = lambda: []
+    # The heading lines of `context` by line number (from 1).
+    headings_at: Callable[[], dict[int, str]] = lambda: {}
 
 
 @dataclass(frozen=True)
 class Finding:
     """What a guard tells the model; `why` is the doubt in the run's own terms (for the record).
-    `run`: code in the message that only reads the text (grep, headings, section, around: no
-    helper call, nothing the run pays for), which the loop may run for a model that repeats."""
+    `run`: code in the message that only reads the text (grep, headings, section, around, and
+    count_lines, whose one short helper call writes a pattern), which the loop may run for a
+    model that repeats."""
 
     message: str
     why: str

@@ -25,7 +25,7 @@ from rlm_research.nodes.guards.base import (
     printed_before_final,
 )
 
-_COUNT_QUESTION = re.compile(r"\bhow many\b|\bnumber of\b|\bcount\b", re.I)
+COUNT_QUESTION = re.compile(r"\bhow many\b|\bnumber of\b|\bcount\b", re.I)
 # Quoted terms, and tokens that mix letters or digits with code characters (label=ERROR, E-42).
 _QUOTED = re.compile(r"""'([^']{1,80})'|"([^"]{1,80})"|`([^`]{1,80})`""")
 _CODE_TOKEN = re.compile(r"\b\w+(?:[=_:/#.-]+\w+)+\b")
@@ -89,7 +89,7 @@ def judging_fits_time(lines: int, ev: Evidence) -> bool:
 
 
 def check_count(ev: Evidence) -> Finding | None:
-    if ev.final is None or not _COUNT_QUESTION.search(ev.question):
+    if ev.final is None or not COUNT_QUESTION.search(ev.question):
         return None
     counted = matched_count(ev.final, ev.searches)
     if counted is None or searched_literal_term(counted["pattern"], ev.question):

@@ -1,0 +1,75 @@
+"""For `stuck_advice`: a count question whose parts the level found, counted in code.
+
+Asked how many classes one file of a code base defines at its top level, a 1.5B model searched
+the file's name, found its `=== yaml/constructor.py ===` header, and searched it again and again;
+shown the file's start, it answered by eye. Asked how many change items two releases list, it
+was shown where both releases' headings are and searched other words. Counting inside parts is
+code the model does not write: when a stuck count question names parts (a version, a path, an
+identifier: a word with a digit, a slash or an underscore) whose heading lines the level's
+outputs showed, the advice offers code that counts inside those sections. `count_lines` has one
+helper write a pattern for the lines the question counts and `grep` finds them, so the count is
+code's and the lines it counted are printed beside it for the model to check.
+"""
+
+from __future__ import annotations
+
+import re
+
+from rlm_research.nodes.guards.base import Evidence, Finding, cell_stdout, offered_code
+from rlm_research.nodes.guards.counts import COUNT_QUESTION
+from rlm_research.tools.text_search import grep_pattern
+
+COUNT_IN_PARTS = """The question counts lines inside {where}. Count them in code: a helper \
+writes a pattern for the lines it counts, and grep finds them in those sections:
+```python
+part = {part}
+hits = count_lines({question!r}, part)
+print(len(hits), hits)
+```"""
+
+# A word of the question that names one part: "2.2.38", "yaml/constructor.py", "asn1_read_value".
+_TERM = re.compile(r"[\w./-]*[\d/_][\w./-]*")
+# A line number as hits and notes print it: "536: '=== yaml/constructor.py ==='", "(in 41: ...".
+_LINE_NUMBER = re.compile(r"(?<![\w.])(\d{1,7}): ")
+MAX_PARTS = 8
+
+
+def part_terms(question: str) -> list[str]:
+    """The question's words that can name a part (not a bare number: "2022", "10" name none)."""
+    terms = (t.strip("./-") for t in _TERM.findall(question))
+    return [t for t in dict.fromkeys(terms) if len(t) >= 3 and not t.isdigit()]
+
+
+def shown_parts(ev: Evidence) -> list[tuple[int, str]]:
+    """The heading lines the level's outputs showed (as a hit, a noted line, or the heading a
+    hit is under) that hold a word of the question naming a part, in the text's order."""
+    terms = part_terms(ev.question)
+    if not terms:
+        return []
+    shown = ev.earlier_output() + "\n" + cell_stdout(ev.result)
+    numbers = {int(n) for n in _LINE_NUMBER.findall(shown)}
+    headings = ev.headings_at()
+    rxs = [grep_pattern(re.escape(t)) for t in terms]
+    return [
+        (n, headings[n])
+        for n in sorted(numbers)
+        if n in headings and any(rx.search(headings[n]) for rx in rxs)
+    ]
+
+
+def count_in_parts(ev: Evidence) -> Finding | None:
+    """The count code over the sections of the parts the question names, for a stuck count
+    question, once per level, while the run can pay the helper call."""
+    if not COUNT_QUESTION.search(ev.question) or ev.sub_calls_left < 1:
+        return None
+    if any("count_lines(" in block for block in [*ev.code, *ev.loop_ran]):
+        return None
+    parts = shown_parts(ev)
+    if not parts or len(parts) > MAX_PARTS:
+        return None
+    sections = [f"section({n})" for n, _ in parts]
+    part = sections[0] if len(sections) == 1 else '"\\n".join([' + ", ".join(sections) + "])"
+    where = " and ".join(repr(text.strip()[:80]) for _, text in parts)
+    message = COUNT_IN_PARTS.format(where=where, part=part, question=ev.question)
+    why = f"a count question naming parts whose headings it found: {where}"
+    return Finding(message, why, run=offered_code(message))

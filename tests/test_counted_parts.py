@@ -1,0 +1,140 @@
+"""Counting inside the parts a question names: the REPL's `count_lines` (one helper writes the
+pattern, code counts), and the stuck advice that offers it (and the loop runs) for a count
+question whose parts' headings the run has found."""
+
+from __future__ import annotations
+
+from rlm_research.graph import run
+from rlm_research.nodes import guards
+from rlm_research.nodes.guards.counted_parts import count_in_parts, part_terms
+
+from tests.support.scripted_models import RuleModel, py, script
+from tests.test_guards import CHANGELOG, SOURCE
+
+TREE = (
+    "=== pkg/a.py ===\n"
+    + SOURCE
+    + "\nclass Other:\n    pass\n\n"
+    + "=== pkg/b.py ===\n"
+    + "".join(f"class B{i}:\n    x = {i}\n\n" for i in range(3))
+)
+CLASS_QUESTION = "How many classes are defined at the top level of pkg/a.py?"
+ITEMS_QUESTION = (
+    "How many change items (lines starting with '*') do mytool 1.2.0 and 1.1.0 list together?"
+)
+
+
+def pattern_helper(pattern: str) -> RuleModel:
+    """A helper that writes `pattern` when asked for one (in a fence, as models do)."""
+    return RuleModel(rules=[("regular expression", f"```\n{pattern}\n```")])
+
+
+def root_calls(result) -> int:
+    return result.usage["models"]["fakelistchatmodel"]["calls"]
+
+
+def test_count_lines_counts_with_the_pattern_a_helper_wrote(make_settings):
+    code = py(
+        "hits = count_lines('How many classes are defined at the top level?', "
+        "section(grep('pkg/a.py')[0]))\nprint(len(hits), hits)"
+    )
+    helper = pattern_helper(r"^class\s")
+    settings = make_settings(model=script(code, py("FINAL('2')")), sub_model=helper)
+    result = run(CLASS_QUESTION, TREE, settings=settings)
+    out = result.trajectory[0]["observation"]
+    assert "(count_lines: a helper chose the pattern '^class\\\\s'" in out
+    assert "2 [" in out and "'class Reader:'" in out and "'class Other:'" in out
+    assert "B0" not in out  # pkg/b.py's classes are not in the section
+    # The helper saw how the text's lines are written.
+    assert "def parse(text, strict=False, limit=100):" in helper.calls[0]
+    assert result.answer == "2"
+
+
+def test_count_lines_with_no_pattern_in_the_reply_says_so_and_counts_nothing(make_settings):
+    code = py("hits = count_lines('How many classes?')\nprint(len(hits))")
+    helper = RuleModel(rules=[("regular expression", "I cannot tell ([unclosed")])
+    result = run(
+        "How many classes?",
+        TREE,
+        settings=make_settings(model=script(code, py("FINAL('x')")), sub_model=helper),
+    )
+    out = result.trajectory[0]["observation"]
+    assert "(count_lines: the helper wrote no regular expression" in out
+    assert "\n0\n" in out and not result.trajectory[0].get("error")
+
+
+def test_a_stuck_count_of_one_files_classes_is_counted_inside_that_file(make_settings):
+    # The PyYAML shape: the model finds the file's header and searches it again and again.
+    same = py("hits = grep('pkg/a.py')\nprint(len(hits), hits)")
+    helper = pattern_helper(r"^class\s")
+    root = script(same, same, py("FINAL('2')"))
+    result = run(CLASS_QUESTION, TREE, settings=make_settings(model=root, sub_model=helper))
+    notice = result.trajectory[1]["observation"]
+    assert "counts lines inside '=== pkg/a.py ==='" in notice
+    ran = result.trajectory[2]
+    assert ran["by"] == "loop" and "count_lines(" in ran["code"][0]
+    assert "2 [" in ran["observation"] and "'class Other:'" in ran["observation"]
+    assert result.answer == "2" and result.stop_reason == "answered"
+    assert root_calls(result) == 3 and len(helper.calls) == 1
+
+
+def test_two_named_versions_are_counted_together(make_settings):
+    # The GnuPG shape: the question names two releases; the model's search printed the hits
+    # under both entries' headings, then it repeated itself.
+    same = py("hits = grep('Closes')\nprint(len(hits), hits)")
+    helper = pattern_helper(r"^\s*\*")
+    root = script(same, same, py("FINAL('4')"))
+    result = run(ITEMS_QUESTION, CHANGELOG, settings=make_settings(model=root, sub_model=helper))
+    ran = result.trajectory[2]
+    assert ran["by"] == "loop"
+    assert '"\\n".join([section(1), section(8)])' in ran["code"][0]
+    assert ran["observation"].startswith("Output:\n(count_lines:")
+    assert "\n4 [" in ran["observation"]
+    assert result.answer == "4"
+
+
+def test_a_stuck_model_that_printed_its_own_count_is_offered_that_count(make_settings):
+    # A count the model's code printed again is what the advice offers; nothing is counted anew.
+    same = py("n = len(grep('^class ', section(grep('pkg/a.py')[0])))\nprint(n)")
+    helper = pattern_helper(r"^class\s")
+    root = script(same, same, py("FINAL('2')"))
+    result = run(CLASS_QUESTION, TREE, settings=make_settings(model=root, sub_model=helper))
+    assert "FINAL('2')" in result.trajectory[1]["observation"]
+    assert not any(t.get("by") for t in result.trajectory) and not helper.calls
+    assert result.answer == "2"
+
+
+def test_with_guards_off_or_no_sub_call_left_nothing_is_counted_for_the_model(make_settings):
+    same = py("hits = grep('pkg/a.py')\nprint(len(hits), hits)")
+    for overrides in ({"guards": "off"}, {"max_sub_calls": 0}):
+        helper = pattern_helper(r"^class\s")
+        root = script(same, same, py("FINAL('2')"))
+        settings = make_settings(model=root, sub_model=helper, **overrides)
+        result = run(CLASS_QUESTION, TREE, settings=settings)
+        assert not any("count_lines" in str(t.get("code")) for t in result.trajectory)
+        assert not helper.calls
+
+
+def test_only_headings_that_hold_a_named_part_are_counted_in():
+    question = "How many classes are defined at the top level of yaml/constructor.py?"
+    assert part_terms(question) == ["yaml/constructor.py"]
+    assert part_terms("How many releases since 2019?") == []  # a bare number names no part
+    printed = (
+        "2 [3: '# Abstract classes.' (in 1: '=== yaml/events.py ==='), "
+        "9: 'class A:' (in 7: '=== yaml/constructor.py ===')]"
+    )
+    result = {"blocks": [{"stdout": printed, "stderr": "", "error": None}], "final": None}
+    ev = guards.Evidence(
+        question=question,
+        code=["print(grep('classes'))"],
+        result=result,
+        final=None,
+        searches=[],
+        new_searches=[],
+        after_empty=False,
+        sub_calls_left=5,
+        headings_at=lambda: {1: "=== yaml/events.py ===", 7: "=== yaml/constructor.py ==="},
+    )
+    found = count_in_parts(ev)
+    assert found is not None and "part = section(7)" in found.message
+    assert "section(1)" not in found.message
