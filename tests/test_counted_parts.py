@@ -1,5 +1,5 @@
-"""Counting inside the parts a question names: the REPL's `count_lines` (one helper writes the
-pattern, code counts), and the stuck advice that offers it (and the loop runs) for a count
+"""Counting inside the parts a question names: the REPL's `count_lines` (one helper names the
+word or mark that starts each counted line, code counts), and the stuck advice that offers it (and the loop runs) for a count
 question whose parts' headings the run has found."""
 
 from __future__ import annotations
@@ -24,49 +24,59 @@ ITEMS_QUESTION = (
 )
 
 
-def pattern_helper(pattern: str) -> RuleModel:
-    """A helper that writes `pattern` when asked for one (in a fence, as models do)."""
-    return RuleModel(rules=[("regular expression", f"```\n{pattern}\n```")])
+def mark_helper(mark: str) -> RuleModel:
+    """A helper that names `mark` when asked which word or mark starts the counted lines."""
+    return RuleModel(rules=[("starts with the same word or mark", f"`{mark}`")])
 
 
 def root_calls(result) -> int:
     return result.usage["models"]["fakelistchatmodel"]["calls"]
 
 
-def test_count_lines_counts_with_the_pattern_a_helper_wrote(make_settings):
+def test_count_lines_counts_the_lines_that_start_with_the_mark_a_helper_named(make_settings):
     code = py(
         "hits = count_lines('How many classes are defined at the top level?', "
         "section(grep('pkg/a.py')[0]))\nprint(len(hits), hits)"
     )
-    helper = pattern_helper(r"^class\s")
+    helper = mark_helper("class")
     settings = make_settings(model=script(code, py("FINAL('2')")), sub_model=helper)
     result = run(CLASS_QUESTION, TREE, settings=settings)
     out = result.trajectory[0]["observation"]
-    assert "(count_lines: a helper chose the pattern '^class\\\\s'" in out
+    assert "(count_lines: a helper said the counted lines start with 'class'; 2 lines" in out
     assert "2 [" in out and "'class Reader:'" in out and "'class Other:'" in out
     assert "B0" not in out  # pkg/b.py's classes are not in the section
-    # The helper saw how the text's lines are written.
-    assert "def parse(text, strict=False, limit=100):" in helper.calls[0]
     assert result.answer == "2"
+
+
+def test_count_lines_falls_back_to_lines_that_hold_the_mark(make_settings):
+    # A log's lines start with their date: the level named is in the middle of the line.
+    from tests.test_guards import LOG
+
+    code = py("hits = count_lines('How many lines record a timeout?')\nprint(len(hits))")
+    helper = mark_helper("TIMEOUT")
+    settings = make_settings(model=script(code, py("FINAL('7')")), sub_model=helper)
+    result = run("How many lines record a timeout?", LOG, settings=settings)
+    out = result.trajectory[0]["observation"]
+    assert "7 lines hold (none starts with it)" in out and "\n7\n" in out
 
 
 def test_count_lines_with_no_pattern_in_the_reply_says_so_and_counts_nothing(make_settings):
     code = py("hits = count_lines('How many classes?')\nprint(len(hits))")
-    helper = RuleModel(rules=[("regular expression", "I cannot tell ([unclosed")])
+    helper = RuleModel(rules=[("word or mark", "I cannot tell which lines the question means.")])
     result = run(
         "How many classes?",
         TREE,
         settings=make_settings(model=script(code, py("FINAL('x')")), sub_model=helper),
     )
     out = result.trajectory[0]["observation"]
-    assert "(count_lines: the helper wrote no regular expression" in out
+    assert "(count_lines: the helper named no word or mark" in out
     assert "\n0\n" in out and not result.trajectory[0].get("error")
 
 
 def test_a_stuck_count_of_one_files_classes_is_counted_inside_that_file(make_settings):
     # The PyYAML shape: the model finds the file's header and searches it again and again.
     same = py("hits = grep('pkg/a.py')\nprint(len(hits), hits)")
-    helper = pattern_helper(r"^class\s")
+    helper = mark_helper("class")
     root = script(same, same, py("FINAL('2')"))
     result = run(CLASS_QUESTION, TREE, settings=make_settings(model=root, sub_model=helper))
     notice = result.trajectory[1]["observation"]
@@ -82,13 +92,13 @@ def test_two_named_versions_are_counted_together(make_settings):
     # The GnuPG shape: the question names two releases; the model's search printed the hits
     # under both entries' headings, then it repeated itself.
     same = py("hits = grep('Closes')\nprint(len(hits), hits)")
-    helper = pattern_helper(r"^\s*\*")
+    helper = mark_helper("*")
     root = script(same, same, py("FINAL('4')"))
     result = run(ITEMS_QUESTION, CHANGELOG, settings=make_settings(model=root, sub_model=helper))
     ran = result.trajectory[2]
     assert ran["by"] == "loop"
     assert '"\\n".join([section(1), section(8)])' in ran["code"][0]
-    assert ran["observation"].startswith("Output:\n(count_lines:")
+    assert "start with '*'; 4 lines start with it" in ran["observation"]
     assert "\n4 [" in ran["observation"]
     assert result.answer == "4"
 
@@ -96,7 +106,7 @@ def test_two_named_versions_are_counted_together(make_settings):
 def test_a_stuck_model_that_printed_its_own_count_is_offered_that_count(make_settings):
     # A count the model's code printed again is what the advice offers; nothing is counted anew.
     same = py("n = len(grep('^class ', section(grep('pkg/a.py')[0])))\nprint(n)")
-    helper = pattern_helper(r"^class\s")
+    helper = mark_helper("class")
     root = script(same, same, py("FINAL('2')"))
     result = run(CLASS_QUESTION, TREE, settings=make_settings(model=root, sub_model=helper))
     assert "FINAL('2')" in result.trajectory[1]["observation"]
@@ -107,7 +117,7 @@ def test_a_stuck_model_that_printed_its_own_count_is_offered_that_count(make_set
 def test_with_guards_off_or_no_sub_call_left_nothing_is_counted_for_the_model(make_settings):
     same = py("hits = grep('pkg/a.py')\nprint(len(hits), hits)")
     for overrides in ({"guards": "off"}, {"max_sub_calls": 0}):
-        helper = pattern_helper(r"^class\s")
+        helper = mark_helper("class")
         root = script(same, same, py("FINAL('2')"))
         settings = make_settings(model=root, sub_model=helper, **overrides)
         result = run(CLASS_QUESTION, TREE, settings=settings)
@@ -138,3 +148,15 @@ def test_only_headings_that_hold_a_named_part_are_counted_in():
     found = count_in_parts(ev)
     assert found is not None and "part = section(7)" in found.message
     assert "section(1)" not in found.message
+
+
+def test_a_helpers_reply_is_read_as_a_mark_only_when_it_is_one():
+    from rlm_research.tools.line_counting import lines_starting_with, mark_from_reply
+
+    assert mark_from_reply("`class`") == "class"
+    assert mark_from_reply("'*'\n") == "*"
+    assert mark_from_reply("The lines are the ones that define classes in the file.") is None
+    assert mark_from_reply("") is None
+    lines = ["class A:", "classify = 1", "    class B:", "  * item"]
+    assert lines_starting_with("class", lines) == [0, 2]  # "classify" is another word
+    assert lines_starting_with("*", lines) == [3]

@@ -1,10 +1,11 @@
 """What the REPL's two counting helpers ask a helper model, and how they read its reply.
 
 `judge_lines(lines, question)` asks one helper per line (a yes/no question one helper wrote).
-`count_lines(question, text)` asks one helper for a regular expression that matches the lines
-the question counts, shown a few lines of the text so it sees how they are written (indented
-bullets, `class` at column 0), and then code counts: one short helper call however long the
-text, where judging each line of a 700-line file would take 700.
+`count_lines(question, text)` asks one helper which word or mark starts each line the question
+counts (`class` for the classes a file defines, `*` for a list's items), and then code counts the
+lines that start with it, or, if none does, the lines that hold it: one short helper call
+however long the text, where judging each line of a 700-line file would take 700. The helper is
+not shown the text: shown its first lines, the 1.5B named a word from them (`__all__`) instead.
 
 Standard library only: the REPL worker imports it (bound beside it in the sandbox).
 """
@@ -19,43 +20,41 @@ PER_LINE_QUESTION = (
     'order come late?". Reply with the new question only.\nQuestion: '
 )
 
-LINE_PATTERN_REQUEST = """\
-A question counts lines of a text. Write one Python regular expression that matches each \
-line the question counts and no other line (it is searched in each line, in any case).
+LINE_MARK_REQUEST = """\
 Question: {question}
-Some lines of the text, as written:
-{sample}
-Reply with the regular expression only."""
-
-SAMPLE_LINES = 16
-SAMPLE_WIDTH = 100
+Each line of the text that the question counts starts with the same word or mark (after any \
+spaces). Which one? Reply with that word or mark only, exactly as the text writes it."""
+MARK_CHARS = 40
 
 
 def says_yes(reply: str) -> bool:
     return reply.strip().strip("*\"'").lower().startswith("yes")
 
 
-def line_pattern_request(question: str, lines: list[str]) -> str:
-    """The prompt for `count_lines`: the question and the text's first non-blank lines."""
-    sample = [line[:SAMPLE_WIDTH] for line in lines if line.strip()][:SAMPLE_LINES]
-    return LINE_PATTERN_REQUEST.format(question=question, sample="\n".join(sample))
+def line_mark_request(question: str) -> str:
+    return LINE_MARK_REQUEST.format(question=question)
 
 
-def pattern_from_reply(reply: str) -> str | None:
-    """The regular expression in a helper's reply (fences, `r'...'` and quotes taken off), or
-    None when the reply holds none that compiles."""
-    fenced = re.search(r"```[\w]*\n?(.*?)```", reply, re.S)
-    text = fenced.group(1) if fenced else reply
-    for line in (s.strip() for s in text.splitlines()):
-        if not line:
-            continue
-        line = line.strip("`").strip()
-        quoted = re.fullmatch(r"[rR]?(['\"])(.+)\1", line)
-        if quoted:
-            line = quoted.group(2)
-        try:
-            re.compile(line)
-        except re.error:
-            return None
-        return line or None
-    return None
+def mark_from_reply(reply: str) -> str | None:
+    """The word or mark a helper named (quotes, backticks and a trailing period taken off), or
+    None when the reply is empty or a sentence rather than a mark."""
+    first = next((s.strip() for s in reply.splitlines() if s.strip() and "```" not in s), "")
+    mark = first.strip("`'\"").strip()
+    mark = mark[:-1] if len(mark) > 1 and mark.endswith(".") else mark
+    return mark if mark and len(mark) <= MARK_CHARS and len(mark.split()) <= 3 else None
+
+
+def lines_starting_with(mark: str, lines: list[str]) -> list[int]:
+    """Indices of the lines that start with `mark` after their indentation, any case; a mark
+    that ends in a letter or digit must end there ("class" is not "classify")."""
+    end = r"(?!\w)" if re.search(r"\w$", mark) else ""
+    rx = re.compile(r"\s*" + re.escape(mark) + end, re.I)
+    return [i for i, line in enumerate(lines) if rx.match(line)]
+
+
+def lines_holding(mark: str, lines: list[str]) -> list[int]:
+    """Indices of the lines that hold `mark` as a word of its own (or as written, for a mark)."""
+    start = r"(?<!\w)" if re.match(r"\w", mark) else ""
+    end = r"(?!\w)" if re.search(r"\w$", mark) else ""
+    rx = re.compile(start + re.escape(mark) + end, re.I)
+    return [i for i, line in enumerate(lines) if rx.search(line)]

@@ -28,8 +28,10 @@ from typing import Any
 if __package__:  # imported by the host, as rlm_research.tools.repl_worker
     from .line_counting import (
         PER_LINE_QUESTION,
-        line_pattern_request,
-        pattern_from_reply,
+        line_mark_request,
+        lines_holding,
+        lines_starting_with,
+        mark_from_reply,
         says_yes,
     )
     from .text_search import (
@@ -49,8 +51,10 @@ else:  # run as a script (`python -I`): its modules lie beside it, in the sandbo
     sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
     from line_counting import (  # type: ignore[no-redef]
         PER_LINE_QUESTION,
-        line_pattern_request,
-        pattern_from_reply,
+        line_mark_request,
+        lines_holding,
+        lines_starting_with,
+        mark_from_reply,
         says_yes,
     )
     from text_search import (  # type: ignore[no-redef]
@@ -367,17 +371,32 @@ class Worker:
             return [x for x, r in zip(items, replies, strict=True) if says_yes(r)]
 
         def count_lines(question: Any, text: Any = None) -> list[str]:
-            """The lines of `text` (default `context`) that `question` counts: one helper
-            writes a regular expression for them, then `grep` finds them (printed with it)."""
-            lines, _ = self._lines_and_outline(text)
-            prompt = line_pattern_request(str(question), lines)
-            reply = self._request([{"prompt": prompt, "context": None}])[0]
-            pattern = pattern_from_reply(reply)
-            if pattern is None:
-                print(f"(count_lines: the helper wrote no regular expression: {reply[:200]!r})")
+            """The lines of `text` (default `context`; not its headings) that `question` counts:
+            one helper names the word or mark that starts each of them, then code finds the
+            lines that start with it (or, if none does, hold it); the rule used is printed."""
+            lines, outline = self._lines_and_outline(text)
+            heads = set(outline.at) if outline is not None else set()
+            reply = self._request([{"prompt": line_mark_request(str(question)), "context": None}])
+            mark = mark_from_reply(reply[0])
+            if mark is None:
+                print(f"(count_lines: the helper named no word or mark: {reply[0][:200]!r})")
                 return Hits()
-            print(f"(count_lines: a helper chose the pattern {pattern!r}; check the lines)")
-            return grep(pattern, text)
+            body = [line if i not in heads else "" for i, line in enumerate(lines)]
+            found, how = lines_starting_with(mark, body), "start with"
+            if not found:
+                found, how = lines_holding(mark, body), "hold (none starts with it)"
+            paths = outline is not None and bool(outline.at)
+            hits = Hits(
+                Hit(lines[i], i + 1, heading_path(outline, lines, i) if paths else "")
+                for i in found
+            )
+            over = "context" if text is None else "other"
+            self.searches.append({"pattern": mark, "hits": len(hits), "over": over})
+            print(
+                f"(count_lines: a helper said the counted lines start with {mark!r}; "
+                f"{len(hits)} lines {how} it)"
+            )
+            return hits
 
         return {
             "grep": grep,
