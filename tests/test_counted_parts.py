@@ -1,6 +1,6 @@
 """Counting inside the parts a question names: the REPL's `count_lines` (one helper names the
-word or mark that starts each counted line, code counts), and the stuck advice that offers it (and the loop runs) for a count
-question whose parts' headings the run has found."""
+word or mark that starts each counted line, code counts), and the stuck advice that offers it
+(and the loop runs) for a count question whose parts' headings the run has found."""
 
 from __future__ import annotations
 

@@ -7,7 +7,7 @@ was shown where both releases' headings are and searched other words. Counting i
 code the model does not write: when a stuck count question names parts (a version, a path, an
 identifier: a word with a digit, a slash or an underscore) whose heading lines the level's
 outputs showed, the advice offers code that counts inside those sections. `count_lines` has one
-helper write a pattern for the lines the question counts and `grep` finds them, so the count is
+helper name the word or mark that starts each counted line and code finds them, so the count is
 code's and the lines it counted are printed beside it for the model to check.
 """
 
@@ -20,7 +20,7 @@ from rlm_research.nodes.guards.counts import COUNT_QUESTION
 from rlm_research.tools.text_search import grep_pattern
 
 COUNT_IN_PARTS = """The question counts lines inside {where}. Count them in code: a helper \
-writes a pattern for the lines it counts, and grep finds them in those sections:
+names how the counted lines start, and code finds them in those sections:
 ```python
 part = {part}
 hits = count_lines({question!r}, part)
