@@ -202,6 +202,20 @@ def test_the_words_the_answer_stand_when_the_text_says_them(make_settings):
     assert result.answer == "the answer" and len(result.trajectory) == 2
 
 
+def test_the_worked_examples_answer_is_sent_back_unless_the_text_says_it(make_settings):
+    # A model that found nothing answered 7731, the access code of the system prompt's example.
+    search = py("print(grep('label=TIMEOUT'))")
+    root = script(search, py('final("7731")'), py("FINAL('7')"))
+    question = "How many lines of the log have 'label=TIMEOUT'?"
+    result = run(question, LOG, settings=make_settings(model=root))
+    assert "the worked example's answer" in result.trajectory[1]["observation"]
+    assert result.answer == "7"
+    doc = "Door log.\nThe access code for the east door is 7731.\nEnd."
+    root = script(py("print(grep('east door'))"), py("FINAL('7731')"))
+    result = run("What is the east door's code?", doc, settings=make_settings(model=root))
+    assert result.answer == "7731" and len(result.trajectory) == 2
+
+
 class TimedReader(RuleModel):
     """A rule model that says, as the embedded model does, how fast it read its prompt: 1,000
     tokens in `eval_seconds`."""

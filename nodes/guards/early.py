@@ -6,13 +6,14 @@
   read yet, when that output does not contain the literal (a model copying a worked example
   whole, search, count and FINAL("12"), did exactly this).
 - `placeholder`: FINAL("the answer"), the instructions' own placeholder copied as the answer,
-  when no output of the level printed those words.
+  or the answer of their worked example ("7731"), when no output of the level printed it.
 """
 
 from __future__ import annotations
 
 import re
 
+from rlm_research.nodes import prompts
 from rlm_research.nodes.guards.base import (
     Evidence,
     Finding,
@@ -104,15 +105,19 @@ GUESSED_GUARD = Guard(
 # placeholders and their kin, written as the answer.
 _PLACEHOLDERS = {"the answer", "answer", "your answer", "the_answer", "<answer>"}
 _ELLIPSES = {"...", "…"}
+# The worked example's answers (FINAL("7731")): a small model that finds nothing copies them.
+_EXAMPLE_ANSWERS = set(re.findall(r'FINAL\("([^"]+)"\)', prompts.SYSTEM)) - _PLACEHOLDERS
 
 PLACEHOLDER = """\
-Not finished: {answer!r} is the placeholder from the instructions, not an answer. Write the \
+Not finished: {answer!r} is {what} from the instructions, not an answer. Write the \
 answer itself, the value the output above shows, inside FINAL(...)."""
 
 
 def check_placeholder(ev: Evidence) -> Finding | None:
     words = (ev.final or "").strip().strip("\"'")
-    if words not in _ELLIPSES and words.rstrip(".").strip().lower() not in _PLACEHOLDERS:
+    example = words in _EXAMPLE_ANSWERS
+    placeholder = words in _ELLIPSES or words.rstrip(".").strip().lower() in _PLACEHOLDERS
+    if not (example or placeholder):
         return None
     # Only a literal FINAL("the answer"): a variable's value may be a title that says so.
     if ev.final is None or ev.final not in literal_finals(ev.code):
@@ -122,17 +127,19 @@ def check_placeholder(ev: Evidence) -> Finding | None:
     printed += printed_output([ev.earlier_output()])
     if words not in _ELLIPSES and answer_word(words).search(printed):
         return None  # a program printed those words: they may be the answer
-    why = f"{ev.final!r} is the instructions' placeholder and no code of the level printed it"
-    return Finding(PLACEHOLDER.format(answer=ev.final), why)
+    what = "the worked example's answer" if example else "the placeholder"
+    why = f"{ev.final!r} is {what} of the instructions and no code of the level printed it"
+    return Finding(PLACEHOLDER.format(answer=ev.final, what=what), why)
 
 
 PLACEHOLDER_GUARD = Guard(
     name="placeholder",
     moment="answer",
-    fires='the answer is the instructions\' placeholder ("the answer", "...") and no output '
-    "of the level printed it",
-    says="that is the placeholder; write the value the output shows",
+    fires='the answer is the instructions\' placeholder ("the answer", "...") or their worked '
+    'example\'s answer ("7731"), and no output of the level printed it',
+    says="that is the placeholder (or the example's answer); write the value the output shows",
     check=check_placeholder,
+    limit=2,
 )
 
 
