@@ -88,6 +88,17 @@ def test_a_stuck_count_of_one_files_classes_is_counted_inside_that_file(make_set
     assert root_calls(result) == 3 and len(helper.calls) == 1
 
 
+def test_a_model_that_searches_again_after_the_loops_count_is_shown_that_count(make_settings):
+    same = py("hits = grep('pkg/a.py')\nprint(len(hits), hits)")
+    helper = mark_helper("class")
+    root = script(same, same, same, same, py("FINAL('2')"))
+    result = run(CLASS_QUESTION, TREE, settings=make_settings(model=root, sub_model=helper))
+    shown = [t["observation"] for t in result.trajectory if "count code run above" in str(t)]
+    assert shown and "found 2 lines that start with 'class'" in shown[0]
+    assert "FINAL('2')" in shown[0]
+    assert result.answer == "2" and len(helper.calls) == 1  # counted once
+
+
 def test_two_named_versions_are_counted_together(make_settings):
     # The GnuPG shape: the question names two releases; the model's search printed the hits
     # under both entries' headings, then it repeated itself.

@@ -27,6 +27,15 @@ hits = count_lines({question!r}, part)
 print(len(hits), hits)
 ```"""
 
+COUNTED = """The count code run above found {n} lines that {how} {mark!r} in those sections. If \
+those lines are what the question counts, write FINAL({n!r}) now; if not, count the right \
+lines in code."""
+# count_lines' note (tools/repl_worker.py), as the level's output shows it.
+_COUNT_NOTE = re.compile(
+    r"\(count_lines: a helper said the counted lines start with '(.*?)'; "
+    r"(\d+) lines (start with|hold)"
+)
+
 # A word of the question that names one part: "2.2.38", "yaml/constructor.py", "asn1_read_value".
 _TERM = re.compile(r"[\w./-]*[\d/_][\w./-]*")
 # A line number as hits and notes print it: "536: '=== yaml/constructor.py ==='", "(in 41: ...".
@@ -55,6 +64,22 @@ def shown_parts(ev: Evidence) -> list[tuple[int, str]]:
         for n in sorted(numbers)
         if n in headings and any(rx.search(headings[n]) for rx in rxs)
     ]
+
+
+def count_printed(ev: Evidence) -> Finding | None:
+    """After the loop ran the count code, a model that goes back to searching is shown the
+    count it printed (a development run found the file's 6 classes, then searched the file's
+    name again and ended with no answer)."""
+    if not any("count_lines(" in code for code in ev.loop_ran):
+        return None
+    notes = _COUNT_NOTE.findall(ev.earlier_output())
+    if not notes or any("count_lines(" in block for block in ev.code):
+        return None
+    mark, n, how = notes[-1]
+    if n == "0":
+        return None
+    message = COUNTED.format(n=n, how=how, mark=mark)
+    return Finding(message, f"the loop's count code printed {n}")
 
 
 def count_in_parts(ev: Evidence) -> Finding | None:

@@ -41,7 +41,7 @@ from rlm_research.nodes.guards.counted_headings import (
     counted_noun,
     listed_kinds,
 )
-from rlm_research.nodes.guards.counted_parts import count_in_parts
+from rlm_research.nodes.guards.counted_parts import count_in_parts, count_printed
 from rlm_research.nodes.guards.names import printed_so_far, unsearched_names
 from rlm_research.tools.text_search import (
     grep_pattern,
@@ -189,7 +189,7 @@ def next_step(ev: Evidence) -> Finding | None:
     value = printed_value(ev)
     if value is not None:
         return Finding(PRINTED.format(printed=value), f"the code printed {value!r} again")
-    following = next_noted_read(ev) or count_in_parts(ev)
+    following = count_printed(ev) or next_noted_read(ev) or count_in_parts(ev)
     if following is not None:
         return following
     stdout = cell_stdout(ev.result)
