@@ -110,6 +110,7 @@ def test_two_named_versions_are_counted_together(make_settings):
     assert ran["by"] == "loop"
     assert '"\\n".join([section(1), section(8)])' in ran["code"][0]
     assert "start with '*'; 4 lines start with it" in ran["observation"]
+    assert "1.2.0" not in helper.calls[0] and "mytool this text and this text" in helper.calls[0]
     assert "\n4 [" in ran["observation"]
     assert result.answer == "4"
 
@@ -158,6 +159,8 @@ def test_only_headings_that_hold_a_named_part_are_counted_in():
     )
     found = count_in_parts(ev)
     assert found is not None and "part = section(7)" in found.message
+    # The helper is asked about "this text": the part's name is where, not what, it counts.
+    assert "'How many classes are defined at the top level of this text?'" in found.message
     assert "section(1)" not in found.message
 
 

@@ -66,6 +66,17 @@ def shown_parts(ev: Evidence) -> list[tuple[int, str]]:
     ]
 
 
+def within_parts(question: str, headings: list[str]) -> str:
+    """The question as the helper that names the counted lines' mark sees it: the names of the
+    parts, which the text it counts in already is, read "this text" (asked about the classes of
+    yaml/constructor.py a 1.5B helper named `class`; of attr/validators.py, `def`)."""
+    for term in part_terms(question):
+        rx = grep_pattern(re.escape(term))
+        if any(rx.search(h) for h in headings):
+            question = rx.sub("this text", question)
+    return question
+
+
 def count_printed(ev: Evidence) -> Finding | None:
     """After the loop ran the count code, a model that goes back to searching is shown the
     count it printed (a development run found the file's 6 classes, then searched the file's
@@ -93,8 +104,9 @@ def count_in_parts(ev: Evidence) -> Finding | None:
     if not parts or len(parts) > MAX_PARTS:
         return None
     sections = [f"section({n})" for n, _ in parts]
+    asked = within_parts(ev.question, [text for _, text in parts])
     part = sections[0] if len(sections) == 1 else '"\\n".join([' + ", ".join(sections) + "])"
     where = " and ".join(repr(text.strip()[:80]) for _, text in parts)
-    message = COUNT_IN_PARTS.format(where=where, part=part, question=ev.question)
+    message = COUNT_IN_PARTS.format(where=where, part=part, question=asked)
     why = f"a count question naming parts whose headings it found: {where}"
     return Finding(message, why, run=offered_code(message))
