@@ -48,16 +48,17 @@ def test_count_lines_counts_the_lines_that_start_with_the_mark_a_helper_named(ma
     assert result.answer == "2"
 
 
-def test_count_lines_falls_back_to_lines_that_hold_the_mark(make_settings):
-    # A log's lines start with their date: the level named is in the middle of the line.
+def test_a_mark_no_line_starts_with_counts_nothing(make_settings):
+    # A log's lines start with their date: a helper's guess that they start with the level is
+    # wrong, and counting lines that merely hold it would be another question's count.
     from tests.test_guards import LOG
 
     code = py("hits = count_lines('How many lines record a timeout?')\nprint(len(hits))")
     helper = mark_helper("TIMEOUT")
-    settings = make_settings(model=script(code, py("FINAL('7')")), sub_model=helper)
+    settings = make_settings(model=script(code, py("FINAL('x')")), sub_model=helper)
     result = run("How many lines record a timeout?", LOG, settings=settings)
     out = result.trajectory[0]["observation"]
-    assert "7 lines hold (none starts with it)" in out and "\n7\n" in out
+    assert "start with 'TIMEOUT'; 0 lines start with it" in out and "\n0\n" in out
 
 
 def test_count_lines_with_no_pattern_in_the_reply_says_so_and_counts_nothing(make_settings):
@@ -94,7 +95,7 @@ def test_a_model_that_searches_again_after_the_loops_count_is_shown_that_count(m
     root = script(same, same, same, same, py("FINAL('2')"))
     result = run(CLASS_QUESTION, TREE, settings=make_settings(model=root, sub_model=helper))
     shown = [t["observation"] for t in result.trajectory if "count code run above" in str(t)]
-    assert shown and "found 2 lines that start with 'class'" in shown[0]
+    assert len(shown) == 1 and "found 2 lines that start with 'class'" in shown[0]
     assert "FINAL('2')" in shown[0]
     assert result.answer == "2" and len(helper.calls) == 1  # counted once
 

@@ -3,9 +3,10 @@
 `judge_lines(lines, question)` asks one helper per line (a yes/no question one helper wrote).
 `count_lines(question, text)` asks one helper which word or mark starts each line the question
 counts (`class` for the classes a file defines, `*` for a list's items), and then code counts the
-lines that start with it, or, if none does, the lines that hold it: one short helper call
-however long the text, where judging each line of a 700-line file would take 700. The helper is
-not shown the text: shown its first lines, the 1.5B named a word from them (`__all__`) instead.
+lines that start with it (a mark no line starts with counts nothing: the helper guessed), for
+one short helper call however long the text, where judging each line of a 700-line file would
+take 700. The helper is not shown the text: shown its first lines, the 1.5B named a word from
+them (`__all__`) instead.
 
 Standard library only: the REPL worker imports it (bound beside it in the sandbox).
 """
@@ -50,11 +51,3 @@ def lines_starting_with(mark: str, lines: list[str]) -> list[int]:
     end = r"(?!\w)" if re.search(r"\w$", mark) else ""
     rx = re.compile(r"\s*" + re.escape(mark) + end, re.I)
     return [i for i, line in enumerate(lines) if rx.match(line)]
-
-
-def lines_holding(mark: str, lines: list[str]) -> list[int]:
-    """Indices of the lines that hold `mark` as a word of its own (or as written, for a mark)."""
-    start = r"(?<!\w)" if re.match(r"\w", mark) else ""
-    end = r"(?!\w)" if re.search(r"\w$", mark) else ""
-    rx = re.compile(start + re.escape(mark) + end, re.I)
-    return [i for i, line in enumerate(lines) if rx.search(line)]

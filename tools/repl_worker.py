@@ -29,7 +29,6 @@ if __package__:  # imported by the host, as rlm_research.tools.repl_worker
     from .line_counting import (
         PER_LINE_QUESTION,
         line_mark_request,
-        lines_holding,
         lines_starting_with,
         mark_from_reply,
         says_yes,
@@ -52,7 +51,6 @@ else:  # run as a script (`python -I`): its modules lie beside it, in the sandbo
     from line_counting import (  # type: ignore[no-redef]
         PER_LINE_QUESTION,
         line_mark_request,
-        lines_holding,
         lines_starting_with,
         mark_from_reply,
         says_yes,
@@ -373,7 +371,7 @@ class Worker:
         def count_lines(question: Any, text: Any = None) -> list[str]:
             """The lines of `text` (default `context`; not its headings) that `question` counts:
             one helper names the word or mark that starts each of them, then code finds the
-            lines that start with it (or, if none does, hold it); the rule used is printed."""
+            lines that start with it; the mark is printed with them."""
             lines, outline = self._lines_and_outline(text)
             heads = set(outline.at) if outline is not None else set()
             reply = self._request([{"prompt": line_mark_request(str(question)), "context": None}])
@@ -382,9 +380,7 @@ class Worker:
                 print(f"(count_lines: the helper named no word or mark: {reply[0][:200]!r})")
                 return Hits()
             body = [line if i not in heads else "" for i, line in enumerate(lines)]
-            found, how = lines_starting_with(mark, body), "start with"
-            if not found:
-                found, how = lines_holding(mark, body), "hold (none starts with it)"
+            found = lines_starting_with(mark, body)
             paths = outline is not None and bool(outline.at)
             hits = Hits(
                 Hit(lines[i], i + 1, heading_path(outline, lines, i) if paths else "")
@@ -394,7 +390,7 @@ class Worker:
             self.searches.append({"pattern": mark, "hits": len(hits), "over": over})
             print(
                 f"(count_lines: a helper said the counted lines start with {mark!r}; "
-                f"{len(hits)} lines {how} it)"
+                f"{len(hits)} lines start with it)"
             )
             return hits
 

@@ -27,13 +27,13 @@ hits = count_lines({question!r}, part)
 print(len(hits), hits)
 ```"""
 
-COUNTED = """The count code run above found {n} lines that {how} {mark!r} in those sections. If \
-those lines are what the question counts, write FINAL({n!r}) now; if not, count the right \
-lines in code."""
+COUNTED = """The count code run above found {n} lines that start with {mark!r} in those \
+sections. If those lines are what the question counts, write FINAL({n!r}) now; if not, count \
+the right lines in code."""
 # count_lines' note (tools/repl_worker.py), as the level's output shows it.
 _COUNT_NOTE = re.compile(
     r"\(count_lines: a helper said the counted lines start with '(.*?)'; "
-    r"(\d+) lines (start with|hold)"
+    r"(\d+) lines start with"
 )
 
 # A word of the question that names one part: "2.2.38", "yaml/constructor.py", "asn1_read_value".
@@ -83,13 +83,14 @@ def count_printed(ev: Evidence) -> Finding | None:
     name again and ended with no answer)."""
     if not any("count_lines(" in code for code in ev.loop_ran):
         return None
-    notes = _COUNT_NOTE.findall(ev.earlier_output())
+    earlier = ev.earlier_output()
+    notes = _COUNT_NOTE.findall(earlier)
     if not notes or any("count_lines(" in block for block in ev.code):
         return None
-    mark, n, how = notes[-1]
-    if n == "0":
+    mark, n = notes[-1]
+    if n == "0" or COUNTED.split(" found")[0] in earlier:  # nothing counted, or said once
         return None
-    message = COUNTED.format(n=n, how=how, mark=mark)
+    message = COUNTED.format(n=n, mark=mark)
     return Finding(message, f"the loop's count code printed {n}")
 
 
