@@ -68,8 +68,8 @@ def generate_code(
             INVENTED_TURN_STOPS,
             deadline,
         )
-    except OutOfTime:
-        return out_of_time(update)
+    except OutOfTime as e:
+        return out_of_time(update, str(e))
     except ModelCallError as exc:
         if depth == 0:
             raise  # the run fails here, resumably: `resume` makes this call again
@@ -128,8 +128,10 @@ def clip_reply(reply: str, settings: Settings, store: BlobStore) -> tuple[str, s
     return head + note + tail, store.put_text(reply)
 
 
-def out_of_time(update: dict) -> Command[Literal["finalize"]]:
-    update.update(answer="[sub_lm refused: the time budget is used up]", stop_reason="refused")
+def out_of_time(update: dict, why: str = "") -> Command[Literal["finalize"]]:
+    detail = f" ({why})" if why.startswith("reading") else ""
+    answer = f"[sub_lm refused: the time budget is used up{detail}]"
+    update.update(answer=answer, stop_reason="refused")
     return Command(update=update, goto="finalize")
 
 
@@ -151,8 +153,8 @@ def direct_answer(
     messages = [SystemMessage(content=prompts.DIRECT_SYSTEM), HumanMessage(content=user)]
     try:
         reply, usage = call_model(settings, state["depth"], messages, deadline=deadline)
-    except OutOfTime:
-        return out_of_time(update)
+    except OutOfTime as e:
+        return out_of_time(update, str(e))
     update.update(
         answer=reply.strip(),
         stop_reason="answered",

@@ -56,3 +56,29 @@ def test_a_call_queued_past_its_deadline_is_refused(model) -> None:
     with pytest.raises(DeadlinePassed):
         model.invoke(msgs, deadline=time.time() - 1)
     assert model.invoke(msgs, deadline=time.time() + 600).content  # in time: answered
+
+
+def test_a_prompt_too_long_to_read_before_the_deadline_is_refused_at_once(model) -> None:
+    # llama.cpp cannot be stopped while it reads a prompt: one that would take longer than the
+    # time left (at the speed measured on earlier prompts) is refused before it starts.
+    import time
+
+    from rlm_research.tools.local_model import DeadlinePassed
+
+    words = " ".join(f"w{i}" for i in range(400))
+    assert model.invoke([HumanMessage(f"{words}\nHow many words?")]).content  # measures speed
+    long = " ".join(f"item{i}" for i in range(12_000))
+    started = time.time()
+    with pytest.raises(DeadlinePassed, match="would take about"):
+        model.invoke([HumanMessage(f"{long}\nHow many items?")], deadline=time.time() + 2)
+    assert time.time() - started < 2
+    assert model.invoke([HumanMessage("Name one colour.")], deadline=time.time() + 600).content
+
+
+def test_the_reading_time_rule_needs_a_speed_and_a_deadline() -> None:
+    from rlm_research.tools.local_model import too_long_to_read
+
+    assert too_long_to_read(10_000, 35.0, 1_000.0, 900.0).startswith("reading this prompt's")
+    assert too_long_to_read(1_000, 35.0, 1_000.0, 900.0) == ""  # 29 s of 100
+    assert too_long_to_read(10_000, None, 1_000.0, 900.0) == ""  # not measured yet
+    assert too_long_to_read(10_000, 35.0, None, 900.0) == ""  # no deadline (the root)

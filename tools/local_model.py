@@ -193,15 +193,28 @@ def _make_llama_class() -> type:
             self._seed = state.seed
             self.stats["states_restored"] += 1
 
+        # Prompt tokens read so far and the seconds it took (reads of 200 tokens or more), and
+        # the current call's deadline: a prompt that cannot be read before it is refused.
+        read_tokens: int = 0
+        read_seconds: float = 0.0
+        deadline: float | None = None
+
         def eval(self, tokens: Sequence[int]) -> None:
             # A call's first eval is the part of the prompt not already in the KV cache; later
             # evals are one generated token each.
             if self.stats["prompt_evaluated"] is not None:
                 return super().eval(tokens)
+            speed = self.read_tokens / self.read_seconds if self.read_seconds else None
+            late = too_long_to_read(len(tokens), speed, self.deadline, time.time())
+            if late:
+                raise DeadlinePassed(late)
             self.stats.update(prompt_reused=self.n_tokens, prompt_evaluated=len(tokens))
             t0 = time.perf_counter()
             super().eval(tokens)
             self.stats["prompt_eval_s"] = time.perf_counter() - t0
+            if len(tokens) >= 200:
+                self.read_tokens += len(tokens)
+                self.read_seconds += self.stats["prompt_eval_s"]
 
         def reset_stats(self) -> None:
             self.stats = {"prompt_evaluated": None, "prompt_reused": 0, "prompt_eval_s": 0.0}
@@ -286,12 +299,28 @@ class DeadlinePassed(RuntimeError):
     """The call's `deadline` (epoch seconds) passed while it waited for the shared model."""
 
 
-def _check_deadline(kwargs: dict[str, Any]) -> None:
+def _check_deadline(kwargs: dict[str, Any]) -> float | None:
     """Calls queue for the one loaded model: a batch of 16 sub-calls that all started before a
     run's deadline would otherwise run one after another for minutes each, long past it."""
     deadline = kwargs.pop("deadline", None)
     if deadline is not None and time.time() >= deadline:
         raise DeadlinePassed("the time budget ran out while this call waited for the model")
+    return deadline
+
+
+def too_long_to_read(tokens: int, speed: float | None, deadline: float | None, now: float) -> str:
+    """Why a prompt with `tokens` new tokens cannot be read before `deadline` at the measured
+    `speed` (tokens a second), or "". llama.cpp cannot be stopped while it reads a prompt: a
+    helper handed a whole 71K-character manual read it for 500 s, past a 300 s budget."""
+    if deadline is None or not speed:
+        return ""
+    need, left = tokens / speed, deadline - now
+    if need <= left:
+        return ""
+    return (
+        f"reading this prompt's {tokens:,} new tokens would take about {need:,.0f} s at "
+        f"{speed:,.0f} tokens a second, and {max(left, 0):,.0f} s are left: pass a smaller part"
+    )
 
 
 def _prompt_seed(chat: list[dict[str, str]]) -> int:
@@ -388,7 +417,7 @@ class EmbeddedChatModel(BaseChatModel):
     ) -> ChatResult:
         m = self.loaded()
         with m.lock:
-            _check_deadline(kwargs)
+            m.llama.deadline = _check_deadline(kwargs)
             t0 = time.perf_counter()
             resp = self._call(m, messages, stop, kwargs)
             choice, usage = resp["choices"][0], resp["usage"]
@@ -409,7 +438,7 @@ class EmbeddedChatModel(BaseChatModel):
     ) -> Iterator[ChatGenerationChunk]:
         m = self.loaded()
         with m.lock:  # held until the stream ends or the consumer closes it
-            _check_deadline(kwargs)
+            m.llama.deadline = _check_deadline(kwargs)
             t0, text, finish = time.perf_counter(), "", None
             for chunk in self._call(m, messages, stop, kwargs, stream=True):
                 choice = chunk["choices"][0]
