@@ -30,6 +30,12 @@ print(len(hits), hits)
 COUNTED = """The count code run above found {n} lines that start with {mark!r} in those \
 sections. If those lines are what the question counts, write FINAL({n!r}) now; if not, count \
 the right lines in code."""
+NOTHING_COUNTED = """The count code run above found no line that starts with {mark!r}: the \
+lines the question counts may be written otherwise. Read the first section and count there:
+```python
+print(section({n}))
+```"""
+_SECTION = re.compile(r"section\((\d+)\)")
 # count_lines' note (tools/repl_worker.py), as the level's output shows it.
 _COUNT_NOTE = re.compile(
     r"\(count_lines: a helper said the counted lines start with '(.*?)'; "
@@ -78,20 +84,41 @@ def within_parts(question: str, headings: list[str]) -> str:
 
 
 def count_printed(ev: Evidence) -> Finding | None:
-    """After the loop ran the count code, a model that goes back to searching is shown the
-    count it printed (a development run found the file's 6 classes, then searched the file's
-    name again and ended with no answer)."""
+    """After the loop ran the count code, a model that repeats itself is shown the count it
+    printed, once (a development run found the file's 6 classes, then searched the file's name
+    again and ended with no answer); a count of 0, the first section it counted in, to read."""
     if not any("count_lines(" in code for code in ev.loop_ran):
         return None
     earlier = ev.earlier_output()
-    notes = _COUNT_NOTE.findall(earlier)
-    if not notes or any("count_lines(" in block for block in ev.code):
+    notes = _COUNT_NOTE.findall(earlier + "\n" + cell_stdout(ev.result))
+    if not notes:
         return None
     mark, n = notes[-1]
-    if n == "0" or COUNTED.split(" found")[0] in earlier:  # nothing counted, or said once
+    if n == "0":
+        return read_counted_part(ev, mark)
+    if COUNTED.split(" found")[0] in earlier:  # said once already
         return None
     message = COUNTED.format(n=n, mark=mark)
     return Finding(message, f"the loop's count code printed {n}")
+
+
+def read_counted_part(ev: Evidence, mark: str) -> Finding | None:
+    """The count found no line: the first of its sections the level has not read yet, to read
+    (what the question counts may be written otherwise, as a function's parameters are)."""
+    counted = [
+        int(n) for code in ev.loop_ran if "count_lines(" in code for n in _SECTION.findall(code)
+    ]
+    read = {
+        int(n)
+        for code in [*ev.code, *ev.loop_ran]
+        if "count_lines(" not in code
+        for n in _SECTION.findall(code)
+    }
+    unread = [n for n in counted if n not in read]
+    if not unread:
+        return None
+    message = NOTHING_COUNTED.format(mark=mark, n=unread[0])
+    return Finding(message, "the count code found no line", run=offered_code(message))
 
 
 def count_in_parts(ev: Evidence) -> Finding | None:
