@@ -171,16 +171,23 @@ def test_a_count_of_a_product_search_is_sent_back_but_not_a_literal_label_search
     assert not guards.review(ev, ("count_check",), "answer")
 
 
-def test_the_instructions_placeholder_is_sent_back_and_the_count_after_it_stands(make_settings):
+@pytest.mark.parametrize(
+    ("copied", "said"), [("the answer", "placeholder"), ("7731", "the worked example's answer")]
+)
+def test_the_instructions_placeholder_is_sent_back_and_the_count_after_it_stands(
+    make_settings, copied, said
+):
+    # 7731 is the access code of the system prompt's worked example, copied by a model that
+    # found nothing.
     count = py("hits = grep('label=TIMEOUT')\nprint(len(hits))")
-    root = script(count, py('FINAL("the answer")'), py("FINAL('7')"))
+    root = script(count, py(f"FINAL({copied!r})"), py("FINAL('7')"))
     question = "How many lines of the log have 'label=TIMEOUT'?"
     result = run(question, LOG, settings=make_settings(model=root))
-    assert "placeholder" in result.trajectory[1]["observation"]
+    assert said in result.trajectory[1]["observation"]
     assert result.answer == "7" and result.stop_reason == "answered"
-    root = script(count, py('FINAL("the answer")'))
+    root = script(count, py(f"FINAL({copied!r})"))
     result = run(question, LOG, settings=make_settings(model=root, guards="off"))
-    assert result.answer == "the answer"  # the paper's loop takes what it is given
+    assert result.answer == copied  # the paper's loop takes what it is given
 
 
 def test_placeholders_are_caught_after_the_loops_own_notes_quote_them():
@@ -202,14 +209,7 @@ def test_the_words_the_answer_stand_when_the_text_says_them(make_settings):
     assert result.answer == "the answer" and len(result.trajectory) == 2
 
 
-def test_the_worked_examples_answer_is_sent_back_unless_the_text_says_it(make_settings):
-    # A model that found nothing answered 7731, the access code of the system prompt's example.
-    search = py("print(grep('label=TIMEOUT'))")
-    root = script(search, py('final("7731")'), py("FINAL('7')"))
-    question = "How many lines of the log have 'label=TIMEOUT'?"
-    result = run(question, LOG, settings=make_settings(model=root))
-    assert "the worked example's answer" in result.trajectory[1]["observation"]
-    assert result.answer == "7"
+def test_the_worked_examples_answer_stands_when_the_text_says_it(make_settings):
     doc = "Door log.\nThe access code for the east door is 7731.\nEnd."
     root = script(py("print(grep('east door'))"), py("FINAL('7731')"))
     result = run("What is the east door's code?", doc, settings=make_settings(model=root))
