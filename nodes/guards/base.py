@@ -76,6 +76,9 @@ class Guard:
     limit: int = 1  # at most this many send-backs (or notes) per level
 
 
+# A section read by line number in a cell's code: `print(section(472))`.
+SECTION_READ = re.compile(r"section\((\d+)\)")
+
 # The search offered for a name, as ready code (small models run offered code as written).
 SEARCH_CODE = """```python
 hits = grep({name!r})

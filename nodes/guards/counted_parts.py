@@ -15,7 +15,13 @@ from __future__ import annotations
 
 import re
 
-from rlm_research.nodes.guards.base import Evidence, Finding, cell_stdout, offered_code
+from rlm_research.nodes.guards.base import (
+    SECTION_READ,
+    Evidence,
+    Finding,
+    cell_stdout,
+    offered_code,
+)
 from rlm_research.nodes.guards.counts import COUNT_QUESTION
 from rlm_research.tools.text_search import grep_pattern
 
@@ -35,7 +41,6 @@ lines the question counts may be written otherwise. Read the first section and c
 ```python
 print(section({n}))
 ```"""
-_SECTION = re.compile(r"section\((\d+)\)")
 # count_lines' note (tools/repl_worker.py), as the level's output shows it.
 _COUNT_NOTE = re.compile(
     r"\(count_lines: a helper said the counted lines start with '(.*?)'; "
@@ -106,13 +111,13 @@ def read_counted_part(ev: Evidence, mark: str) -> Finding | None:
     """The count found no line: the first of its sections the level has not read yet, to read
     (what the question counts may be written otherwise, as a function's parameters are)."""
     counted = [
-        int(n) for code in ev.loop_ran if "count_lines(" in code for n in _SECTION.findall(code)
+        int(n) for code in ev.loop_ran if "count_lines(" in code for n in SECTION_READ.findall(code)
     ]
     read = {
         int(n)
         for code in [*ev.code, *ev.loop_ran]
         if "count_lines(" not in code
-        for n in _SECTION.findall(code)
+        for n in SECTION_READ.findall(code)
     }
     unread = [n for n in counted if n not in read]
     if not unread:

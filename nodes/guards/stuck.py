@@ -22,6 +22,7 @@ import re
 
 from rlm_research.nodes.guards.base import (
     SEARCH_CODE,
+    SECTION_READ,
     Evidence,
     Finding,
     Guard,
@@ -129,7 +130,6 @@ listed line {n}: {text!r}. Read that one's section too:
 ```python
 print(section({n}))
 ```"""
-_SECTION_READ = re.compile(r"section\((\d+)\)")
 
 
 def next_noted_read(ev: Evidence) -> Finding | None:
@@ -138,7 +138,7 @@ def next_noted_read(ev: Evidence) -> Finding | None:
     lacks (asked how many parameters two functions take together, it read the first one's
     entry three times and answered its count). Not a line that only holds a common word of the
     search ("version" beside "2.5.3"): that is the same thing found less well."""
-    read = [int(n) for block in ev.code for n in _SECTION_READ.findall(block)]
+    read = [int(n) for block in ev.code for n in SECTION_READ.findall(block)]
     output = ev.earlier_output() if read else ""
     rows, words = noted_lines(output), noted_words(output)
     read_text = dict(rows).get(read[-1]) if read else None
@@ -149,7 +149,7 @@ def next_noted_read(ev: Evidence) -> Finding | None:
     if not held or min(held) == 0:  # lines not countable here (several sources): no offer
         return None
     rare = [w for w in words if not _holds(read_text, w) and counts[w] <= max(3 * min(held), 3)]
-    done = set(read) | {int(n) for code in ev.loop_ran for n in _SECTION_READ.findall(code)}
+    done = set(read) | {int(n) for code in ev.loop_ran for n in SECTION_READ.findall(code)}
     later = [(n, t) for n, t in rows if n not in done and any(_holds(t, w) for w in rare)]
     if not later:
         return None
