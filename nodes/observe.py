@@ -99,9 +99,10 @@ def step_to_run(advice: list[tuple[str, guards.Finding]], ran: list[str]) -> str
     A small model at a repeat mostly runs the offered code next, and sometimes repeats itself
     again instead; running it costs no model call either way and shows what the advice means.
     Code that asks helpers per chunk or per line is never run for the model: that spends the
-    run's budget. `count_lines` asks one helper for a pattern (the advice checks the budget)."""
+    run's budget. One helper call is (`count_lines` naming a mark, `sub_lm` reading one
+    section): the advice that offers it checks the budget."""
     runnable = (found.run for _, found in advice)
-    per_item = ("sub_lm", "judge_lines")
+    per_item = ("_batched", "judge_lines")
     fit = (c for c in runnable if c and not any(h in c for h in per_item))
     return next((c for c in fit if c not in ran), None)
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from rlm_research.graph import run
 
-from tests.support.scripted_models import py, script
+from tests.support.scripted_models import RuleModel, py, script
 
 DOC = "\n".join(
     ["Ada Brook (born 1970) is an engineer who grew up in Loane. She works for Quill Works."]
@@ -81,7 +81,10 @@ def test_after_an_empty_phrase_search_a_give_up_or_a_repeat_is_pointed_at_the_en
     search = py("hits = grep('mytool version 1.1.0')\nprint(len(hits), hits)")
     read = py("print(section(8))")
     root = script(search, py("FINAL('NONE')"), search, read, py("FINAL('Bo Chan')"))
-    result = run("Who signed mytool version 1.1.0?", CHANGELOG, settings=make_settings(model=root))
+    # Reading the section again, the model is stuck: a helper reads it (helper_read.py).
+    helper = RuleModel(rules=[("Answer from this text only", "Bo Chan")])
+    settings = make_settings(model=root, sub_model=helper)
+    result = run("Who signed mytool version 1.1.0?", CHANGELOG, settings=settings)
     assert result.answer == "Bo Chan"
     observations = [t["observation"] for t in result.trajectory]
     assert "To read the first in full: print(section(8))" in observations[0]
@@ -126,11 +129,14 @@ def test_the_section_code_the_model_already_ran_is_not_offered_again(make_settin
     read = py(f"print(section({line!r})[:4000])\nprint(around({line!r}, before=5, after=10))")
     root = script(same, same, read, read, py("FINAL('int')"))
     question = "What is the return type of the function tool_read?"
-    result = run(question, doc, settings=make_settings(model=root))
+    helper = RuleModel(rules=[("Answer from this text only", "int")])
+    result = run(question, doc, settings=make_settings(model=root, sub_model=helper))
     offered, again = result.trajectory[1]["observation"], result.trajectory[3]["observation"]
     assert f"print(section({line!r})[:4000])" in offered
-    assert "repeating yourself" in again and "printed its section" in again
+    # Read again: not the same code offered, but the section handed to a helper (helper_read.py).
+    assert "repeating yourself" in again
     assert "print(section(" not in again.split("repeating yourself")[1]
+    assert "sub_lm(" in result.trajectory[4]["code"][0] and len(helper.calls) == 1
     assert result.answer == "int"
 
 
@@ -247,8 +253,11 @@ def test_a_noted_line_with_only_a_common_word_of_the_search_is_not_offered(make_
     search = py("hits = grep('mytool version 1.1.0')\nprint(len(hits), hits)")
     read = py("print(section(8))")
     root = script(search, read, read, py("FINAL('Bo Chan')"))
-    result = run("Who signed mytool version 1.1.0?", doc, settings=make_settings(model=root))
+    helper = RuleModel(rules=[("Answer from this text only", "Bo Chan")])
+    settings = make_settings(model=root, sub_model=helper)
+    result = run("Who signed mytool version 1.1.0?", doc, settings=settings)
     assert "the lines with the most of its words" in result.trajectory[0]["observation"]
     assert result.answer == "Bo Chan"
-    assert not any(t.get("by") for t in result.trajectory)
+    # The loop reads no other line's section; it hands the one read again to a helper.
+    assert [t["code"][0].count("section(8)") for t in result.trajectory if t.get("by")] == [1]
     assert "also listed line" not in result.trajectory[2]["observation"]

@@ -58,8 +58,8 @@ class Evidence:
 class Finding:
     """What a guard tells the model; `why` is the doubt in the run's own terms (for the record).
     `run`: code in the message that only reads the text (grep, headings, section, around, and
-    count_lines, whose one short helper call names a mark), which the loop may run for a
-    model that repeats."""
+    count_lines, whose one short helper call names a mark) or asks one helper about one
+    section, which the loop may run for a model that repeats."""
 
     message: str
     why: str

@@ -1,0 +1,73 @@
+"""For `stuck_advice`: a section the model printed and reads again, read by one helper.
+
+A small root model twenty turns deep, with several outputs on screen, often answers with the
+wrong detail of the section it printed (the first name in a changelog entry, not the one who
+signed it; the `Returns:` line of the entry above), or reads the section again and again. A
+fresh helper shown only that section and the question has no other lines to confuse it with:
+the RLM's own remedy, a piece handed to a fresh instance. The advice offers one helper call
+over the section the repeated cell printed, and the loop runs it; the reply is printed for the
+model to check and answer with. Never for a count question (counting is code's work:
+counted_parts.py), never without a sub-call left or the time to read the section.
+"""
+
+from __future__ import annotations
+
+import ast
+
+from rlm_research.nodes.guards.base import Evidence, Finding, cell_stdout, offered_code
+from rlm_research.nodes.guards.counts import COUNT_QUESTION
+
+# At most this much of the section goes to the helper: about 1,000 tokens, half a minute of
+# reading for the embedded model on two cores.
+PASSAGE_CHARS = 4000
+ASK = "Answer from this text only: reply with the answer itself, or NONE if the text does not say."
+HELPER_READ = """A helper can read that section alone and answer from it:
+```python
+passage = section({where!r})[:{limit}]
+print(sub_lm("Text:\\n" + passage + "\\n\\nQuestion: " + {question!r} + "\\n" + {ask!r}))
+```"""
+# Seconds a helper's reply and its call's overhead take beyond reading the passage.
+REPLY_SECONDS = 30.0
+
+
+def section_read(code: list[str]) -> int | str | None:
+    """What the cell's last `section(...)` call reads, when it is a line number or a line's
+    text written as a constant (the reads the model and the advice write); else None."""
+    found: int | str | None = None
+    for block in code:
+        try:
+            tree = ast.parse(block)
+        except SyntaxError:
+            continue
+        for node in ast.walk(tree):
+            if (
+                isinstance(node, ast.Call)
+                and isinstance(node.func, ast.Name)
+                and node.func.id == "section"
+                and node.args
+                and isinstance(node.args[0], ast.Constant)
+                and isinstance(node.args[0].value, int | str)
+            ):
+                found = node.args[0].value
+    return found
+
+
+def can_pay(ev: Evidence) -> bool:
+    """A sub-call is left, and time to read the passage at the model's measured speed."""
+    if ev.sub_calls_left < 1:
+        return False
+    speed = ev.reading_speed
+    need = (PASSAGE_CHARS / 4) / speed + REPLY_SECONDS if speed else REPLY_SECONDS
+    return ev.seconds_left >= need
+
+
+def read_by_helper(ev: Evidence) -> Finding | None:
+    """One helper call over the section the repeated cell printed, with the question."""
+    if COUNT_QUESTION.search(ev.question) or not can_pay(ev):
+        return None
+    where = section_read(ev.code)
+    if where is None or ev.result is None or len(cell_stdout(ev.result).strip()) < 80:
+        return None
+    message = HELPER_READ.format(where=where, limit=PASSAGE_CHARS, question=ev.question, ask=ASK)
+    why = f"the model read section({where!r}) again; a helper reads it alone"
+    return Finding(message, why, run=offered_code(message))
