@@ -29,7 +29,9 @@ def test_a_stuck_read_of_a_changelog_entry_is_read_by_one_helper(make_settings):
     result = run(SIGNED, CHANGELOG, settings=make_settings(model=root, sub_model=helper))
     ran = loop_turns(result)
     assert len(ran) == 1 and "sub_lm(" in ran[0]["code"][0]
-    assert "Ann Lee" in ran[0]["observation"]
+    # Under the helper's reply, a note offers it as the answer.
+    assert "replied 'Ann Lee'" in ran[0]["observation"]
+    assert "FINAL('Ann Lee')" in ran[0]["observation"]
     assert len(helper.calls) == 1
     asked = helper.calls[0]
     # The helper sees the entry the model read and the question, not the next entry.
@@ -81,3 +83,13 @@ def test_guards_off_run_no_helper_for_the_model(make_settings):
     settings = make_settings(model=root, sub_model=helper, guards="off")
     result = run(SIGNED, CHANGELOG, settings=settings)
     assert not helper.calls and not loop_turns(result)
+
+
+def test_a_helper_that_finds_nothing_is_not_offered_as_the_answer(make_settings):
+    helper = reader("NONE")
+    root = script(READ, READ, py("hits = grep('Ann')\nprint(hits)"), py("FINAL('Ann Lee')"))
+    result = run(SIGNED, CHANGELOG, settings=make_settings(model=root, sub_model=helper))
+    ran = loop_turns(result)
+    assert "found no answer there" in ran[0]["observation"]
+    assert "FINAL('NONE')" not in ran[0]["observation"]
+    assert result.answer == "Ann Lee"

@@ -18,6 +18,7 @@ from rlm_research.nodes.guards.early import (
     GUESSED_GUARD,
     PLACEHOLDER_GUARD,
 )
+from rlm_research.nodes.guards.helper_read import HELPER_REPLY_GUARD
 from rlm_research.nodes.guards.names import UNSEARCHED_GUARD
 from rlm_research.nodes.guards.stuck import STUCK_GUARD
 
@@ -33,6 +34,7 @@ GUARDS: tuple[Guard, ...] = (
     COUNT_GUARD,
     ANSWER_DICT_GUARD,
     STUCK_GUARD,
+    HELPER_REPLY_GUARD,
 )
 BY_NAME = {g.name: g for g in GUARDS}
 PRESETS: dict[str, tuple[str, ...]] = {
