@@ -1,9 +1,9 @@
 """The REPL worker: a separate Python process that runs the model's code.
 
 Standard library only, and started with `python -I`: it imports nothing of the project but
-`text_search.py` and `line_counting.py` (bound beside it), sees no API key, and talks to the
-host over two pipes (4-byte length + JSON; never pickle, so a hostile cell cannot make the host
-unpickle anything).
+`repl_text_api.py` (its reading helpers), `text_search.py` and `line_counting.py` (bound beside
+it), sees no API key, and talks to the host over two pipes (4-byte length + JSON; never pickle,
+so a hostile cell cannot make the host unpickle anything).
 The namespace persists across cells. `sub_lm` sends the requests to the host and blocks until
 the host sends the answers back; the host runs them as nested graph invocations meanwhile.
 """
@@ -26,50 +26,23 @@ import traceback
 from typing import Any
 
 if __package__:  # imported by the host, as rlm_research.tools.repl_worker
-    from .line_counting import (
-        PER_LINE_QUESTION,
-        line_mark_request,
-        lines_starting_with,
-        mark_from_reply,
-        says_yes,
-    )
-    from .text_search import (
-        REPL_HELPERS,
-        Outline,
-        grep_pattern,
-        header_name,
-        heading_path,
-        join_sources,
-        line_index,
-        nearest_headings,
-        nearest_search,
-        numbered,
-        source_variables,
-    )
+    from .repl_text_api import Hit, Hits, TextApi
+    from .text_search import REPL_HELPERS, header_name, join_sources, source_variables
 else:  # run as a script (`python -I`): its modules lie beside it, in the sandbox too
     sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-    from line_counting import (  # type: ignore[no-redef]
-        PER_LINE_QUESTION,
-        line_mark_request,
-        lines_starting_with,
-        mark_from_reply,
-        says_yes,
-    )
+    from repl_text_api import Hit, Hits, TextApi  # type: ignore[no-redef]
     from text_search import (  # type: ignore[no-redef]
         REPL_HELPERS,
-        Outline,
-        grep_pattern,
         header_name,
-        heading_path,
         join_sources,
-        line_index,
-        nearest_headings,
-        nearest_search,
-        numbered,
         source_variables,
     )
 
     del sys.path[0]  # the cell's own imports do not see the worker's folder
+
+# A snapshot taken before the reading helpers moved to repl_text_api.py names `__main__.Hit`:
+# kept importable here so that such a run resumes.
+RESTORABLE = (Hit, Hits)
 
 PROTECTED = REPL_HELPERS
 # Spellings small models write for FINAL. Bound only while the name is free, so a cell's own
@@ -77,65 +50,6 @@ PROTECTED = REPL_HELPERS
 ALIASES = {"final": "FINAL", "Final": "FINAL"}
 # A snippet's placeholder ("<your question about the line>") left in a sub_lm prompt.
 UNFILLED = re.compile(r"<your [a-z ,/-]{3,60}>")
-
-
-# judge_lines' helper frames, measured on the embedded 1.5B model: asked the question itself of a
-# line ("does this line count?"), helpers said no to all 79 lines carrying the asked label; asked
-# a one-line question a helper wrote from it, line first, they judged 75 of 76 lines of three
-# review sets and 218 of 218 labelled lines right (question first: 76 of 76, but 131 of 146).
-class Hit(str):
-    """A line `grep` found: the line's text, and `.n`, its line number (from 1) in the text
-    searched. Shown as `12: 'the line'`, so printed hits say where they are; in a text with
-    headings, also the headings it is under: `12: 'the line' (in 3: 'Chapter 2')`."""
-
-    n: int
-    within: str
-
-    def __new__(cls, text: str, n: int, within: str = "") -> Hit:
-        hit = super().__new__(cls, text)
-        hit.n = n
-        hit.within = within
-        return hit
-
-    def __repr__(self) -> str:
-        where = f" (in {self.within})" if self.within else ""
-        return f"{self.n}: {str.__repr__(self)}{where}"
-
-    def __reduce__(self) -> tuple[Any, tuple[str, int, str]]:
-        return (Hit, (str(self), self.n, getattr(self, "within", "")))
-
-
-class Hits(list):
-    """grep's result: a list of `Hit`s that prints each hit's headings only where they change
-    from the hit before, so 86 hits under a few headings do not repeat them 86 times."""
-
-    def __repr__(self) -> str:
-        shown, before = [], None
-        for hit in self:
-            within = getattr(hit, "within", "")
-            if isinstance(hit, Hit) and within and within == before:
-                shown.append(f"{hit.n}: {str.__repr__(hit)}")
-            else:
-                shown.append(repr(hit))
-            before = within
-        return "[" + ", ".join(shown) + "]"
-
-    __str__ = __repr__
-
-    def __getitem__(self, key: Any) -> Any:
-        got = super().__getitem__(key)
-        return Hits(got) if isinstance(key, slice) else got
-
-
-def grep_hits(
-    pattern: Any, lines: list[str], whole_words: bool = True, outline: Outline | None = None
-) -> list[Hit]:
-    """`grep_lines`, each line with its line number and, given the text's outline, its headings."""
-    rx = grep_pattern(pattern, whole_words, lines)
-    found = [i for i, line in enumerate(lines) if rx.search(line)]
-    if outline is None or not outline.at:
-        return [Hit(lines[i], i + 1) for i in found]
-    return Hits(Hit(lines[i], i + 1, heading_path(outline, lines, i)) for i in found)
 
 
 class WebError(Exception):
@@ -197,7 +111,6 @@ class Worker:
         self.in_cell = False
         self.final: str | None = None
         self.searches: list[dict[str, Any]] = []  # this cell's grep calls: pattern, hit count
-        self._outline_of: tuple[str, list[str], Outline] | None = None
         self.ns: dict[str, Any] = {"__name__": "__main__"}
         self.pickles: dict[str, bytes] = {}  # the last snapshot's values, until the host fetches
         self._load_context(setup.get("context_paths", {}))
@@ -220,7 +133,7 @@ class Worker:
         self.ns.setdefault("context", "")
 
     # -- the API the model's code sees ------------------------------------------------------
-    def _request(self, requests: list[dict[str, Any]]) -> list[str]:
+    def request(self, requests: list[dict[str, Any]]) -> list[str]:
         if not self.in_cell or threading.current_thread() is not threading.main_thread():
             raise RuntimeError("sub_lm can only be called from the cell's own code while it runs")
         for req in requests:
@@ -244,7 +157,7 @@ class Worker:
         return reply.get("result")
 
     def _install_api(self, web: bool = False) -> None:
-        self.api = {**self._model_api(), **self._text_api()}
+        self.api = {**self._model_api(), **TextApi(self).functions()}
         if web:
             self.api.update(self._web_api())
 
@@ -254,7 +167,7 @@ class Worker:
         def sub_lm(prompt: Any, context: Any = None) -> str:
             """Ask a fresh model instance; returns its answer as a string."""
             ctx = None if context is None else str(context)
-            return self._request([{"prompt": str(prompt), "context": ctx}])[0]
+            return self.request([{"prompt": str(prompt), "context": ctx}])[0]
 
         def sub_lm_batched(prompts: list[Any], contexts: list[Any] | None = None) -> list[str]:
             """Ask several fresh model instances in parallel; answers in the same order."""
@@ -264,7 +177,7 @@ class Worker:
                 {"prompt": str(p), "context": None if c is None else str(c)}
                 for p, c in zip(prompts, ctxs, strict=False)
             ]
-            return self._request(reqs) if reqs else []
+            return self.request(reqs) if reqs else []
 
         def FINAL(text: Any) -> str:  # noqa: N802 - the name models are trained on
             self.final = str(text)
@@ -289,135 +202,6 @@ class Worker:
             "FINAL_VAR": FINAL_VAR,
             "SHOW_VARS": SHOW_VARS,
         }
-
-    def _text_api(self) -> dict[str, Any]:
-        """Reading `context` (or any text): grep, around, section_of, section, headings,
-        judge_lines."""
-
-        def grep(pattern: Any, text: Any = None) -> list[str]:
-            """Lines of `text` (default `context`) with `pattern` as whole words, any case; or a
-            regex (see `grep_pattern`). Each hit shows its line number and its headings."""
-            src_ctx = self.ns.get("context", "")
-            src = src_ctx if text is None else text
-            lines, outline = self._lines_and_outline(src)
-            hits = grep_hits(pattern, lines, outline=outline)
-            # The host checks a count given as the answer against these (`answer_checks`).
-            whole = text is None or (isinstance(text, str) and text == src_ctx)
-            over = "context" if whole else "other"
-            self.searches.append({"pattern": str(pattern)[:200], "hits": len(hits), "over": over})
-            if not hits:
-                print(nearest_search(str(pattern), lines, outline, whole))
-            return hits
-
-        def around(where: Any, before: int = 3, after: int = 3, text: Any = None) -> str:
-            """The lines around a hit (or a line number, or the first line holding a text),
-            each with its line number."""
-            lines, _ = self._lines_and_outline(text)
-            i = line_index(where, lines)
-            start = max(0, i - int(before))
-            return numbered(lines[start : i + int(after) + 1], start)
-
-        def heading_above(where: Any, text: Any) -> tuple[list[str], Outline | None, int | None]:
-            lines, outline = self._lines_and_outline(text)
-            i = min(line_index(where, lines), len(lines) - 1)
-            path = outline.path(i) if outline is not None and i >= 0 else []
-            return lines, outline, (path[-1] if path else None)
-
-        def section_of(where: Any, text: Any = None) -> str:
-            """The nearest heading at or above a hit (or a line number, or a text): markdown #,
-            numbered, underlined or ALL CAPS headings, changelog versions. "" if none."""
-            lines, _, head = heading_above(where, text)
-            return "" if head is None else Hit(lines[head], head + 1)
-
-        def section(where: Any, text: Any = None) -> str:
-            """The whole section a hit (or a line number, or a text) is in: the headings above
-            its own (a subsection alone does not say which release or chapter it belongs to),
-            its nearest heading, then every line up to the next heading of the same or a higher
-            rank. "" if none."""
-            lines, outline, head = heading_above(where, text)
-            if head is None or outline is None:
-                return ""
-            outer = [lines[i] for i in outline.path(head, include_self=False)]
-            body = lines[head : outline.end_of_section(head, len(lines))]
-            return "\n".join(outer + body)
-
-        def headings(words: Any = None, text: Any = None) -> list[str]:
-            """The heading lines of `text` (default `context`) with their line numbers; only
-            those holding `words` (matched as grep matches) if given. Not a search the count
-            guard reviews: a heading line is a section, not a line that may or may not count."""
-            lines, outline = self._lines_and_outline(text)
-            rx = grep_pattern(words, lines=lines) if words else None
-            at = outline.at if outline is not None else []
-            found = Hits(Hit(lines[i], i + 1) for i in at if rx is None or rx.search(lines[i]))
-            if words and not found and outline is not None and outline.at:
-                print(nearest_headings(str(words), lines, outline))
-            return found
-
-        def judge_lines(lines: Any, question: Any) -> list[str]:
-            """The lines that helpers judge to count for `question`: one helper turns it into
-            a yes/no question about one line, then one helper per line answers that."""
-            items = [str(x) for x in lines]
-            if not items:
-                return []
-            made = self._request([{"prompt": PER_LINE_QUESTION + str(question), "context": None}])
-            ask = next((s.strip() for s in made[0].splitlines() if s.strip()), "")
-            ask = ask or f"Does this line count for the question: {question}"
-            replies = self._request(
-                [{"prompt": f"Line: {x}\n\n{ask} Reply yes or no.", "context": None} for x in items]
-            )
-            print(f"(judge_lines asked each line: {ask})")
-            return [x for x, r in zip(items, replies, strict=True) if says_yes(r)]
-
-        def count_lines(question: Any, text: Any = None) -> list[str]:
-            """The lines of `text` (default `context`; not its headings) that `question` counts:
-            one helper names the word or mark that starts each of them, then code finds the
-            lines that start with it; the mark is printed with them."""
-            lines, outline = self._lines_and_outline(text)
-            heads = set(outline.at) if outline is not None else set()
-            reply = self._request([{"prompt": line_mark_request(str(question)), "context": None}])
-            mark = mark_from_reply(reply[0])
-            if mark is None:
-                print(f"(count_lines: the helper named no word or mark: {reply[0][:200]!r})")
-                return Hits()
-            body = [line if i not in heads else "" for i, line in enumerate(lines)]
-            found = lines_starting_with(mark, body)
-            paths = outline is not None and bool(outline.at)
-            hits = Hits(
-                Hit(lines[i], i + 1, heading_path(outline, lines, i) if paths else "")
-                for i in found
-            )
-            over = "context" if text is None else "other"
-            self.searches.append({"pattern": mark, "hits": len(hits), "over": over})
-            print(
-                f"(count_lines: a helper said the counted lines start with {mark!r}; "
-                f"{len(hits)} lines start with it)"
-            )
-            return hits
-
-        return {
-            "grep": grep,
-            "judge_lines": judge_lines,
-            "count_lines": count_lines,
-            "around": around,
-            "section_of": section_of,
-            "section": section,
-            "headings": headings,
-        }
-
-    def _lines_and_outline(self, text: Any) -> tuple[list[str], Outline | None]:
-        """`text` (default `context`) as lines, and for a string its outline, kept for `context`
-        so that each grep does not scan a long text for headings again."""
-        src = self.ns.get("context", "") if text is None else text
-        if not isinstance(src, str):
-            return [str(x) for x in src], None
-        cached = self._outline_of
-        if cached is not None and cached[0] is src:
-            return cached[1], cached[2]
-        lines = src.splitlines()
-        outline = Outline(lines)
-        if src is self.ns.get("context"):
-            self._outline_of = (src, lines, outline)
-        return lines, outline
 
     def _web_api(self) -> dict[str, Any]:
         """Web research, made by the host (the worker has no network)."""
