@@ -13,39 +13,18 @@ from __future__ import annotations
 from typing import Any, Protocol
 
 if __package__:  # imported by the host, as rlm_research.tools.repl_text_api
-    from .line_counting import (
-        PER_LINE_QUESTION,
-        line_mark_request,
-        lines_starting_with,
-        mark_from_reply,
-        says_yes,
-    )
-    from .text_search import (
-        Outline,
-        grep_pattern,
-        heading_path,
-        line_index,
-        nearest_headings,
-        nearest_search,
-        numbered,
-    )
+    from . import line_counting, text_search
 else:  # imported by the worker run as a script: its folder is on the path while it imports
-    from line_counting import (  # type: ignore[no-redef]
-        PER_LINE_QUESTION,
-        line_mark_request,
-        lines_starting_with,
-        mark_from_reply,
-        says_yes,
-    )
-    from text_search import (  # type: ignore[no-redef]
-        Outline,
-        grep_pattern,
-        heading_path,
-        line_index,
-        nearest_headings,
-        nearest_search,
-        numbered,
-    )
+    import line_counting  # type: ignore[no-redef]
+    import text_search  # type: ignore[no-redef]
+
+Outline = text_search.Outline
+grep_pattern, heading_path = text_search.grep_pattern, text_search.heading_path
+line_index, numbered = text_search.line_index, text_search.numbered
+nearest_headings, nearest_search = text_search.nearest_headings, text_search.nearest_search
+PER_LINE_QUESTION, says_yes = line_counting.PER_LINE_QUESTION, line_counting.says_yes
+line_mark_request, mark_from_reply = line_counting.line_mark_request, line_counting.mark_from_reply
+lines_starting_with = line_counting.lines_starting_with
 
 
 class ReplWorker(Protocol):

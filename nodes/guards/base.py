@@ -119,8 +119,9 @@ def _plain(number: str) -> str:
     return str(int(digits)) if digits.isdigit() else digits
 
 
-def literal_finals(code: list[str]) -> list[str]:
-    """The constant arguments of FINAL(...) calls in the cell's code."""
+def call_constants(code: list[str], called: Callable[[str], bool]) -> list[Any]:
+    """The constant first arguments of the calls of plain names that `called` accepts, in the
+    cell's code (`FINAL("12")` -> "12", `section(472)` -> 472)."""
     out = []
     for block in code:
         try:
@@ -131,12 +132,18 @@ def literal_finals(code: list[str]) -> list[str]:
             if (
                 isinstance(node, ast.Call)
                 and isinstance(node.func, ast.Name)
-                and "FINAL" in (node.func.id, ALIASES.get(node.func.id))
+                and called(node.func.id)
                 and node.args
                 and isinstance(node.args[0], ast.Constant)
             ):
-                out.append(str(node.args[0].value))
+                out.append(node.args[0].value)
     return out
+
+
+def literal_finals(code: list[str]) -> list[str]:
+    """The constant arguments of FINAL(...) calls in the cell's code."""
+    finals = call_constants(code, lambda name: "FINAL" in (name, ALIASES.get(name)))
+    return [str(value) for value in finals]
 
 
 def answer_word(final: str) -> re.Pattern[str]:

@@ -14,9 +14,14 @@ counted_parts.py), never without a sub-call left or the time to read the section
 
 from __future__ import annotations
 
-import ast
-
-from rlm_research.nodes.guards.base import Evidence, Finding, Guard, cell_stdout, offered_code
+from rlm_research.nodes.guards.base import (
+    Evidence,
+    Finding,
+    Guard,
+    call_constants,
+    cell_stdout,
+    offered_code,
+)
 from rlm_research.nodes.guards.counts import COUNT_QUESTION
 from rlm_research.tools.tool_notes import has_tool_note
 
@@ -36,23 +41,8 @@ REPLY_SECONDS = 30.0
 def section_read(code: list[str]) -> int | str | None:
     """What the cell's last `section(...)` call reads, when it is a line number or a line's
     text written as a constant (the reads the model and the advice write); else None."""
-    found: int | str | None = None
-    for block in code:
-        try:
-            tree = ast.parse(block)
-        except SyntaxError:
-            continue
-        for node in ast.walk(tree):
-            if (
-                isinstance(node, ast.Call)
-                and isinstance(node.func, ast.Name)
-                and node.func.id == "section"
-                and node.args
-                and isinstance(node.args[0], ast.Constant)
-                and isinstance(node.args[0].value, int | str)
-            ):
-                found = node.args[0].value
-    return found
+    reads = call_constants(code, lambda name: name == "section")
+    return next((r for r in reversed(reads) if isinstance(r, int | str)), None)
 
 
 def can_pay(ev: Evidence) -> bool:
