@@ -8,8 +8,8 @@ the RLM's own remedy, a piece handed to a fresh instance. The advice offers one 
 over the section the repeated cell printed, and the loop runs it; the reply is printed for the
 model to check and answer with, and a note under it offers that reply as FINAL (models copied
 the loop's helper call four times, each a helper call, rather than answer with its reply).
-Never for a count question (counting is code's work:
-counted_parts.py), never without a sub-call left or the time to read the section.
+Never for a count question (counting is code's work: counted_parts.py), never without a
+sub-call left or the time to read the section.
 """
 
 from __future__ import annotations
