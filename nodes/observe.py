@@ -18,6 +18,7 @@ from rlm_research.nodes.execute import budget_exhausted, remaining
 from rlm_research.nodes.guards.base import clipped
 from rlm_research.nodes.level_start import repeated_heading_kinds
 from rlm_research.nodes.model_call import blob_store, emit, put_message, settings_of
+from rlm_research.tools.record_fields import field_labels
 from rlm_research.tools.text_search import (
     GREP_FOUND_NOTHING,
     Outline,
@@ -225,6 +226,7 @@ def guard_evidence(
         search_lines=lambda pattern: search_lines(state, store, pattern),
         heading_kinds=lambda: context_heading_kinds(state, store),
         headings_at=functools.cache(lambda: context_headings(state, store)),
+        field_labels=functools.cache(lambda: context_field_labels(state, store)),
     )
 
 
@@ -262,6 +264,13 @@ def context_headings(state: RLMState, store: Any) -> dict[int, str]:
     refs = state.get("context_refs") or {}
     lines = join_sources({name: store.get_text(ref) for name, ref in refs.items()}).splitlines()
     return {i + 1: lines[i] for i in Outline(lines).at}
+
+
+def context_field_labels(state: RLMState, store: Any) -> list[str]:
+    """The labels that open a field in most lines of `context`, when its lines are records."""
+    refs = state.get("context_refs") or {}
+    texts = {name: store.get_text(ref) for name, ref in refs.items()}
+    return field_labels(join_sources(texts).splitlines())
 
 
 def context_heading_kinds(state: RLMState, store: Any) -> list[tuple[int, str]]:

@@ -1,6 +1,6 @@
 """The REPL's reading helpers: `grep`, `around`, `section_of`, `section`, `headings`,
-`judge_lines` and `count_lines`, over `context` or any text the model's code passes, and `Hit`,
-the line a search found.
+`judge_lines`, `count_lines` and `lines_sharing`, over `context` or any text the model's code
+passes, and `Hit`, the line a search found.
 
 Standard library only, like the worker that imports it (bound beside it in the sandbox). The
 helpers reach the worker only through `ReplWorker`: its namespace (where `context` is), the
@@ -13,9 +13,10 @@ from __future__ import annotations
 from typing import Any, Protocol
 
 if __package__:  # imported by the host, as rlm_research.tools.repl_text_api
-    from . import line_counting, text_search
+    from . import line_counting, record_fields, text_search
 else:  # imported by the worker run as a script: its folder is on the path while it imports
     import line_counting  # type: ignore[no-redef]
+    import record_fields  # type: ignore[no-redef]
     import text_search  # type: ignore[no-redef]
 
 Outline = text_search.Outline
@@ -78,6 +79,21 @@ class Hits(list):
         return Hits(got) if isinstance(key, slice) else got
 
 
+class Groups(list):
+    """lines_sharing's result: a list of groups (`Hits`), printed with each group's record
+    names first when its lines open with one (`(P-1, P-2): [4: 'P-1: ...', 90: 'P-2: ...']`)."""
+
+    def __repr__(self) -> str:
+        shown = []
+        for group in self:
+            keys = [record_fields.record_key(str(hit)) for hit in group]
+            names = "(" + ", ".join(map(str, keys)) + "): " if None not in keys else ""
+            shown.append(names + repr(Hits(group)))
+        return "[" + ",\n ".join(shown) + "]"
+
+    __str__ = __repr__
+
+
 def grep_hits(
     pattern: Any, lines: list[str], whole_words: bool = True, outline: Outline | None = None
 ) -> list[Hit]:
@@ -107,6 +123,7 @@ class TextApi:
             "section_of": self.section_of,
             "section": self.section,
             "headings": self.headings,
+            "lines_sharing": self.lines_sharing,
         }
 
     def grep(self, pattern: Any, text: Any = None) -> list[str]:
@@ -214,6 +231,23 @@ class TextApi:
             f"{len(hits)} lines start with it)"
         )
         return hits
+
+    def lines_sharing(self, *labels: Any, text: Any = None) -> list[Hits]:
+        """Groups of lines of `text` (default `context`) that have the same value after each
+        label (`lines_sharing("lives in", "born")`: the records that share a city and a birth
+        date; `lines_sharing("user=")` for `key=value` fields); only groups of two or more."""
+        lines, _ = self.lines_and_outline(text)
+        names = [str(label) for label in labels]
+        if not names:
+            found = record_fields.field_labels(lines)
+            print(f"(lines_sharing: name the labels to group by; this text's fields: {found})")
+            return Groups()
+        groups = Groups(
+            Hits(Hit(lines[i], i + 1) for i in members)
+            for members in record_fields.groups_sharing(names, lines)
+        )
+        print(f"(lines_sharing: {len(groups)} groups of lines share their {' and '.join(names)})")
+        return groups
 
     def lines_and_outline(self, text: Any) -> tuple[list[str], Outline | None]:
         """`text` (default `context`) as lines, and for a string its outline, kept for `context`

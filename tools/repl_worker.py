@@ -1,9 +1,9 @@
 """The REPL worker: a separate Python process that runs the model's code.
 
 Standard library only, and started with `python -I`: it imports nothing of the project but
-`repl_text_api.py` (its reading helpers), `text_search.py` and `line_counting.py` (bound beside
-it), sees no API key, and talks to the host over two pipes (4-byte length + JSON; never pickle,
-so a hostile cell cannot make the host unpickle anything).
+`repl_text_api.py` (its reading helpers), `text_search.py`, `line_counting.py` and
+`record_fields.py` (bound beside it), sees no API key, and talks to the host over two pipes
+(4-byte length + JSON; never pickle, so a hostile cell cannot make the host unpickle anything).
 The namespace persists across cells. `sub_lm` sends the requests to the host and blocks until
 the host sends the answers back; the host runs them as nested graph invocations meanwhile.
 """

@@ -391,6 +391,7 @@ REPL_HELPERS = (
     "grep",
     "judge_lines",
     "count_lines",
+    "lines_sharing",
     "around",
     "section_of",
     "section",

@@ -1,7 +1,7 @@
 """The notes the REPL's helpers print or return in place of a result: grep's "(grep: no line
 has ...)", headings' "(headings: no heading has ...)", judge_lines' "(judge_lines asked each
-line: ...)", count_lines' "(count_lines: ...)", "[sub_lm failed: ...]", "[sub_lm refused:
-...]", fetch_url's "[fetch_url: ...]".
+line: ...)", count_lines' "(count_lines: ...)", lines_sharing's "(lines_sharing: ...)",
+"[sub_lm failed: ...]", "[sub_lm refused: ...]", fetch_url's "[fetch_url: ...]".
 They are the tools talking, never a value the model's code computed: neither an answer nor
 something to offer as one."""
 
@@ -11,7 +11,7 @@ import re
 
 # A note opens with one of these (as printed by tools/repl_worker.py, nodes/, tools/web_search.py).
 _OPENERS = re.compile(
-    r"[(\[](?:grep|headings|judge_lines|count_lines|sub_lm|fetch_url|web_search)[: ]"
+    r"[(\[](?:grep|headings|judge_lines|count_lines|lines_sharing|sub_lm|fetch_url|web_search)[: ]"
 )
 
 

@@ -20,6 +20,7 @@ from rlm_research.nodes.guards.early import (
 )
 from rlm_research.nodes.guards.helper_read import HELPER_REPLY_GUARD
 from rlm_research.nodes.guards.names import UNSEARCHED_GUARD
+from rlm_research.nodes.guards.shared_fields import GROUPS_GUARD
 from rlm_research.nodes.guards.stuck import STUCK_GUARD
 
 # In the order they are asked: at an answer, the first that fires sends it back.
@@ -35,6 +36,7 @@ GUARDS: tuple[Guard, ...] = (
     ANSWER_DICT_GUARD,
     STUCK_GUARD,
     HELPER_REPLY_GUARD,
+    GROUPS_GUARD,
 )
 BY_NAME = {g.name: g for g in GUARDS}
 PRESETS: dict[str, tuple[str, ...]] = {

@@ -52,6 +52,9 @@ class Evidence:
     heading_kinds: Callable[[], list[tuple[int, str]]] = lambda: []
     # The heading lines of `context` by line number (from 1).
     headings_at: Callable[[], dict[int, str]] = lambda: {}
+    # The labels that open a field in most lines of `context` ("lives in", "user="), when its
+    # lines are records (tools/record_fields.py).
+    field_labels: Callable[[], list[str]] = lambda: []
 
 
 @dataclass(frozen=True)

@@ -9,8 +9,10 @@ note; for a model that reads again the section of a line an empty search's note 
 next line it listed; for a count question whose parts (a version, a path) the level found the
 headings of, code that counts inside those sections (counted_parts.py); for any other question,
 a section the model printed and reads again, handed to one helper with the question
-(helper_read.py); after searches that found nothing, the helpers over chunks, the fallback the
-system prompt describes; else the line of the last search most like the question and the name
+(helper_read.py); for a question about what records share, over a text of one-line records,
+code that groups them by the fields the question names (shared_fields.py); after searches
+that found nothing, the helpers over chunks, the fallback the system prompt describes; else
+the line of the last search most like the question and the name
 it leads to (a model searched a firm four times while the line naming the firm's town sat
 unprinted among its hits), or, when it names nothing new, the code that shows its section and
 the lines around it. A printed list of hits is never offered as FINAL. Advice whose code only
@@ -46,6 +48,7 @@ from rlm_research.nodes.guards.counted_headings import (
 from rlm_research.nodes.guards.counted_parts import count_in_parts, count_printed
 from rlm_research.nodes.guards.helper_read import read_by_helper
 from rlm_research.nodes.guards.names import printed_so_far, unsearched_names
+from rlm_research.nodes.guards.shared_fields import group_shared
 from rlm_research.tools.text_search import (
     grep_pattern,
     noted_lines,
@@ -191,7 +194,13 @@ def next_step(ev: Evidence) -> Finding | None:
     value = printed_value(ev)
     if value is not None:
         return Finding(PRINTED.format(printed=value), f"the code printed {value!r} again")
-    following = count_printed(ev) or next_noted_read(ev) or count_in_parts(ev) or read_by_helper(ev)
+    following = (
+        count_printed(ev)
+        or next_noted_read(ev)
+        or count_in_parts(ev)
+        or read_by_helper(ev)
+        or group_shared(ev)
+    )
     if following is not None:
         return following
     stdout = cell_stdout(ev.result)
