@@ -114,3 +114,16 @@ def test_hostile_labels_group_nothing_and_raise_nothing(make_settings):
     shown = result.trajectory[0]["observation"]
     assert "Error" not in shown and "\n0\n" in shown
     assert "this text's fields: ['version', 'maintained by']" in shown
+
+
+def test_a_model_that_runs_the_grouping_again_is_offered_its_groups(make_settings):
+    code = "groups = lines_sharing('version', 'maintained by')\nprint(len(groups), groups)"
+    grouping = py(code)
+    mine = py("g = lines_sharing('version', 'maintained by')\nprint(g)")
+    root = script(EMPTY_SEARCH, EMPTY_SEARCH, grouping, mine, mine, py("FINAL('x')"))
+    result = run(SAME, PACKAGES, settings=make_settings(model=root))
+    offer = "FINAL('(libfoo, barkit), (zedutil, quxlib)')"
+    turns = [t for t in result.trajectory if t.get("by") != "loop"]
+    # The loop's code copied: its note offers the groups; the model's own, repeated: the advice.
+    assert turns[2]["code"] == [code] and offer in turns[2]["observation"]
+    assert offer not in turns[3]["observation"] and offer in turns[4]["observation"]

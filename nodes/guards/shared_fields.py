@@ -32,8 +32,11 @@ print(len(groups), groups)
 def group_shared(ev: Evidence) -> Finding | None:
     """`lines_sharing` over the record fields the question names, for a question about what
     records share, while no cell of this level has grouped them."""
-    if not SHARED_QUESTION.search(ev.question) or any("lines_sharing(" in c for c in ev.code):
+    if not SHARED_QUESTION.search(ev.question):
         return None
+    if any("lines_sharing(" in c for c in ev.code):
+        # Grouped again: its groups as FINAL, unless the loop's code again (its note offers them).
+        return None if ev.code[0] in ev.loop_ran else groups_offered(ev)
     labels = question_labels(ev.question, ev.field_labels())
     if not labels:
         return None
@@ -56,13 +59,19 @@ def groups_found(ev: Evidence) -> Finding | None:
     """Under the loop's `lines_sharing` cell: the groups' record names offered as FINAL."""
     if not ev.code or ev.code[0] not in ev.loop_ran or "lines_sharing(" not in ev.code[0]:
         return None
+    return groups_offered(ev)
+
+
+def groups_offered(ev: Evidence) -> Finding | None:
+    """The record names of the groups the cell's `lines_sharing` printed, offered as FINAL."""
     stdout = cell_stdout(ev.result)
     names = GROUP_NAMES.findall(stdout)
     if names:
         answer = ", ".join(names)
         return Finding(FOUND.format(n=len(names), answer=answer), f"{len(names)} groups found")
     if re.search(r"^0 \[\]$", stdout, re.M):
-        labels = ev.code[0].split("lines_sharing(", 1)[1].split(")", 1)[0]
+        code = next(c for c in ev.code if "lines_sharing(" in c)
+        labels = code.split("lines_sharing(", 1)[1].split(")", 1)[0]
         return Finding(FOUND_NONE.format(labels=labels), "no records share those values")
     return None
 
