@@ -118,12 +118,12 @@ def test_hostile_labels_group_nothing_and_raise_nothing(make_settings):
 
 def test_a_model_that_runs_the_grouping_again_is_offered_its_groups(make_settings):
     code = "groups = lines_sharing('version', 'maintained by')\nprint(len(groups), groups)"
-    grouping = py(code)
     mine = py("g = lines_sharing('version', 'maintained by')\nprint(g)")
-    root = script(EMPTY_SEARCH, EMPTY_SEARCH, grouping, mine, mine, py("FINAL('x')"))
+    root = script(EMPTY_SEARCH, EMPTY_SEARCH, py(code), py(code), mine, mine, py("FINAL('x')"))
     result = run(SAME, PACKAGES, settings=make_settings(model=root))
     offer = "FINAL('(libfoo, barkit), (zedutil, quxlib)')"
     turns = [t for t in result.trajectory if t.get("by") != "loop"]
-    # The loop's code copied: its note offers the groups; the model's own, repeated: the advice.
-    assert turns[2]["code"] == [code] and offer in turns[2]["observation"]
-    assert offer not in turns[3]["observation"] and offer in turns[4]["observation"]
+    # The loop's cell copied until it repeats, and the model's own grouping repeated: each time
+    # the advice offers the groups (the note spoke once, under the loop's own run).
+    assert turns[3]["code"] == [code] and offer in turns[3]["observation"]
+    assert offer not in turns[4]["observation"] and offer in turns[5]["observation"]

@@ -34,9 +34,8 @@ def group_shared(ev: Evidence) -> Finding | None:
     records share, while no cell of this level has grouped them."""
     if not SHARED_QUESTION.search(ev.question):
         return None
-    if any("lines_sharing(" in c for c in ev.code):
-        # Grouped again: its groups as FINAL, unless the loop's code again (its note offers them).
-        return None if ev.code[0] in ev.loop_ran else groups_offered(ev)
+    if any("lines_sharing(" in c for c in ev.code):  # grouped again: its groups, as FINAL
+        return groups_offered(ev)
     labels = question_labels(ev.question, ev.field_labels())
     if not labels:
         return None
@@ -83,5 +82,5 @@ GROUPS_GUARD = Guard(
     "fields the question names",
     says="the groups' record names, offered as FINAL (or, for no group, check the labels)",
     check=groups_found,
-    limit=2,
+    limit=1,  # at a model's repeat of that cell, stuck_advice offers the groups again
 )
