@@ -127,3 +127,13 @@ def test_a_model_that_runs_the_grouping_again_is_offered_its_groups(make_setting
     # the advice offers the groups (the note spoke once, under the loop's own run).
     assert turns[3]["code"] == [code] and offer in turns[3]["observation"]
     assert offer not in turns[4]["observation"] and offer in turns[5]["observation"]
+
+
+def test_groups_of_log_lines_that_open_with_the_same_word_are_not_named_by_it(make_settings):
+    log = "\n".join(f"ERROR: disk {d % 4} full, host=h{d % 2}" for d in range(12))
+    code = py("g = lines_sharing('disk', 'host=')\nprint(g)")
+    root = script(code, py("FINAL('done')"))
+    question = "Which errors share a disk and a host?"
+    result = run(question, log, settings=make_settings(model=root))
+    shown = result.trajectory[0]["observation"]
+    assert "4 groups of lines share" in shown and "(ERROR, ERROR" not in shown

@@ -4,9 +4,9 @@ A list of people, packages, requests or events is often one record a line, its f
 separated by commas (`P-1: Ann Lee, lives in Oslo, born 3 May 1990.`) or written as
 `key=value` (`GET /a user=ann ip=10.0.0.1`). A question such as "which of them share a city
 and a birth date?" is answered by grouping records by those fields' values, in code: helpers
-reading chunks never see two records that sit in different chunks. Here: which labels start a
-field in most lines (`field_labels`), the value after a label (`field_value`), and the groups of
-lines whose values agree (`groups_sharing`).
+reading chunks never see two records that sit in different chunks. Here: a line's labelled
+fields (`labelled_fields`), which labels open a field in most lines (`field_labels`), the
+groups of lines whose values agree (`groups_sharing`), and a record's own name (`record_key`).
 
 Standard library only: the REPL worker imports it (bound beside it in the sandbox), and the host
 reads the labels of `context` with it for the guards.
@@ -56,11 +56,6 @@ def field_labels(lines: Iterable[str]) -> list[str]:
             counts[label] = counts.get(label, 0) + 1
     need = max(MIN_RECORDS, LABEL_SHARE * total)
     return [label for label, n in counts.items() if n >= need]
-
-
-def field_value(line: str, label: str) -> str | None:
-    """The value after `label` in the line (`born` -> `3 May 1990`), or None."""
-    return labelled_fields(line).get(label)
 
 
 def groups_sharing(labels: list[str], lines: list[str]) -> list[list[int]]:

@@ -81,13 +81,15 @@ class Hits(list):
 
 class Groups(list):
     """lines_sharing's result: a list of groups (`Hits`), printed with each group's record
-    names first when its lines open with one (`(P-1, P-2): [4: 'P-1: ...', 90: 'P-2: ...']`)."""
+    names first when each of its lines opens with its own (`(P-1, P-2): [4: 'P-1: ...', 90:
+    'P-2: ...']`; not `(ERROR, ERROR)`: a word two lines open with names neither)."""
 
     def __repr__(self) -> str:
         shown = []
         for group in self:
             keys = [record_fields.record_key(str(hit)) for hit in group]
-            names = "(" + ", ".join(map(str, keys)) + "): " if None not in keys else ""
+            named = None not in keys and len(set(keys)) == len(keys)
+            names = "(" + ", ".join(map(str, keys)) + "): " if named else ""
             shown.append(names + repr(Hits(group)))
         return "[" + ",\n ".join(shown) + "]"
 
