@@ -261,23 +261,24 @@ def search_lines(state: RLMState, store: Any, pattern: str) -> list[str]:
 
 def context_headings(state: RLMState, store: Any) -> dict[int, str]:
     """The heading lines of `context` by line number (from 1), as the worker's outline sees them."""
-    refs = state.get("context_refs") or {}
-    lines = join_sources({name: store.get_text(ref) for name, ref in refs.items()}).splitlines()
+    lines = context_text(state, store).splitlines()
     return {i + 1: lines[i] for i in Outline(lines).at}
 
 
 def context_field_labels(state: RLMState, store: Any) -> list[str]:
     """The labels that open a field in most lines of `context`, when its lines are records."""
-    refs = state.get("context_refs") or {}
-    texts = {name: store.get_text(ref) for name, ref in refs.items()}
-    return field_labels(join_sources(texts).splitlines())
+    return field_labels(context_text(state, store).splitlines())
 
 
 def context_heading_kinds(state: RLMState, store: Any) -> list[tuple[int, str]]:
     """The repeated kinds of heading of `context`, as its first message listed them."""
+    return repeated_heading_kinds(context_text(state, store))
+
+
+def context_text(state: RLMState, store: Any) -> str:
+    """`context` as the worker sees it: the level's sources joined with their headers."""
     refs = state.get("context_refs") or {}
-    texts = {name: store.get_text(ref) for name, ref in refs.items()}
-    return repeated_heading_kinds(join_sources(texts))
+    return join_sources({name: store.get_text(ref) for name, ref in refs.items()})
 
 
 def cell_error(result: dict[str, Any] | None) -> str | None:

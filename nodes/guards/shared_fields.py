@@ -36,11 +36,12 @@ def group_shared(ev: Evidence) -> Finding | None:
         return None
     if any("lines_sharing(" in c for c in ev.code):  # grouped again: its groups, as FINAL
         return groups_offered(ev)
-    labels = question_labels(ev.question, ev.field_labels())
+    known = ev.field_labels()
+    labels = question_labels(ev.question, known)
     if not labels:
         return None
     args = ", ".join(repr(label) for label in labels)
-    fields = ", ".join(repr(label) for label in ev.field_labels())
+    fields = ", ".join(repr(label) for label in known)
     message = GROUP.format(fields=fields, args=args)
     why = f"the question asks what records share; its words name the fields {args}"
     return Finding(message, why, run=offered_code(message))
