@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from rlm_research.graph import run
 from rlm_research.nodes import guards
-from rlm_research.nodes.guards.counted_parts import count_in_parts, part_terms
+from rlm_research.nodes.guards.counted_parts import count_in_parts, part_terms, parts_in_range
 
 from tests.support.scripted_models import RuleModel, py, script
 from tests.test_guards import CHANGELOG, SOURCE
@@ -177,19 +177,104 @@ def test_a_helpers_reply_is_read_as_a_mark_only_when_it_is_one():
     assert lines_starting_with("*", lines) == [3]
 
 
-def test_a_count_that_found_nothing_leads_to_reading_the_first_part(make_settings):
+def parameters_question_run(make_settings, doc: str, helper: RuleModel):
+    question = "How many parameters do tool_read and tool_write take together?"
+    search = py("hits = grep('tool_read tool_write')\nprint(len(hits), hits)")
+    root = script(*[search] * 6, py("FINAL('5')"))
+    return run(question, doc, settings=make_settings(model=root, sub_model=helper))
+
+
+def test_a_count_that_found_nothing_in_short_parts_is_counted_by_one_helper_per_part(
+    make_settings,
+):
     # The libtasn1 shape: parameters are not lines that start with one mark; a helper's guess
-    # counts nothing, and the model, repeating the count, is shown the first entry to read.
+    # counts nothing. Each entry is short: one helper counts in each, code adds.
     from tests.test_guards import MANUAL
 
     doc = MANUAL + "[Function]int tool_write (node root, const char * name, int len)\n"
-    question = "How many parameters do tool_read and tool_write take together?"
-    search = py("hits = grep('tool_read tool_write')\nprint(len(hits), hits)")
-    helper = mark_helper("param")
-    root = script(search, search, search, py("FINAL('5')"))
-    result = run(question, doc, settings=make_settings(model=root, sub_model=helper))
+    helper = RuleModel(
+        rules=[
+            ("starts with the same word or mark", "`param`"),
+            (r"tool_read \(.*Count in this text only", "It takes 2 parameters."),
+            (r"tool_write \(.*Count in this text only", "3"),
+        ]
+    )
+    result = parameters_question_run(make_settings, doc, helper)
+    by_loop = [t for t in result.trajectory if t.get("by") == "loop"]
+    assert "count_lines(" in by_loop[0]["code"][0]
+    assert "0 lines start with it" in by_loop[0]["observation"]
+    assert "numbers per part: [2, 3] of 2 parts; total: 5" in by_loop[1]["observation"]
+    counted = [c for c in helper.calls if "Count in this text only" in c]
+    assert len(counted) == 2 and not any(
+        "tool_read (" in c and "tool_write (" in c for c in counted
+    )
+    assert any("FINAL('5')" in t["observation"] for t in result.trajectory if not t.get("by"))
+    assert result.answer == "5"
+
+
+def test_a_count_that_found_nothing_in_a_long_part_leads_to_reading_it(make_settings):
+    # A part longer than one helper reads whole is not handed to helpers to count: the model,
+    # repeating the count, is shown the first entry to read.
+    from tests.test_guards import MANUAL
+
+    long_entry = "".join(
+        f"Note {i}: the value is kept as given by the caller.\n" for i in range(90)
+    )
+    doc = MANUAL + "[Function]int tool_write (node root, const char * name, int len)\n" + long_entry
+    result = parameters_question_run(make_settings, doc, mark_helper("param"))
     by_loop = [t for t in result.trajectory if t.get("by") == "loop"]
     assert "count_lines(" in by_loop[0]["code"][0]
     assert "0 lines start with it" in by_loop[0]["observation"]
     assert by_loop[1]["code"][0].startswith("print(section(")
     assert "[Function]int tool_" in by_loop[1]["observation"]
+    assert not any("numbers per part" in str(t) for t in result.trajectory)
+
+
+RELEASES = "".join(
+    f"mytool (1.{v}.0) unstable; urgency=medium\n\n"
+    + "".join(f"  * Change {v}.{k} (Closes: #{v}{k})\n" for k in range(v + 1))
+    + f"\n -- Ann Lee <ann@example.org>  Mon, 0{v + 1} Jan 2023 10:00:00 +0100\n\n"
+    for v in (4, 3, 2, 1)
+)
+
+
+def test_a_range_of_versions_is_counted_in_every_version_between_its_ends(make_settings):
+    # "1.1.0 to 1.3.0" names two entries; the count covers 1.3.0, 1.2.0 and 1.1.0 (4+3+2
+    # items), not 1.4.0 above the range.
+    question = "How many change items do mytool 1.1.0 to 1.3.0 list in total?"
+    same = py("hits = grep('Closes')\nprint(len(hits), hits)")
+    root = script(same, same, py("FINAL('9')"))
+    result = run(question, RELEASES, settings=make_settings(model=root, sub_model=mark_helper("*")))
+    ran = result.trajectory[2]
+    assert ran["by"] == "loop" and ran["code"][0].count("section(") == 3
+    assert "start with '*'; 9 lines start with it" in ran["observation"]
+    assert "Change 4.0" not in ran["observation"] and result.answer == "9"
+
+
+def test_a_range_whose_ends_are_not_headings_counts_only_the_named_parts():
+    headings = {1: "mytool (1.2.0) unstable", 8: "mytool (1.1.0) unstable", 15: "mytool (1.0.0)"}
+    found = [(1, headings[1]), (8, headings[8])]
+    assert parts_in_range("How many items from 1.1.0 to 2.0.0?", found, headings) == []
+    assert parts_in_range("How many items in 1.1.0 and 1.2.0?", found, headings) == []
+    both = parts_in_range(
+        "How many items between 1.2.0 and 1.0.0?", [*found, (15, headings[15])], headings
+    )
+    assert [n for n, _ in both] == [1, 8, 15]
+
+
+def test_a_question_about_the_top_level_counts_only_unindented_lines(make_settings):
+    # A method is an indented `def`: it is not one of the file's top-level functions.
+    tree = "=== pkg/a.py ===\n" + SOURCE + "\ndef main():\n    pass\n"
+    counted = {}
+    for question in (
+        "How many top-level functions does this text define?",
+        "How many functions does this text define?",
+    ):
+        code = py(f"hits = count_lines({question!r})\nprint(len(hits), hits)")
+        settings = make_settings(model=script(code, py("FINAL('x')")), sub_model=mark_helper("def"))
+        out = run(question, tree, settings=settings).trajectory[0]["observation"]
+        counted[question] = out
+    top, every = counted.values()
+    assert "2 lines start with it at the top level, not indented" in top
+    assert "def read(self)" not in top and "'def main():'" in top
+    assert "3 lines start with it)" in every and "def read(self)" in every

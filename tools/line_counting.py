@@ -45,9 +45,19 @@ def mark_from_reply(reply: str) -> str | None:
     return mark if mark and len(mark) <= MARK_CHARS and len(mark.split()) <= 3 else None
 
 
-def lines_starting_with(mark: str, lines: list[str]) -> list[int]:
-    """Indices of the lines that start with `mark` after their indentation, any case; a mark
-    that ends in a letter or digit must end there ("class" is not "classify")."""
+def lines_starting_with(mark: str, lines: list[str], top_level: bool = False) -> list[int]:
+    """Indices of the lines that start with `mark` after their indentation (with none, for
+    `top_level`), any case; a mark that ends in a letter or digit must end there ("class" is
+    not "classify")."""
     end = r"(?!\w)" if re.search(r"\w$", mark) else ""
-    rx = re.compile(r"\s*" + re.escape(mark) + end, re.I)
+    rx = re.compile(("" if top_level else r"\s*") + re.escape(mark) + end, re.I)
     return [i for i, line in enumerate(lines) if rx.match(line)]
+
+
+# "top-level functions", "at the top level of", "module-level constants": lines not nested in
+# another (a method is an indented `def`), which in code and outlines means not indented.
+_TOP_LEVEL = re.compile(r"\b(?:top|module)[- ]level\b", re.I)
+
+
+def counts_top_level(question: str) -> bool:
+    return bool(_TOP_LEVEL.search(question))

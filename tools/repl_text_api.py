@@ -26,6 +26,8 @@ nearest_headings, nearest_search = text_search.nearest_headings, text_search.nea
 PER_LINE_QUESTION, says_yes = line_counting.PER_LINE_QUESTION, line_counting.says_yes
 line_mark_request, mark_from_reply = line_counting.line_mark_request, line_counting.mark_from_reply
 lines_starting_with = line_counting.lines_starting_with
+counts_top_level = line_counting.counts_top_level
+TOP_LEVEL_NOTE = " at the top level, not indented"
 
 
 class ReplWorker(Protocol):
@@ -212,7 +214,8 @@ class TextApi:
     def count_lines(self, question: Any, text: Any = None) -> list[str]:
         """The lines of `text` (default `context`; not its headings) that `question` counts:
         one helper names the word or mark that starts each of them, then code finds the
-        lines that start with it; the mark is printed with them."""
+        lines that start with it (not indented, for a question about the top level: a method
+        is not a top-level function); the mark is printed with them."""
         lines, outline = self.lines_and_outline(text)
         heads = set(outline.at) if outline is not None else set()
         reply = self.worker.request([{"prompt": line_mark_request(str(question)), "context": None}])
@@ -221,7 +224,8 @@ class TextApi:
             print(f"(count_lines: the helper named no word or mark: {reply[0][:200]!r})")
             return Hits()
         body = [line if i not in heads else "" for i, line in enumerate(lines)]
-        found = lines_starting_with(mark, body)
+        top_level = counts_top_level(str(question))
+        found = lines_starting_with(mark, body, top_level)
         paths = outline is not None and bool(outline.at)
         hits = Hits(
             Hit(lines[i], i + 1, heading_path(outline, lines, i) if paths else "") for i in found
@@ -230,7 +234,7 @@ class TextApi:
         self.worker.searches.append({"pattern": mark, "hits": len(hits), "over": over})
         print(
             f"(count_lines: a helper said the counted lines start with {mark!r}; "
-            f"{len(hits)} lines start with it)"
+            f"{len(hits)} lines start with it{TOP_LEVEL_NOTE if top_level else ''})"
         )
         return hits
 

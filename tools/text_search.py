@@ -333,6 +333,13 @@ class Outline:
 _KIND = re.compile(r"\W*\w+")
 
 
+def heading_kind(heading: str) -> str:
+    """How a heading begins, any digits alike: "apt (2.5.6) ..." -> "apt", "4.4 Errors" -> "#"."""
+    text = heading.strip()
+    m = _KIND.match(text)
+    return re.sub(r"\d+", "#", (m.group() if m else text[:3]).lower())
+
+
 def heading_kinds(lines: list[str], outline: Outline) -> list[list[int]]:
     """The outline's headings grouped by how they begin (marks and first word, any digits
     alike), outermost first (by the smallest depth in the group), then largest, each as 0-based
@@ -342,9 +349,7 @@ def heading_kinds(lines: list[str], outline: Outline) -> list[list[int]]:
     groups: dict[str, list[int]] = {}
     depth: dict[str, int] = {}
     for i, level in zip(outline.at, outline.level, strict=True):
-        text = lines[i].strip()
-        m = _KIND.match(text)
-        key = re.sub(r"\d+", "#", (m.group() if m else text[:3]).lower())
+        key = heading_kind(lines[i])
         groups.setdefault(key, []).append(i)
         depth[key] = min(level, depth.get(key, level))
     order = sorted(groups, key=lambda k: (depth[k], -len(groups[k]), groups[k][0]))
