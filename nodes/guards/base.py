@@ -172,8 +172,10 @@ def clipped(text: str, limit: int = 300) -> str:
 REPLY_SECONDS = 30.0
 
 
-def reading_seconds(ev: Evidence, chars: int, calls: int = 1) -> float:
+def reading_seconds(
+    ev: Evidence, chars: int, calls: int = 1, reply_seconds: float = REPLY_SECONDS
+) -> float:
     """About how long `calls` helpers take to read `chars` characters in all and reply, at the
     model's measured reading speed (about 4 characters a token)."""
     speed = ev.reading_speed
-    return ((chars / 4) / speed if speed else 0.0) + REPLY_SECONDS * calls
+    return ((chars / 4) / speed if speed else 0.0) + reply_seconds * calls

@@ -183,6 +183,8 @@ def count_in_parts(ev: Evidence) -> Finding | None:
 # A part one helper reads whole to count in (about 1,000 tokens); longer parts are not handed
 # to a helper to count, which would count only their start.
 PART_CHARS = 4000
+# A reply of one number: the embedded 1.5B took 32 s for two 3,000-character entries in all.
+NUMBER_REPLY_SECONDS = 10.0
 COUNT_ASK = "Count in this text only: reply with one number, or NONE if the text does not say."
 COUNT_EACH = """The count code run above found no line that starts with {mark!r}: what the \
 question counts is not one line each. One helper can count in each part, reading it whole, \
@@ -217,9 +219,8 @@ def count_each_part(ev: Evidence, mark: str, parts: list[int]) -> Finding | None
         or any(sizes.get(n, PART_CHARS + 1) > PART_CHARS for n in parts)
     ):
         return None
-    if ev.sub_calls_left < len(parts) or ev.seconds_left < reading_seconds(
-        ev, sum(sizes[n] for n in parts), len(parts)
-    ):
+    need = reading_seconds(ev, sum(sizes[n] for n in parts), len(parts), NUMBER_REPLY_SECONDS)
+    if ev.sub_calls_left < len(parts) or ev.seconds_left < need:
         return None
     message = COUNT_EACH.format(mark=mark, question=ev.question, ask=COUNT_ASK, parts=parts)
     return Finding(
