@@ -101,8 +101,7 @@ def step_to_run(advice: list[tuple[str, guards.Finding]], ran: list[str]) -> str
     again instead; running it costs no model call either way and shows what the advice means.
     Code that asks helpers per chunk or per line is never run for the model: that spends the
     run's budget. One helper call is (`count_lines` naming a mark, `sub_lm` reading one
-    section), and so is one per named part, at most eight short ones (counting in each): the
-    advice that offers it checks the budget."""
+    section): the advice that offers it checks the budget."""
     runnable = (found.run for _, found in advice)
     per_item = ("_batched", "judge_lines")
     fit = (c for c in runnable if c and not any(h in c for h in per_item))
@@ -227,7 +226,6 @@ def guard_evidence(
         search_lines=lambda pattern: search_lines(state, store, pattern),
         heading_kinds=lambda: context_heading_kinds(state, store),
         headings_at=functools.cache(lambda: context_headings(state, store)),
-        section_sizes=functools.cache(lambda: context_section_sizes(state, store)),
         field_labels=functools.cache(lambda: context_field_labels(state, store)),
     )
 
@@ -265,15 +263,6 @@ def context_headings(state: RLMState, store: Any) -> dict[int, str]:
     """The heading lines of `context` by line number (from 1), as the worker's outline sees them."""
     lines = context_text(state, store).splitlines()
     return {i + 1: lines[i] for i in Outline(lines).at}
-
-
-def context_section_sizes(state: RLMState, store: Any) -> dict[int, int]:
-    """The characters of each heading's section (up to the next heading of its rank) by the
-    heading's line number (from 1), as `section(n)` would print it less the headings above."""
-    lines = context_text(state, store).splitlines()
-    outline = Outline(lines)
-    ends = {i: outline.end_of_section(i, len(lines)) for i in outline.at}
-    return {i + 1: sum(len(x) + 1 for x in lines[i:end]) for i, end in ends.items()}
 
 
 def context_field_labels(state: RLMState, store: Any) -> list[str]:

@@ -180,36 +180,8 @@ def test_a_helpers_reply_is_read_as_a_mark_only_when_it_is_one():
 def parameters_question_run(make_settings, doc: str, helper: RuleModel):
     question = "How many parameters do tool_read and tool_write take together?"
     search = py("hits = grep('tool_read tool_write')\nprint(len(hits), hits)")
-    root = script(*[search] * 6, py("FINAL('5')"))
+    root = script(search, search, search, py("FINAL('5')"))
     return run(question, doc, settings=make_settings(model=root, sub_model=helper))
-
-
-def test_a_count_that_found_nothing_in_short_parts_is_counted_by_one_helper_per_part(
-    make_settings,
-):
-    # The libtasn1 shape: parameters are not lines that start with one mark; a helper's guess
-    # counts nothing. Each entry is short: one helper counts in each, code adds.
-    from tests.test_guards import MANUAL
-
-    doc = MANUAL + "[Function]int tool_write (node root, const char * name, int len)\n"
-    helper = RuleModel(
-        rules=[
-            ("starts with the same word or mark", "`param`"),
-            (r"tool_read \(.*Count in this text only", "It takes 2 parameters."),
-            (r"tool_write \(.*Count in this text only", "3"),
-        ]
-    )
-    result = parameters_question_run(make_settings, doc, helper)
-    by_loop = [t for t in result.trajectory if t.get("by") == "loop"]
-    assert "count_lines(" in by_loop[0]["code"][0]
-    assert "0 lines start with it" in by_loop[0]["observation"]
-    assert "numbers per part: [2, 3] of 2 parts; total: 5" in by_loop[1]["observation"]
-    counted = [c for c in helper.calls if "Count in this text only" in c]
-    assert len(counted) == 2 and not any(
-        "tool_read (" in c and "tool_write (" in c for c in counted
-    )
-    assert any("FINAL('5')" in t["observation"] for t in result.trajectory if not t.get("by"))
-    assert result.answer == "5"
 
 
 def test_a_count_that_found_nothing_in_a_long_part_leads_to_reading_it(make_settings):
@@ -227,7 +199,6 @@ def test_a_count_that_found_nothing_in_a_long_part_leads_to_reading_it(make_sett
     assert "0 lines start with it" in by_loop[0]["observation"]
     assert by_loop[1]["code"][0].startswith("print(section(")
     assert "[Function]int tool_" in by_loop[1]["observation"]
-    assert not any("numbers per part" in str(t) for t in result.trajectory)
 
 
 RELEASES = "".join(

@@ -52,8 +52,6 @@ class Evidence:
     heading_kinds: Callable[[], list[tuple[int, str]]] = lambda: []
     # The heading lines of `context` by line number (from 1).
     headings_at: Callable[[], dict[int, str]] = lambda: {}
-    # The characters of each heading's section, by the heading's line number.
-    section_sizes: Callable[[], dict[int, int]] = lambda: {}
     # The labels that open a field in most lines of `context` ("lives in", "user="), when its
     # lines are records (tools/record_fields.py).
     field_labels: Callable[[], list[str]] = lambda: []
@@ -64,8 +62,7 @@ class Finding:
     """What a guard tells the model; `why` is the doubt in the run's own terms (for the record).
     `run`: code in the message that only reads the text (grep, headings, section, around, and
     count_lines, whose one short helper call names a mark) or asks one helper about one
-    section (or each of a few short sections), which the loop may run for a model that
-    repeats."""
+    section, which the loop may run for a model that repeats."""
 
     message: str
     why: str
@@ -172,10 +169,8 @@ def clipped(text: str, limit: int = 300) -> str:
 REPLY_SECONDS = 30.0
 
 
-def reading_seconds(
-    ev: Evidence, chars: int, calls: int = 1, reply_seconds: float = REPLY_SECONDS
-) -> float:
-    """About how long `calls` helpers take to read `chars` characters in all and reply, at the
-    model's measured reading speed (about 4 characters a token)."""
+def reading_seconds(ev: Evidence, chars: int) -> float:
+    """About how long a helper takes to read `chars` characters and reply, at the model's
+    measured reading speed (about 4 characters a token)."""
     speed = ev.reading_speed
-    return ((chars / 4) / speed if speed else 0.0) + reply_seconds * calls
+    return ((chars / 4) / speed if speed else 0.0) + REPLY_SECONDS

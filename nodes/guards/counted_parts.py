@@ -21,7 +21,6 @@ from rlm_research.nodes.guards.base import (
     Finding,
     cell_stdout,
     offered_code,
-    reading_seconds,
 )
 from rlm_research.nodes.guards.counts import COUNT_QUESTION
 from rlm_research.tools.text_search import grep_pattern, heading_kind
@@ -151,9 +150,6 @@ def read_counted_part(ev: Evidence, mark: str) -> Finding | None:
         if "count_lines(" not in code
         for n in SECTION_READ.findall(code)
     }
-    each = count_each_part(ev, mark, list(dict.fromkeys(counted)))
-    if each is not None:
-        return each
     unread = [n for n in counted if n not in read]
     if not unread:
         return None
@@ -178,51 +174,3 @@ def count_in_parts(ev: Evidence) -> Finding | None:
     message = COUNT_IN_PARTS.format(where=where, part=part, question=asked)
     why = f"a count question naming parts whose headings it found: {where}"
     return Finding(message, why, run=offered_code(message))
-
-
-# A part one helper reads whole to count in (about 1,000 tokens); longer parts are not handed
-# to a helper to count, which would count only their start.
-PART_CHARS = 4000
-# A reply of one number: the embedded 1.5B took 32 s for two 3,000-character entries in all.
-NUMBER_REPLY_SECONDS = 10.0
-COUNT_ASK = "Count in this text only: reply with one number, or NONE if the text does not say."
-COUNT_EACH = """The count code run above found no line that starts with {mark!r}: what the \
-question counts is not one line each. One helper can count in each part, reading it whole, \
-and code adds their numbers:
-```python
-import re
-ask = "\\n\\nQuestion: " + {question!r} + "\\n" + {ask!r}
-replies = [sub_lm("Text:\\n" + section(n) + ask) for n in {parts!r}]
-numbers = [int(n) for r in replies for n in re.findall(r"\\d+", r)[:1]]
-print("numbers per part:", numbers, "of", len(replies), "parts; total:", sum(numbers))
-```"""
-EACH_COUNTED = """The helpers counted {numbers} in the {n} parts, {total} in all (code added \
-them). If that is what the question counts, write FINAL({total!r}) now."""
-_EACH_TOTAL = re.compile(r"numbers per part: \[([\d, ]*)\] of (\d+) parts; total: (\d+)")
-
-
-def count_each_part(ev: Evidence, mark: str, parts: list[int]) -> Finding | None:
-    """After counting line starts found nothing in short parts (a function's parameters, the
-    bug numbers an entry closes): one helper per part counts in it and code adds; once that
-    ran, its total, offered when every part's helper gave a number."""
-    ran = _EACH_TOTAL.findall(ev.earlier_output() + "\n" + cell_stdout(ev.result))
-    if ran:
-        numbers, n, total = ran[-1]
-        if len([x for x in numbers.split(",") if x.strip()]) != int(n):
-            return None
-        message = EACH_COUNTED.format(numbers=f"[{numbers}]", n=n, total=total)
-        return Finding(message, f"the helpers per part counted {total} in all")
-    sizes = ev.section_sizes()
-    if (
-        not parts
-        or len(parts) > MAX_PARTS
-        or any(sizes.get(n, PART_CHARS + 1) > PART_CHARS for n in parts)
-    ):
-        return None
-    need = reading_seconds(ev, sum(sizes[n] for n in parts), len(parts), NUMBER_REPLY_SECONDS)
-    if ev.sub_calls_left < len(parts) or ev.seconds_left < need:
-        return None
-    message = COUNT_EACH.format(mark=mark, question=ev.question, ask=COUNT_ASK, parts=parts)
-    return Finding(
-        message, "the count code found no line in short parts", run=offered_code(message)
-    )
