@@ -6,13 +6,14 @@ stay right (a different version is refused, not silently rescored).
 Documents (`DOCUMENTS`; their questions in real_questions.py and real_code_questions.py):
 apt's Debian changelog, coreutils' NEWS, the libtasn1 manual (a PDF), the PyYAML package's
 source tree, and, added in session 19 after the loop's changes of that session were made,
-GnuPG's NEWS and the attrs package's source tree. Their held-out questions were first run once,
-on a frozen loop, so they are the set's untouched part.
+GnuPG's NEWS and the attrs package's source tree; in session 25, the same way, GNU grep's NEWS
+and the h11 package's source tree. Their held-out questions were first run once, on a frozen
+loop, so they are the set's untouched part.
 
 Families: `lookup` (one fact), `count` (how many of something), `sum` (a total over several
 sections), `section` (which section holds a line), `twohop` (find a thing, then a fact about
-what it points to). The split (`split_of`) holds out half of the questions: documents 0, 2 and 4
-for odd families, 1, 3 and 5 for even ones, so every family and every document has both halves.
+what it points to). The split (`split_of`) holds out half of the questions: even documents' odd
+families and odd documents' even ones, so every family and every document has both halves.
 """
 
 from __future__ import annotations
@@ -26,9 +27,11 @@ from functools import cache
 
 from rlm_research.bench.real_code_questions import (
     attrs_questions,
+    h11_questions,
     libtasn1_questions,
     pyyaml_questions,
     read_attrs,
+    read_h11,
     read_libtasn1,
     read_pyyaml,
 )
@@ -38,9 +41,11 @@ from rlm_research.bench.real_questions import (
     apt_questions,
     coreutils_questions,
     gnupg_questions,
+    grep_questions,
     read_apt,
     read_coreutils,
     read_gnupg,
+    read_grep,
 )
 from rlm_research.bench.tasks import Task, count_score, exact_match
 from rlm_research.tools.calendar_dates import dates_in
@@ -127,6 +132,22 @@ DOCUMENTS = (
         "865afdb82ebdaf852c43cf35af4295b666ee8f6af4c264fdb702be2791b00f41",
         read_attrs,
         attrs_questions,
+    ),
+    Document(
+        "grep-news",
+        "deb:grep",
+        "3.8-5",
+        "76bf3b647f4793c3a964773239724dda2e9368a63881e6c19170661d8d281d10",
+        read_grep,
+        grep_questions,
+    ),
+    Document(
+        "h11-source",
+        "pypi:h11",
+        "0.16.0",
+        "ff41fb8b3007731350e817330f255331915f17f658eb64c6f7f6fd53599814fe",
+        read_h11,
+        h11_questions,
     ),
 )
 
