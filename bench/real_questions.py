@@ -118,34 +118,41 @@ def release_line(text: str, notes: str) -> str:
     raise ValueError(notes[:80])
 
 
-def coreutils_questions(text: str) -> list[Question]:
+def gnu_news_questions(
+    text: str, package: str, lookup: str, summed: tuple[str, str], section: str, twohop: str
+) -> list[Question]:
+    """The five questions over a GNU NEWS file, about the named releases."""
     releases = news_releases(text)
     by_version = {v: (d, body) for v, d, body in releases}
     bugs = {v: body.count("[bug introduced") for v, _, body in releases}
-
-    def unique_sentence(version: str) -> str:
-        return release_line(text, by_version[version][1])
-
+    one, two = summed
     return [
-        Question("lookup", "On what date was coreutils release 8.30 made?", by_version["8.30"][0]),
+        Question(
+            "lookup", f"On what date was {package} release {lookup} made?", by_version[lookup][0]
+        ),
         Question("count", "How many releases does this NEWS file describe?", len(releases)),
         Question(
             "sum",
-            "How many '[bug introduced ...]' notes do releases 9.0 and 9.1 have together?",
-            bugs["9.0"] + bugs["9.1"],
+            f"How many '[bug introduced ...]' notes do releases {one} and {two} have together?",
+            bugs[one] + bugs[two],
         ),
         Question(
             "section",
-            f"Which coreutils release's notes contain the text '{unique_sentence('8.29')}'?",
-            "8.29",
+            f"Which {package} release's notes contain the text "
+            f"'{release_line(text, by_version[section][1])}'?",
+            section,
         ),
         Question(
             "twohop",
-            f"On what date was the coreutils release made whose notes contain the text "
-            f"'{unique_sentence('8.26')}'?",
-            by_version["8.26"][0],
+            f"On what date was the {package} release made whose notes contain the text "
+            f"'{release_line(text, by_version[twohop][1])}'?",
+            by_version[twohop][0],
         ),
     ]
+
+
+def coreutils_questions(text: str) -> list[Question]:
+    return gnu_news_questions(text, "coreutils", "8.30", ("9.0", "9.1"), "8.29", "8.26")
 
 
 # ---------------------------------------------------------------------------------------------
@@ -227,27 +234,4 @@ def read_grep() -> str:
 
 
 def grep_questions(text: str) -> list[Question]:
-    releases = news_releases(text)
-    by_version = {v: (d, body) for v, d, body in releases}
-    bugs = {v: body.count("[bug introduced") for v, _, body in releases}
-    return [
-        Question("lookup", "On what date was grep release 3.4 made?", by_version["3.4"][0]),
-        Question("count", "How many releases does this NEWS file describe?", len(releases)),
-        Question(
-            "sum",
-            "How many '[bug introduced ...]' notes do releases 2.27 and 2.25 have together?",
-            bugs["2.27"] + bugs["2.25"],
-        ),
-        Question(
-            "section",
-            "Which grep release's notes contain the text "
-            f"'{release_line(text, by_version['3.6'][1])}'?",
-            "3.6",
-        ),
-        Question(
-            "twohop",
-            "On what date was the grep release made whose notes contain the text "
-            f"'{release_line(text, by_version['3.1'][1])}'?",
-            by_version["3.1"][0],
-        ),
-    ]
+    return gnu_news_questions(text, "grep", "3.4", ("2.27", "2.25"), "3.6", "3.1")
