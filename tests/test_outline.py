@@ -130,3 +130,18 @@ def test_headings_that_match_nothing_print_the_nearest_headings(make_settings):
     assert "tool (1.3.0)" in near and "\n0\n" in out and "IndexError" in out
     _, out = first_message_and_output(changelog(12), "print(len(headings('1.3.0')))", make_settings)
     assert "Output:\n1\n" in out
+
+
+def test_a_file_that_opens_with_a_comment_banner_is_still_its_own_section(make_settings):
+    # h11/_state.py opens with a "####" banner: read as the underline of its `=== ... ===`
+    # header, it made the file a 3-line subsection of the file before.
+    banner = "#" * 60
+    files = {
+        "pkg/a.py": "def f():\n    pass\n",
+        "pkg/b.py": f"{banner}\n# The states\n{banner}\n\n"
+        + "class One:\n    pass\n\n\nclass Two:\n    pass\n",
+    }
+    code = "s = section(grep('pkg/b.py')[0])\nprint(s.count('class '), grep('class Two'))"
+    _, out = first_message_and_output(files, code, make_settings)
+    assert "2 [" in out and "(in " in out and "'=== pkg/b.py ==='" in out
+    assert "pkg/a.py" not in out.split("2 [", 1)[1]

@@ -245,8 +245,9 @@ def _found_instead(
 # "# x" and org "* x" at column 0 by their marks; numbered "3.2 Install" by its parts; a
 # texinfo definition ("[Function]int f (...)", a GNU manual's PDF) 3; ALL CAPS lines 3.
 _VERSION = re.compile(r"(?i)(version\s+|v)?\[?\d+\.\d+(\.\d+)*[\w.+-]*\]?(\s*[-(:].{0,60})?$")
+_SOURCE_HEADER = re.compile(r"=== .+ ===$")
 _LEVELED = (
-    (re.compile(r"=== .+ ===$"), lambda m: 0),
+    (_SOURCE_HEADER, lambda m: 0),
     (re.compile(r"\S+ \([^)\s]+\) [^;]+; urgency=\S+"), lambda m: 1),
     (re.compile(r"(?i)(chapter|part|appendix)\s+[\dA-Z]+\b"), lambda m: 1),
     (re.compile(r"(#{1,6})\s+\S"), lambda m: len(m.group(1))),
@@ -267,6 +268,8 @@ def heading_level(line: str, next_line: str = "") -> int | None:
     text = line.strip()
     if not text or len(text) > 100 or _UNDERLINE.match(text):
         return None
+    if _SOURCE_HEADER.match(text):  # whatever its file's first line is (a "####" banner)
+        return 0
     under = _UNDERLINE.match(next_line)
     if under:
         return {"=": 1, "-": 2}.get(under.group(1), 3)
