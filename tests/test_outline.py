@@ -145,18 +145,3 @@ def test_a_file_that_opens_with_a_comment_banner_is_still_its_own_section(make_s
     _, out = first_message_and_output(files, code, make_settings)
     assert "2 [" in out and "(in " in out and "'=== pkg/b.py ==='" in out
     assert "pkg/a.py" not in out.split("2 [", 1)[1]
-
-
-def test_comments_in_a_python_file_are_not_its_headings_but_a_readme_s_are(make_settings):
-    files = {
-        "pkg/a.py": "# The main Reader class\nclass Reader:\n    pass\n\n\n"
-        "# Helpers\ndef helper():\n    return Reader()\n",
-        "pkg/README.md": "# Usage\nCall helper().\n\n# Install\npip install pkg\n",
-    }
-    code = "print(headings())\nprint(section(grep('return Reader')[0]))"
-    _, out = first_message_and_output(files, code, make_settings)
-    assert "'# Usage'" in out and "'# Install'" in out
-    assert "'# Helpers'" not in out and "'# The main Reader class'" not in out
-    read = out.split("]\n", 1)[1]  # the section: the whole file, not from "# Helpers" on
-    assert read.startswith("=== pkg/a.py ===\n# The main Reader class\nclass Reader:")
-    assert "pip install" not in read

@@ -245,13 +245,7 @@ def _found_instead(
 # "# x" and org "* x" at column 0 by their marks; numbered "3.2 Install" by its parts; a
 # texinfo definition ("[Function]int f (...)", a GNU manual's PDF) 3; ALL CAPS lines 3.
 _VERSION = re.compile(r"(?i)(version\s+|v)?\[?\d+\.\d+(\.\d+)*[\w.+-]*\]?(\s*[-(:].{0,60})?$")
-_SOURCE_HEADER = re.compile(r"=== (.+) ===$")
-# Sources (by name) whose lines that open with "#" are comments, not markdown headings: a
-# Python file's "# The main Connection class" is not a section of it.
-_HASH_COMMENTS = re.compile(
-    r"\.(py|pyi|pyx|sh|bash|zsh|rb|pl|r|ya?ml|toml|cfg|conf|ini|cmake|mk)$|(^|/)(Makefile|Dockerfile)$",
-    re.I,
-)
+_SOURCE_HEADER = re.compile(r"=== .+ ===$")
 _LEVELED = (
     (_SOURCE_HEADER, lambda m: 0),
     (re.compile(r"\S+ \([^)\s]+\) [^;]+; urgency=\S+"), lambda m: 1),
@@ -294,13 +288,8 @@ class Outline:
 
     def __init__(self, lines: list[str]) -> None:
         found: list[tuple[int, int]] = []
-        in_code = False  # inside a joined source whose "#" lines are comments
         for i, line in enumerate(lines):
             lv = heading_level(line, lines[i + 1] if i + 1 < len(lines) else "")
-            if lv == 0 and (header := _SOURCE_HEADER.match(line.strip())):
-                in_code = bool(_HASH_COMMENTS.search(header.group(1)))
-            elif lv is not None and in_code and line.lstrip().startswith("#"):
-                continue
             if lv is not None:
                 found.append((i, lv))
         # A heading's text without its trailing number, for those that end in one.
