@@ -177,23 +177,17 @@ def test_a_helpers_reply_is_read_as_a_mark_only_when_it_is_one():
     assert lines_starting_with("*", lines) == [3]
 
 
-def parameters_question_run(make_settings, doc: str, helper: RuleModel):
-    question = "How many parameters do tool_read and tool_write take together?"
-    search = py("hits = grep('tool_read tool_write')\nprint(len(hits), hits)")
-    root = script(search, search, search, py("FINAL('5')"))
-    return run(question, doc, settings=make_settings(model=root, sub_model=helper))
-
-
-def test_a_count_that_found_nothing_in_a_long_part_leads_to_reading_it(make_settings):
-    # A part longer than one helper reads whole is not handed to helpers to count: the model,
-    # repeating the count, is shown the first entry to read.
+def test_a_count_that_found_nothing_leads_to_reading_the_first_part(make_settings):
+    # The libtasn1 shape: parameters are not lines that start with one mark; a helper's guess
+    # counts nothing, and the model, repeating the count, is shown the first entry to read.
     from tests.test_guards import MANUAL
 
-    long_entry = "".join(
-        f"Note {i}: the value is kept as given by the caller.\n" for i in range(90)
-    )
-    doc = MANUAL + "[Function]int tool_write (node root, const char * name, int len)\n" + long_entry
-    result = parameters_question_run(make_settings, doc, mark_helper("param"))
+    doc = MANUAL + "[Function]int tool_write (node root, const char * name, int len)\n"
+    question = "How many parameters do tool_read and tool_write take together?"
+    search = py("hits = grep('tool_read tool_write')\nprint(len(hits), hits)")
+    helper = mark_helper("param")
+    root = script(search, search, search, py("FINAL('5')"))
+    result = run(question, doc, settings=make_settings(model=root, sub_model=helper))
     by_loop = [t for t in result.trajectory if t.get("by") == "loop"]
     assert "count_lines(" in by_loop[0]["code"][0]
     assert "0 lines start with it" in by_loop[0]["observation"]

@@ -245,9 +245,8 @@ def _found_instead(
 # "# x" and org "* x" at column 0 by their marks; numbered "3.2 Install" by its parts; a
 # texinfo definition ("[Function]int f (...)", a GNU manual's PDF) 3; ALL CAPS lines 3.
 _VERSION = re.compile(r"(?i)(version\s+|v)?\[?\d+\.\d+(\.\d+)*[\w.+-]*\]?(\s*[-(:].{0,60})?$")
-_SOURCE_HEADER = re.compile(r"=== .+ ===$")
+_SOURCE_HEADER = re.compile(r"=== .+ ===$")  # 0, checked first (heading_level)
 _LEVELED = (
-    (_SOURCE_HEADER, lambda m: 0),
     (re.compile(r"\S+ \([^)\s]+\) [^;]+; urgency=\S+"), lambda m: 1),
     (re.compile(r"(?i)(chapter|part|appendix)\s+[\dA-Z]+\b"), lambda m: 1),
     (re.compile(r"(#{1,6})\s+\S"), lambda m: len(m.group(1))),

@@ -163,14 +163,3 @@ def only_number(final: str) -> str | None:
 def clipped(text: str, limit: int = 300) -> str:
     """`text` cut to `limit` characters, "..." marking the cut: a quoted line or question."""
     return text if len(text) <= limit else text[: limit - 3] + "..."
-
-
-# Seconds a helper's reply and its call's overhead take beyond reading its text.
-REPLY_SECONDS = 30.0
-
-
-def reading_seconds(ev: Evidence, chars: int) -> float:
-    """About how long a helper takes to read `chars` characters and reply, at the model's
-    measured reading speed (about 4 characters a token)."""
-    speed = ev.reading_speed
-    return ((chars / 4) / speed if speed else 0.0) + REPLY_SECONDS

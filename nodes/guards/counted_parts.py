@@ -94,18 +94,21 @@ def parts_in_range(
     end (a changelog's entries, not the subsections between them); else []."""
     for m in _RANGE.finditer(question):
         ends = [t.strip("()[]{},.;:!?'\"") for t in m.groups() if t]
-        lines = []
-        for end in ends:
-            rx = grep_pattern(re.escape(end))
-            lines.append(next((n for n, text in found if end and rx.search(text)), None))
-        if None in lines or lines[0] == lines[1]:
+        at = [n for end in ends if end for n in ending_at(end, found)]
+        if len(at) != 2 or at[0] == at[1]:
             continue
-        lo, hi = sorted(lines)  # type: ignore[type-var]
+        lo, hi = sorted(at)
         kind = heading_kind(headings[lo])
         return [
             (n, h) for n, h in sorted(headings.items()) if lo <= n <= hi and heading_kind(h) == kind
         ]
     return []
+
+
+def ending_at(end: str, found: list[tuple[int, str]]) -> list[int]:
+    """The line of the first found heading that holds `end`, as a list of zero or one."""
+    rx = grep_pattern(re.escape(end))
+    return [n for n, text in found if rx.search(text)][:1]
 
 
 def within_parts(question: str, headings: list[str]) -> str:

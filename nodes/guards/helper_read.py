@@ -21,7 +21,6 @@ from rlm_research.nodes.guards.base import (
     call_constants,
     cell_stdout,
     offered_code,
-    reading_seconds,
 )
 from rlm_research.nodes.guards.counts import COUNT_QUESTION
 from rlm_research.tools.tool_notes import has_tool_note
@@ -35,6 +34,8 @@ HELPER_READ = """A helper can read that section alone and answer from it:
 passage = section({where!r})[:{limit}]
 print(sub_lm("Text:\\n" + passage + "\\n\\nQuestion: " + {question!r} + "\\n" + {ask!r}))
 ```"""
+# Seconds a helper's reply and its call's overhead take beyond reading the passage.
+REPLY_SECONDS = 30.0
 
 
 def section_read(code: list[str]) -> int | str | None:
@@ -48,7 +49,9 @@ def can_pay(ev: Evidence) -> bool:
     """A sub-call is left, and time to read the passage at the model's measured speed."""
     if ev.sub_calls_left < 1:
         return False
-    return ev.seconds_left >= reading_seconds(ev, PASSAGE_CHARS)
+    speed = ev.reading_speed
+    need = (PASSAGE_CHARS / 4) / speed + REPLY_SECONDS if speed else REPLY_SECONDS
+    return ev.seconds_left >= need
 
 
 def read_by_helper(ev: Evidence) -> Finding | None:
