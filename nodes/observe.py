@@ -57,10 +57,10 @@ def observe(
         spoke += advice
         step = step_to_run(advice, book.get("ran") or [])
         text += "\n\n" + stuck_notice(what, advice, step)
-    stop = last_chance(state, stop, update)
-    if stop == "ask":  # before it ends stuck, the loop asks for the best answer in words
-        text += "\n\n" + prompts.ANSWER_REQUEST.format(question=question)
-        stop = None
+    stop = last_chance(state, stop, update, book)
+    if stop == "ask":  # before it ends stuck: the helpers' last read, or the answer in words
+        notice, sweep, last = before_stuck_end(state, evidence, on, book, update)
+        text, step, stop, spoke = text + "\n\n" + notice, sweep or step, None, spoke + last
 
     book["fired"] = (book.get("fired") or []) + [name for name, _ in spoke]
     book["searches"] = evidence.searches
@@ -152,14 +152,36 @@ def output_head(shown: str) -> str:
     return (head[:cut] if cut > REPEAT_HEAD_CHARS // 2 else head).rstrip(" ,")
 
 
-def last_chance(state: RLMState, stop: str | None, update: dict[str, Any]) -> str | None:
-    """`ask` where the run would end stuck for the first time at this level: one more turn, in
-    which a reply in plain words is the answer when the cells printed it
-    (nodes/plain_answer.py); `stuck` after that turn if it gave no answer."""
+def before_stuck_end(
+    state: RLMState,
+    evidence: guards.Evidence,
+    on: tuple[str, ...],
+    book: dict[str, Any],
+    update: dict[str, Any],
+) -> tuple[str, str | None, list[tuple[str, guards.Finding]]]:
+    """(notice, code the loop runs, findings) where the level would end stuck: the helper_sweep
+    guard's read of the best-matching parts when it offers one (the request for the answer
+    comes after its output), else the request for the best answer in words."""
+    last = guards.review(evidence, on, "last")
+    if last and last[0][1].run:
+        book["sweep_at"] = state["turn"] + 1
+        update.pop("answer_asked_at", None)
+        return prompts.STUCK_SWEEP.format(advice=last[0][1].message), last[0][1].run, last
+    return prompts.ANSWER_REQUEST.format(question=evidence.question), None, []
+
+
+def last_chance(
+    state: RLMState, stop: str | None, update: dict[str, Any], book: dict[str, Any]
+) -> str | None:
+    """`ask` where the run would end stuck for the first time at this level (or right after the
+    helpers' sweep the `helper_sweep` guard runs there): one more turn, in which a reply in plain
+    words is the answer when the cells printed it (nodes/plain_answer.py); `stuck` after that
+    turn if it gave no answer."""
     asked = state.get("answer_asked_at")
     if asked is not None and asked == state["turn"] - 1 and stop is None:
         return "stuck"
-    if stop == "stuck" and asked is None:
+    swept = book.get("sweep_at") == state["turn"] and stop is None
+    if swept or (stop == "stuck" and asked is None):
         update["answer_asked_at"] = state["turn"]
         return "ask"
     return stop
@@ -227,6 +249,7 @@ def guard_evidence(
         heading_kinds=lambda: context_heading_kinds(state, store),
         headings_at=functools.cache(lambda: context_headings(state, store)),
         field_labels=functools.cache(lambda: context_field_labels(state, store)),
+        text_lines=functools.cache(lambda: context_text(state, store).splitlines()),
     )
 
 

@@ -8,7 +8,7 @@ import pytest
 from rlm_research.graph import run
 from rlm_research.nodes.plain_answer import held_by, plain_answer, printed_output
 
-from tests.support.scripted_models import py, script
+from tests.support.scripted_models import RuleModel, py, script
 from tests.test_repl_helpers import NEWS
 
 QUESTION = "Which release's notes contain the text 'tool now reads files larger than 4 GiB.'?"
@@ -26,11 +26,16 @@ def test_a_plain_answer_instead_of_the_stuck_end(make_settings, guards):
     # and again; asked for its best answer, it says it in words instead of writing FINAL.
     # With the guards on, the loop runs the section read the notice offers in its place (a
     # turn with no model call), and the model's next repeat starts the count again.
+    # With them on, helpers also read the part of the text most like the question before the
+    # ask (tests/test_helper_sweep.py); here each says NONE.
     again = (SEARCH,) if guards == "default" else ()
     root = script(*STUCK, *again, "It is release 2.0.")
-    result = run(QUESTION, NEWS, settings=make_settings(model=root, guards=guards))
+    helper = RuleModel(default="NONE")
+    settings = make_settings(model=root, sub_model=helper, guards=guards)
+    result = run(QUESTION, NEWS, settings=settings)
     assert result.status == "answered" and result.answer == "It is release 2.0."
-    assert calls(result) == 5 + len(again)
+    assert calls(result) == 5 + len(again) + len(helper.calls)
+    assert len(helper.calls) == (1 if guards == "default" else 0)
     assert "best final answer" in result.trajectory[-2]["observation"]
 
 

@@ -19,6 +19,7 @@ from rlm_research.nodes.guards.early import (
     PLACEHOLDER_GUARD,
 )
 from rlm_research.nodes.guards.helper_read import HELPER_REPLY_GUARD
+from rlm_research.nodes.guards.helper_sweep import SWEEP_GUARD
 from rlm_research.nodes.guards.names import UNSEARCHED_GUARD
 from rlm_research.nodes.guards.shared_fields import GROUPS_GUARD
 from rlm_research.nodes.guards.stuck import STUCK_GUARD
@@ -37,6 +38,7 @@ GUARDS: tuple[Guard, ...] = (
     STUCK_GUARD,
     HELPER_REPLY_GUARD,
     GROUPS_GUARD,
+    SWEEP_GUARD,
 )
 BY_NAME = {g.name: g for g in GUARDS}
 PRESETS: dict[str, tuple[str, ...]] = {
@@ -73,7 +75,7 @@ def review(ev: Evidence, names: tuple[str, ...], moment: Moment) -> list[tuple[s
     spoken its `limit` times at this level stays silent."""
     out = []
     for guard in GUARDS:
-        looks = guard.moment == moment or (guard.moment == "any" and moment != "stuck")
+        looks = guard.moment == moment or (guard.moment == "any" and moment in ("answer", "note"))
         if guard.name not in names or not looks:
             continue
         if ev.fired.count(guard.name) >= guard.limit:
@@ -81,6 +83,6 @@ def review(ev: Evidence, names: tuple[str, ...], moment: Moment) -> list[tuple[s
         found = guard.check(ev)
         if found is not None:
             out.append((guard.name, found))
-            if moment in ("answer", "stuck"):
+            if moment in ("answer", "stuck", "last"):
                 break
     return out

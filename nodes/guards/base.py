@@ -19,8 +19,9 @@ from typing import Any, Literal
 from rlm_research.tools.repl_worker import ALIASES
 
 # When a guard looks: at an answer (it may send it back), after a cell with no answer (it may
-# add a note), or when the loop saw the model repeat itself (it may add advice to the notice).
-Moment = Literal["answer", "note", "stuck", "any"]
+# add a note), when the loop saw the model repeat itself (it may add advice to the notice), or
+# when the level would end stuck (`last`: it may offer code the loop runs before the end).
+Moment = Literal["answer", "note", "stuck", "last", "any"]
 
 
 @dataclass
@@ -55,6 +56,8 @@ class Evidence:
     # The labels that open a field in most lines of `context` ("lives in", "user="), when its
     # lines are records (tools/record_fields.py).
     field_labels: Callable[[], list[str]] = lambda: []
+    # The lines of `context` as the worker sees it (the level's sources joined with headers).
+    text_lines: Callable[[], list[str]] = lambda: []
 
 
 @dataclass(frozen=True)
