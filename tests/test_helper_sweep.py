@@ -11,9 +11,10 @@ from rlm_research.graph import run
 from rlm_research.nodes.guards.helper_sweep import (
     CODE,
     affordable,
-    pieces,
-    ranked,
+    heading_path,
+    reading_spans,
 )
+from rlm_research.tools.text_search import Outline
 
 from tests.support.scripted_models import RuleModel, py, script
 from tests.test_guards import evidence
@@ -76,27 +77,39 @@ def test_no_sweep_for_a_count_with_the_guards_off_or_after_an_answer(make_settin
     assert result.answer == "It yields no rows." and result.stop_reason == "answered"
 
 
-def test_the_parts_most_like_the_question_come_first():
+def test_helpers_read_the_lines_most_like_the_question_in_their_entry():
     lines = CHANGELOG.splitlines()
     headings = {n for n, line in enumerate(lines, 1) if line.startswith("csvtool (")}
-    spans = pieces(lines, headings)
+    spans = reading_spans(lines, headings, QUESTION, 3)
+    a, b = spans[0]
+    # The entry that says it, from its heading, is read first, and whole.
+    assert lines[a - 1].startswith("csvtool (1.17.0)") and "zero bytes" in "\n".join(lines[a:b])
     assert all(sum(len(x) + 1 for x in lines[a - 1 : b]) <= 4000 for a, b in spans)
-    assert [n for a, _ in spans for n in [a]][1:] == sorted(a for a, _ in spans)[1:]
-    assert spans[-1][1] == len(lines) and spans[0][0] == 1
-    best = ranked(spans, lines, QUESTION)
-    a, b = best[0][1]
-    assert any("zero bytes" in line for line in lines[a - 1 : b])
-    # A phrase the question quotes outweighs any number of its words found elsewhere.
-    quoted = "Which release says 'Speed up the writer by 3 percent'?"
-    a, b = ranked(spans, lines, quoted)[0][1]
-    assert any("writer by 3 percent" in line for line in lines[a - 1 : b])
+    # A phrase the question quotes outweighs its words found elsewhere.
+    quoted = "Which release says 'Speed up the writer by 30 percent'?"
+    a, b = reading_spans(lines, headings, quoted, 1)[0]
+    assert lines[a - 1].startswith("csvtool (1.30.0)")
+    # A word found in every part of the text says nothing about where to read.
+    assert reading_spans(lines, headings, "Who is Ann Lee?", 3) == []
+
+
+def test_a_part_of_a_source_file_names_its_file():
+    # The class is deep in a file whose header is far above: the helper still sees the file.
+    body = "\n".join(f"    value_{i} = compute({i})  # step {i}" for i in range(300))
+    doc = f"=== pkg/a.py ===\ndef setup():\n{body}\n\nclass Parser:\n    pass\n"
+    doc += "=== pkg/b.py ===\nfrom pkg.a import Parser\n"
+    lines = doc.splitlines()
+    outline = Outline(lines)
+    (a, b), *_ = reading_spans(lines, {i + 1 for i in outline.at}, "Where is class Parser?", 1)
+    assert any(line.startswith("class Parser") for line in lines[a - 1 : b])
+    assert heading_path(a, lines, outline) == "(under '=== pkg/a.py ===')\n"
 
 
 def test_as_many_parts_as_the_time_left_pays_for():
-    # At the embedded model's 34 tokens a second, a 4,000-character part costs about a minute.
+    # At 34 tokens a second, a 4,000-character part costs about 40 s with the reply.
     ev = evidence(QUESTION, "", "", None, sub_calls_left=100, reading_speed=34.0)
     paid = [affordable(replace(ev, seconds_left=s)) for s in (40, 150, 10_000)]
-    assert paid == [0, 2, 6]  # six at most: past that, the best parts stop being better
+    assert paid == [0, 3, 6]  # six at most: past that, the best parts stop being better
     assert affordable(evidence(QUESTION, "", "", None, sub_calls_left=1)) == 1
     assert affordable(evidence(QUESTION, "", "", None, sub_calls_left=0)) == 0
 

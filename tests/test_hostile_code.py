@@ -511,7 +511,8 @@ def test_overwriting_sub_lm_and_answer(mode, data, workers):
 def test_forged_messages_on_the_host_pipe(mode, data, workers, frame):
     worker = workers(data)
     code = (
-        "import struct\nch = sub_lm.__closure__[0].cell_contents.channel\n"
+        "import struct\ncells = [c.cell_contents for c in sub_lm_batched.__closure__]\n"
+        "ch = next(c for c in cells if hasattr(c, 'channel')).channel\n"
         f"ch.w.write({frame})\nimport time\ntime.sleep(5)"
     )
     event = worker.run([code], 1)

@@ -26,10 +26,12 @@ import traceback
 from typing import Any
 
 if __package__:  # imported by the host, as rlm_research.tools.repl_worker
+    from .helper_grounding import ungrounded_note
     from .repl_text_api import Hit, Hits, TextApi
     from .text_search import REPL_HELPERS, header_name, join_sources, source_variables
 else:  # run as a script (`python -I`): its modules lie beside it, in the sandbox too
     sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+    from helper_grounding import ungrounded_note  # type: ignore[no-redef]
     from repl_text_api import Hit, Hits, TextApi  # type: ignore[no-redef]
     from text_search import (  # type: ignore[no-redef]
         REPL_HELPERS,
@@ -166,8 +168,7 @@ class Worker:
 
         def sub_lm(prompt: Any, context: Any = None) -> str:
             """Ask a fresh model instance; returns its answer as a string."""
-            ctx = None if context is None else str(context)
-            return self.request([{"prompt": str(prompt), "context": ctx}])[0]
+            return sub_lm_batched([prompt], None if context is None else [context])[0]
 
         def sub_lm_batched(prompts: list[Any], contexts: list[Any] | None = None) -> list[str]:
             """Ask several fresh model instances in parallel; answers in the same order."""
@@ -177,7 +178,12 @@ class Worker:
                 {"prompt": str(p), "context": None if c is None else str(c)}
                 for p, c in zip(prompts, ctxs, strict=False)
             ]
-            return self.request(reqs) if reqs else []
+            answers = self.request(reqs) if reqs else []
+            asked = [r["prompt"] + "\n" + (r["context"] or "") for r in reqs]
+            note = ungrounded_note(asked, str(self.ns.get("context") or ""))
+            if note:
+                print(note)
+            return answers
 
         def FINAL(text: Any) -> str:  # noqa: N802 - the name models are trained on
             self.final = str(text)

@@ -43,7 +43,13 @@ log = logging.getLogger(__name__)
 MODE_ENV = "RLM_SANDBOX"
 WORKER_DIR = "/rlm"
 WORKER_DEST = f"{WORKER_DIR}/repl_worker.py"
-WORKER_MODULES = ("repl_text_api.py", "text_search.py", "line_counting.py", "record_fields.py")
+WORKER_MODULES = (
+    "repl_text_api.py",
+    "text_search.py",
+    "line_counting.py",
+    "record_fields.py",
+    "helper_grounding.py",
+)
 SCRATCH_DEST = "/scratch"
 CONTEXT_DEST = "/context"
 # Worker uids when the host is root: one per worker, from a range no distribution or container

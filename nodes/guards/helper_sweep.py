@@ -20,12 +20,16 @@ import re
 
 from rlm_research.nodes.guards.base import Evidence, Finding, Guard, offered_code
 from rlm_research.nodes.guards.counts import COUNT_QUESTION, literal_terms
-from rlm_research.nodes.guards.helper_read import ASK, PASSAGE_CHARS, REPLY_SECONDS
+from rlm_research.nodes.guards.helper_read import ASK, PASSAGE_CHARS
+from rlm_research.tools.text_search import Outline
 
 # The most pieces one sweep asks about: past this, the best-matching pieces stop being better.
 MAX_PIECES = 6
 # Seconds kept back for the model's answer after the replies.
 ANSWER_SECONDS = 30.0
+# Seconds a helper's short reply and its call's overhead take beyond reading its part (the
+# embedded model on two cores read four 4,000-character parts in 48 and 55 s in all).
+REPLY_SECONDS = 10.0
 # Words of questions that say nothing about where the answer is.
 _COMMON_WORDS = """
 the and for are was were what which where when who whom whose how does did has have had with
@@ -76,29 +80,85 @@ def pieces(
     return spans
 
 
-def ranked(
-    spans: list[tuple[int, int]], lines: list[str], question: str
-) -> list[tuple[float, tuple[int, int]]]:
-    """The spans that hold any of the question's words, best first: each word scores by how few
-    spans hold it (a word in every span says nothing); a phrase the question quotes or spells as
-    code (`validate`, 'foo bar', key=value) found in a span scores above all words together."""
-    words, literals = question_words(question), [t.lower() for t in literal_terms(question)]
-    texts = ["\n".join(lines[a - 1 : b]).lower() for a, b in spans]
-    held = [set(_WORD.findall(t)) for t in texts]
-    many = len(spans)
-    weight = {w: math.log(many / n) if many > 1 else 1.0 for w in words if (n := _in(w, held))}
-    top = sum(weight.values()) or 1.0
+def term_weights(lines: list[str], question: str) -> dict[re.Pattern[str], float]:
+    """The question's terms found in the text, each weighed by how few parts of it hold it (a
+    term in every part says nothing): its words, and the phrases it quotes or spells as code
+    (`validate`, 'foo bar', 2.5.3, key=value; matched whole, 3.4 not in 13.4), three times a
+    word."""
+    terms = [_word_term(w) for w in question_words(question)]
+    terms += [_phrase_term(t) for t in literal_terms(question)]
+    texts = ["\n".join(lines[a - 1 : b]) for a, b in pieces(lines, set())]
+    weight: dict[re.Pattern[str], float] = {}
+    for term, factor in terms:
+        n = sum(1 for text in texts if term.search(text))
+        if n and (n < len(texts) or len(texts) == 1):
+            weight[term] = factor * (math.log(len(texts) / n) if len(texts) > 1 else 1.0)
+    return weight
+
+
+def reading_spans(
+    lines: list[str], headings: set[int], question: str, most: int
+) -> list[tuple[int, int]]:
+    """Up to `most` spans to hand to helpers, around the lines that hold most of the question's
+    terms together (`class ScannerError(...)` for "the class ScannerError"), best first; a line
+    inside a span already chosen, or whose span is half inside one, is not chosen."""
+    weight = term_weights(lines, question)
     scored = []
-    for span, text, found in zip(spans, texts, held, strict=True):
-        score = sum(v for w, v in weight.items() if w in found)
-        score += top * sum(1 for t in literals if t in text)
+    for n, line in enumerate(lines, 1):
+        score = sum(v for term, v in weight.items() if term.search(line))
         if score > 0:
-            scored.append((score, span))
-    return sorted(scored, key=lambda s: -s[0])
+            scored.append((score, n))
+    spans: list[tuple[int, int]] = []
+    for _, n in sorted(scored, key=lambda s: (-s[0], s[1])):
+        if len(spans) >= most:
+            break
+        if any(a <= n <= b for a, b in spans):
+            continue
+        a, b = window(n, lines, headings)
+        if all(2 * _shared((a, b), span) <= b - a + 1 for span in spans):
+            spans.append((a, b))
+    return spans
 
 
-def _in(word: str, held: list[set[str]]) -> int:
-    return sum(word in words for words in held)
+def _shared(one: tuple[int, int], other: tuple[int, int]) -> int:
+    """How many lines two spans have in common."""
+    return max(0, min(one[1], other[1]) - max(one[0], other[0]) + 1)
+
+
+def window(
+    n: int, lines: list[str], headings: set[int], limit: int = PASSAGE_CHARS
+) -> tuple[int, int]:
+    """The span a helper reads for line `n`: from the heading above it when that is within half
+    of `limit` characters (the entry or file it belongs to, whole), else from a quarter of
+    `limit` above it; on down to `limit` characters, and further up if the text ends first."""
+    start, size = n, len(lines[n - 1]) + 1
+    while start > 1 and start not in headings and size < limit // 2:
+        start -= 1
+        size += len(lines[start - 1]) + 1
+    if start not in headings:
+        start, size = n, len(lines[n - 1]) + 1
+        while start > 1 and size < limit // 4:
+            start -= 1
+            size += len(lines[start - 1]) + 1
+    end = start
+    size = len(lines[start - 1]) + 1
+    while end < len(lines) and size + len(lines[end]) + 1 <= limit:
+        end += 1
+        size += len(lines[end - 1]) + 1
+    while end == len(lines) and start > 1 and size + len(lines[start - 2]) + 1 <= limit:
+        start -= 1
+        size += len(lines[start - 1]) + 1
+    return start, max(end, n)
+
+
+def _word_term(word: str) -> tuple[re.Pattern[str], float]:
+    """A question's word as written in the text: a whole word, in any case."""
+    return re.compile(rf"(?<![a-z0-9_]){re.escape(word)}(?![a-z0-9_])", re.I), 1.0
+
+
+def _phrase_term(phrase: str) -> tuple[re.Pattern[str], float]:
+    """A quoted or code-like phrase, not inside a longer token (3.4 not in 13.4 or 3.45)."""
+    return re.compile(rf"(?<![\w.]){re.escape(phrase)}(?![\w]|\.\w)", re.I), 3.0
 
 
 def affordable(ev: Evidence) -> int:
@@ -110,28 +170,25 @@ def affordable(ev: Evidence) -> int:
     return max(0, min(MAX_PIECES, ev.sub_calls_left, by_time))
 
 
-def heading_above(line: int, headings: dict[int, str]) -> str:
-    """The nearest heading at or above `line`, or ""."""
-    above = [n for n in headings if n <= line]
-    return headings[max(above)].strip() if above else ""
+def heading_path(start: int, lines: list[str], outline: Outline) -> str:
+    """The headings a span starting at line `start` sits under, outermost first, as the
+    helper's first line: "(under '=== attr/_make.py ===' > '# helpers')"; "" for none."""
+    above = outline.path(start - 1, include_self=False)
+    return "(under " + " > ".join(repr(lines[i].strip()) for i in above) + ")\n" if above else ""
 
 
 def check_sweep(ev: Evidence) -> Finding | None:
-    if COUNT_QUESTION.search(ev.question) or any(ASK in code for code in ev.loop_ran):
+    if COUNT_QUESTION.search(ev.question):
         return None
     n = affordable(ev)
     lines = ev.text_lines() if n else []
     if not lines:
         return None
-    headings = ev.headings_at()
-    best = ranked(pieces(lines, set(headings)), lines, ev.question)[:n]
-    if not best:
+    outline = Outline(lines)
+    spans = sorted(reading_spans(lines, {i + 1 for i in outline.at}, ev.question, n))
+    if not spans:
         return None
-    spans = sorted(span for _, span in best)
-    under = []
-    for a, _ in spans:
-        heading = heading_above(a, headings)
-        under.append(f"(under {heading!r})\n" if heading and a not in headings else "")
+    under = [heading_path(a, lines, outline) for a, _ in spans]
     code = CODE.format(spans=spans, under=under, question=ev.question, ask=ASK, limit=PASSAGE_CHARS)
     listed = ", ".join(f"lines {a}-{b}" for a, b in spans)
     message = SWEEP.format(n=len(spans), spans=listed, code=code)

@@ -1,0 +1,39 @@
+"""Whether a helper was given any of the document to read.
+
+`sub_lm("In which file is the class ReceiveBuffer defined?")`, with no text of `context` in the
+prompt, is answered from what the helper model knows, not from the document: a development run
+got "ReceiveBuffer.h" and answered with it. The REPL prints a note beside such a call (the reply
+itself is returned unchanged, so code that uses it works as before).
+"""
+
+from __future__ import annotations
+
+# A prompt holds the document's text when a run of this many characters of it is in `context`.
+WINDOW = 24
+# A prompt this long is taken to carry its own material (a fetched page, the model's notes).
+ENOUGH = 2000
+
+NOTE_MARK = "held no text of `context`"
+NOTE = (
+    "(sub_lm: {asked} " + NOTE_MARK + ", only the words you wrote: the helper answered "
+    "from what it knows, not from the document. Put the lines it should read in the prompt, "
+    "e.g. sub_lm(question + '\\n\\n' + section(hit)))"
+)
+
+
+def holds_text_of(prompt: str, document: str) -> bool:
+    """Whether `prompt` quotes `document` (a run of WINDOW characters), is long enough to carry
+    material of its own, or there is no document to quote."""
+    if not document.strip() or len(prompt) >= ENOUGH:
+        return True
+    step = WINDOW // 3
+    return any(prompt[i : i + WINDOW] in document for i in range(0, len(prompt) - WINDOW + 1, step))
+
+
+def ungrounded_note(prompts: list[str], document: str) -> str | None:
+    """The note for the prompts of one call that hold no text of the document, or None."""
+    bare = sum(not holds_text_of(p, document) for p in prompts)
+    if not bare:
+        return None
+    asked = "the prompt" if len(prompts) == 1 else f"{bare} of the {len(prompts)} prompts"
+    return NOTE.format(asked=asked)
