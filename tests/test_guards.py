@@ -334,6 +334,16 @@ def test_the_stuck_advice_offers_a_value_the_code_printed(make_settings):
     assert result.answer == "7"
 
 
+def test_the_stuck_advice_never_offers_a_helpers_none_as_the_answer(make_settings):
+    # A helper that found nothing says NONE; printed twice, it is no value to answer with.
+    same = py("print(sub_lm('Which code does the east door have? Text: ' + context[:300]))")
+    root = script(same, same, py("FINAL('x')"))
+    settings = make_settings(model=root, sub_model=RuleModel(default="NONE"), max_turns=3)
+    result = run("Which code does the east door have?", LOG, settings=settings)
+    hint = result.trajectory[1]["observation"]
+    assert "repeating" in hint and "FINAL('NONE')" not in hint
+
+
 # --- the setting ----------------------------------------------------------------------------
 
 

@@ -109,7 +109,7 @@ def test_as_many_parts_as_the_time_left_pays_for():
     # At 34 tokens a second, a 4,000-character part costs about 40 s with the reply.
     ev = evidence(QUESTION, "", "", None, sub_calls_left=100, reading_speed=34.0)
     paid = [affordable(replace(ev, seconds_left=s)) for s in (40, 150, 10_000)]
-    assert paid == [0, 3, 6]  # six at most: past that, the best parts stop being better
+    assert paid == [0, 3, 4]  # four at most: past that, the parts match the question less
     assert affordable(evidence(QUESTION, "", "", None, sub_calls_left=1)) == 1
     assert affordable(evidence(QUESTION, "", "", None, sub_calls_left=0)) == 0
 

@@ -23,8 +23,9 @@ from rlm_research.nodes.guards.counts import COUNT_QUESTION, literal_terms
 from rlm_research.nodes.guards.helper_read import ASK, PASSAGE_CHARS
 from rlm_research.tools.text_search import Outline
 
-# The most pieces one sweep asks about: past this, the best-matching pieces stop being better.
-MAX_PIECES = 6
+# The most parts one sweep asks about: past this, the parts match the question less and a
+# 1.5B helper shown one that does not say the answer often replies a value from it anyway.
+MAX_PIECES = 4
 # Seconds kept back for the model's answer after the replies.
 ANSWER_SECONDS = 30.0
 # Seconds a helper's short reply and its call's overhead take beyond reading its part (the
@@ -41,7 +42,7 @@ _COMMON = frozenset(_COMMON_WORDS.split())
 _WORD = re.compile(r"[a-z0-9_]+")
 
 SWEEP = """Before the search stops, helpers read the {n} parts of the text that hold most of \
-the question's words ({spans}), each alone with the question:
+the question's words, best first ({spans}), each alone with the question:
 ```python
 {code}
 ```"""
@@ -101,7 +102,9 @@ def reading_spans(
 ) -> list[tuple[int, int]]:
     """Up to `most` spans to hand to helpers, around the lines that hold most of the question's
     terms together (`class ScannerError(...)` for "the class ScannerError"), best first; a line
-    inside a span already chosen, or whose span is half inside one, is not chosen."""
+    inside a span already chosen, or whose span holds an earlier one's line or is half inside
+    an earlier span, is not chosen, nor one that scores below half the best line (a helper
+    shown a part that does not say the answer often replies a value from it anyway)."""
     weight = term_weights(lines, question)
     scored = []
     for n, line in enumerate(lines, 1):
@@ -109,14 +112,22 @@ def reading_spans(
         if score > 0:
             scored.append((score, n))
     spans: list[tuple[int, int]] = []
-    for _, n in sorted(scored, key=lambda s: (-s[0], s[1])):
-        if len(spans) >= most:
+    centres: list[int] = []
+    ranked = sorted(scored, key=lambda s: (-s[0], s[1]))
+    for score, n in ranked:
+        if len(spans) >= most or 2 * score < ranked[0][0]:  # half as like it as the best: noise
             break
         if any(a <= n <= b for a, b in spans):
             continue
         a, b = window(n, lines, headings)
+        # Not a window around an earlier one's line: cut off from its entry, that line misled
+        # (a part holding the change but not its entry's date was answered with the entry
+        # above's date), nor one mostly inside an earlier window.
+        if any(a <= c <= b for c in centres):
+            continue
         if all(2 * _shared((a, b), span) <= b - a + 1 for span in spans):
             spans.append((a, b))
+            centres.append(n)
     return spans
 
 
@@ -185,7 +196,7 @@ def check_sweep(ev: Evidence) -> Finding | None:
     if not lines:
         return None
     outline = Outline(lines)
-    spans = sorted(reading_spans(lines, {i + 1 for i in outline.at}, ev.question, n))
+    spans = reading_spans(lines, {i + 1 for i in outline.at}, ev.question, n)  # best first
     if not spans:
         return None
     under = [heading_path(a, lines, outline) for a, _ in spans]

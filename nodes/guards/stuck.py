@@ -46,6 +46,7 @@ from rlm_research.nodes.guards.counted_headings import (
     listed_kinds,
 )
 from rlm_research.nodes.guards.counted_parts import count_in_parts, count_printed
+from rlm_research.nodes.guards.early import looks_negative
 from rlm_research.nodes.guards.helper_read import read_by_helper
 from rlm_research.nodes.guards.names import printed_so_far, unsearched_names
 from rlm_research.nodes.guards.shared_fields import group_shared
@@ -111,7 +112,7 @@ with it; if not, search for another word."""
 def printed_value(ev: Evidence) -> str | None:
     """The cell's short output, when it is a value the model's code printed: not an error, not
     a tool's note, not a printed list of lines, not the echo of a search that matched nothing
-    ("0 []")."""
+    ("0 []"), not a give-up such as a helper's NONE (a number, 0 too, stays a value)."""
     if ev.result is None or any(s["hits"] == 0 for s in ev.new_searches):
         return None
     stdout = cell_stdout(ev.result)
@@ -121,6 +122,8 @@ def printed_value(ev: Evidence) -> str | None:
     if not printed or len(printed) > 120 or printed in ("None", "''") or printed[0] in "[{(":
         return None
     if has_printed_hits(printed):  # `1 [181: '...']`: the lines a search found
+        return None
+    if looks_negative(printed) and not printed.rstrip(".").isdigit():  # a helper's NONE
         return None
     return printed
 

@@ -4,7 +4,8 @@
 prompt, was answered "ReceiveBuffer.h" from what the helper model knows, and a development run
 answered with it; the document has no such name. The REPL notes such a call beside its reply
 (tools/helper_grounding.py); this guard sends back an answer, after such a note at this level,
-that holds a word the document does not have. An answer the document bears out stays.
+that holds a word the document does not have, for a question about the document (one of its
+words is in the text). An answer the document bears out stays.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ from __future__ import annotations
 import re
 
 from rlm_research.nodes.guards.base import Evidence, Finding, Guard, cell_stdout
+from rlm_research.nodes.guards.helper_sweep import question_words
 from rlm_research.tools.helper_grounding import NOTE_MARK
 
 _WORD = re.compile(r"[^\W_][\w./:+-]*[^\W_]|[^\W_]")
@@ -37,7 +39,12 @@ def check_ungrounded(ev: Evidence) -> Finding | None:
         return None
     if NOTE_MARK not in cell_stdout(ev.result) and NOTE_MARK not in ev.earlier_output():
         return None
-    word = foreign_word(ev.final, ev.question, "\n".join(ev.text_lines()))
+    document = "\n".join(ev.text_lines())
+    # Only for a question about the document (a word of it is in the text): a helper asked to
+    # reword or translate answers rightly with words the document does not have.
+    if not any(w in document.lower() for w in question_words(ev.question)):
+        return None
+    word = foreign_word(ev.final, ev.question, document)
     if word is None:
         return None
     why = f"a helper given no text of the document answered; the document has no {word!r}"
@@ -48,7 +55,8 @@ UNGROUNDED_GUARD = Guard(
     name="ungrounded_answer",
     moment="answer",
     fires="the level printed the REPL's note that a helper was given no text of the document, "
-    "and the answer holds a word (not the question's) that the document does not have",
+    "the question's words are in the document, and the answer holds a word (not the "
+    "question's) that the document does not have",
     says="the answer comes from a helper that read none of the document; search, or give the "
     "helper the lines to read",
     check=check_ungrounded,
