@@ -58,9 +58,8 @@ def observe(
         step = step_to_run(advice, book.get("ran") or [])
         text += "\n\n" + stuck_notice(what, advice, step)
     stop = last_chance(state, stop, update, book)
-    if stop == "ask":  # before it ends stuck: the helpers' last read, or the answer in words
-        notice, sweep, last = before_stuck_end(state, evidence, on, book, update)
-        text, step, stop, spoke = text + "\n\n" + notice, sweep or step, None, spoke + last
+    text, step, stop, last = before_the_end(state, evidence, on, book, stop, text, step)
+    spoke += last
 
     book["fired"] = (book.get("fired") or []) + [name for name, _ in spoke]
     book["searches"] = evidence.searches
@@ -152,36 +151,56 @@ def output_head(shown: str) -> str:
     return (head[:cut] if cut > REPEAT_HEAD_CHARS // 2 else head).rstrip(" ,")
 
 
-def before_stuck_end(
+def before_the_end(
     state: RLMState,
     evidence: guards.Evidence,
     on: tuple[str, ...],
     book: dict[str, Any],
-    update: dict[str, Any],
+    stop: str | None,
+    text: str,
+    step: str | None,
+) -> tuple[str, str | None, str | None, list[tuple[str, guards.Finding]]]:
+    """(text, step, stop, findings) where `last_chance` says the level would end stuck: the
+    request for the answer in words (`ask`), or, when that gave none (`sweep`), the helpers'
+    last read, run by the loop; else as they were."""
+    last: list[tuple[str, guards.Finding]] = []
+    if stop == "sweep":
+        notice, sweep, last = helpers_last_read(state, evidence, on, book)
+        text += notice
+        step, stop = (sweep, None) if sweep else (step, "stuck")
+    if stop == "ask":
+        text += "\n\n" + prompts.ANSWER_REQUEST.format(question=evidence.question)
+        stop = None
+    return text, step, stop, last
+
+
+def helpers_last_read(
+    state: RLMState, evidence: guards.Evidence, on: tuple[str, ...], book: dict[str, Any]
 ) -> tuple[str, str | None, list[tuple[str, guards.Finding]]]:
-    """(notice, code the loop runs, findings) where the level would end stuck: the helper_sweep
-    guard's read of the best-matching parts when it offers one (the request for the answer
-    comes after its output), else the request for the best answer in words."""
+    """(notice, code the loop runs, findings) where the level would end stuck after asking for
+    the answer in words: the helper_sweep guard's read of the parts most like the question,
+    when it offers one (the answer is asked for again after its output); else nothing."""
     last = guards.review(evidence, on, "last")
-    if last and last[0][1].run:
-        book["sweep_at"] = state["turn"] + 1
-        update.pop("answer_asked_at", None)
-        return prompts.STUCK_SWEEP.format(advice=last[0][1].message), last[0][1].run, last
-    return prompts.ANSWER_REQUEST.format(question=evidence.question), None, []
+    if not last or not last[0][1].run:
+        return "", None, []
+    book["sweep_at"] = state["turn"] + 1
+    return "\n\n" + prompts.STUCK_SWEEP.format(advice=last[0][1].message), last[0][1].run, last
 
 
 def last_chance(
     state: RLMState, stop: str | None, update: dict[str, Any], book: dict[str, Any]
 ) -> str | None:
-    """`ask` where the run would end stuck for the first time at this level (or right after the
-    helpers' sweep the `helper_sweep` guard runs there): one more turn, in which a reply in plain
-    words is the answer when the cells printed it (nodes/plain_answer.py); `stuck` after that
-    turn if it gave no answer."""
+    """`ask` where the run would end stuck for the first time at this level: one more turn, in
+    which a reply in plain words is the answer when the cells printed it
+    (nodes/plain_answer.py). When that turn gave no answer, `sweep`: the helper_sweep guard
+    may run a last read by helpers, after which the answer is asked for once more (`ask`);
+    `stuck` after that, or when there is no sweep. A run the first ask rescues never sweeps."""
     asked = state.get("answer_asked_at")
     if asked is not None and asked == state["turn"] - 1 and stop is None:
-        return "stuck"
-    swept = book.get("sweep_at") == state["turn"] and stop is None
-    if swept or (stop == "stuck" and asked is None):
+        return "stuck" if book.get("sweep_at") else "sweep"
+    if (book.get("sweep_at") == state["turn"] and stop is None) or (
+        stop == "stuck" and asked is None
+    ):
         update["answer_asked_at"] = state["turn"]
         return "ask"
     return stop

@@ -120,10 +120,11 @@ STUCK_RAN = """\
 You are repeating yourself: {what}.{advice} The loop runs that code for you now; its output \
 comes next."""
 
-# Where the level would end stuck and the helper_sweep guard offers a last read by helpers.
+# Where the answer asked for in words did not come and the helper_sweep guard offers a last
+# read by helpers.
 STUCK_SWEEP = """\
-You keep repeating yourself. {advice} The loop runs that code for you now; its output comes \
-next, and then your answer."""
+No answer yet. {advice} The loop runs that code for you now; its output comes next, and then \
+your answer."""
 
 CLOSING = """\
 Stop now ({reason}). Reply with your best final answer to the question "{question}": only \

@@ -36,21 +36,3 @@ def test_which_prompts_hold_the_document():
     note = ungrounded_note(["Which release?", "Text: Release 2.0 reads files larger"], doc)
     assert note is not None and "1 of the 2 prompts" in note
     assert ungrounded_note(["Text: Release 2.0 reads files larger than 4"], doc) is None
-
-
-def test_an_answer_copied_from_a_helper_that_read_nothing_is_sent_back(make_settings):
-    ask = py("print(sub_lm('In which file is the class Parser defined?'))")
-    root = script(ask, py("FINAL('parse.h')"), py("FINAL('tool/parse.py')"))
-    settings = make_settings(model=root, sub_model=RuleModel(default="parse.h"))
-    result = run("In which file is the class Parser defined?", DOC, settings=settings)
-    back = result.trajectory[1]
-    assert back["offered"] == "parse.h" and "ungrounded_answer" in str(back["guards"])
-    assert result.answer == "tool/parse.py"
-
-
-def test_a_helper_guess_the_document_bears_out_stands(make_settings):
-    ask = py("print(sub_lm('In which file is the class Parser defined?'))")
-    root = script(ask, py("FINAL('tool/parse.py')"))
-    settings = make_settings(model=root, sub_model=RuleModel(default="tool/parse.py"))
-    result = run("In which file is the class Parser defined?", DOC, settings=settings)
-    assert result.answer == "tool/parse.py" and len(result.trajectory) == 2

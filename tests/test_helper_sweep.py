@@ -43,12 +43,16 @@ def reader_helper() -> RuleModel:
     return RuleModel(rules=[("yields no rows", "It yields no rows.")], default="NONE")
 
 
-def searcher(answer: str) -> RuleModel:
-    """A root model that searches the same words until it is asked for its answer in words."""
-    return RuleModel(rules=[("your best final answer", answer)], default=SEARCH)
+def searcher(answer: str, before: str = "I could not find it.") -> RuleModel:
+    """A root model that searches the same words until it is asked for its answer in words;
+    it says `before` until a helper's reply is on screen, then `answer`."""
+    rules = [(r"lines \d+-\d+: It yields", answer), ("your best final answer", before)]
+    return RuleModel(rules=rules, default=SEARCH)
 
 
 def test_a_stuck_lookup_is_read_by_helpers_and_answered(make_settings):
+    # Asked for its answer in words, the model has none; helpers read the best parts, and
+    # asked again, it answers from their reply.
     helper = reader_helper()
     root = searcher("It yields no rows.")
     result = run(QUESTION, CHANGELOG, settings=make_settings(model=root, sub_model=helper))
@@ -63,10 +67,13 @@ def test_a_stuck_lookup_is_read_by_helpers_and_answered(make_settings):
 
 
 def test_no_sweep_for_a_count_with_the_guards_off_or_after_an_answer(make_settings):
+    # (The last case ends the loop on its own answer.)
     counted = "How many entries speed up the writer?"
     for question, guards, model in [
         (counted, "default", searcher("40")),
         (QUESTION, "off", searcher("It yields no rows.")),
+        # A run the first request for its answer rescues never sweeps.
+        (QUESTION, "default", searcher("x", before="It yields no rows for a file of zero bytes.")),
         (QUESTION, "default", script(py("FINAL('It yields no rows.')"))),
     ]:
         helper = reader_helper()

@@ -3,7 +3,9 @@
 `sub_lm("In which file is the class ReceiveBuffer defined?")`, with no text of `context` in the
 prompt, is answered from what the helper model knows, not from the document: a development run
 got "ReceiveBuffer.h" and answered with it. The REPL prints a note beside such a call (the reply
-itself is returned unchanged, so code that uses it works as before).
+itself is returned unchanged, so code that uses it works as before). A guard that sent back an
+answer after such a note was tried and dropped: helpers asked to transform a short value (a
+word of the text) rightly answer with words the document lacks.
 """
 
 from __future__ import annotations

@@ -23,14 +23,12 @@ from rlm_research.nodes.guards.helper_sweep import SWEEP_GUARD
 from rlm_research.nodes.guards.names import UNSEARCHED_GUARD
 from rlm_research.nodes.guards.shared_fields import GROUPS_GUARD
 from rlm_research.nodes.guards.stuck import STUCK_GUARD
-from rlm_research.nodes.guards.ungrounded import UNGROUNDED_GUARD
 
 # In the order they are asked: at an answer, the first that fires sends it back.
 GUARDS: tuple[Guard, ...] = (
     GAVE_UP_GUARD,
     GUESSED_GUARD,
     PLACEHOLDER_GUARD,
-    UNGROUNDED_GUARD,
     UNPRINTED_GUARD,
     UNSEARCHED_GUARD,
     NEXT_HOP_GUARD,
