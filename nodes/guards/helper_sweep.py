@@ -4,13 +4,15 @@ question.
 The paper's fallback for a question that searches do not settle is to hand the text to fresh
 helpers piece by piece. A small root model that keeps repeating itself never writes that code,
 and the level used to end stuck with most of its time unspent. Reading a whole 100,000-character
-text piece by piece costs the embedded model on two cores about twelve minutes, more than a
-run's budget, so the loop reads only the pieces that hold most of the question's rarer words
-(each word weighted by how few pieces hold it, a phrase the question quotes above all), as many
-as the time and sub-calls left pay for. Each piece starts with the heading it sits under: a
-helper that reads a release's lines from their middle still sees which release they belong to.
-The replies are printed and the model is asked for its answer. Never for a count question
-(helpers count badly; counting is code's work: counted_parts.py), never twice at a level.
+text that way costs the embedded model on two cores more than a run's budget, so the loop reads
+only the parts around the lines that hold most of the question's terms (each weighted by how
+few parts of the text hold it, a phrase the question quotes above all), as many as the time and
+sub-calls left pay for. Each part opens with the headings it sits under: a helper that reads a
+release's lines from their middle, or a class deep in a file, still sees which release or file
+they belong to. It runs only after the request for the answer in words gave none (that request
+answers many stuck runs; a sweep in its place lost them), and the answer is asked for again
+after the replies. Never for a count question (helpers count badly; counting is code's work:
+counted_parts.py), never twice at a level.
 """
 
 from __future__ import annotations
@@ -120,9 +122,8 @@ def reading_spans(
         if any(a <= n <= b for a, b in spans):
             continue
         a, b = window(n, lines, headings)
-        # Not a window around an earlier one's line: cut off from its entry, that line misled
-        # (a part holding the change but not its entry's date was answered with the entry
-        # above's date), nor one mostly inside an earlier window.
+        # Not a window around an earlier one's line (cut off from that line's entry, it
+        # misleads), nor one mostly inside an earlier window.
         if any(a <= c <= b for c in centres):
             continue
         if all(2 * _shared((a, b), span) <= b - a + 1 for span in spans):
@@ -210,8 +211,9 @@ def check_sweep(ev: Evidence) -> Finding | None:
 SWEEP_GUARD = Guard(
     name="helper_sweep",
     moment="last",
-    fires="the level would end stuck (the model repeated itself after the notice), on a "
-    "question that is not a count, with sub-calls and time left to read at least one piece",
+    fires="the level would end stuck (the model repeated itself after the notice) and the "
+    "request for its answer in words gave none, on a question that is not a count, with "
+    "sub-calls and time left to read at least one part",
     says="nothing to the model first: the loop has one helper per piece read the parts of the "
     "text that hold most of the question's rarer words, prints their replies, and asks for the "
     "answer",
