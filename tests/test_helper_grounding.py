@@ -32,6 +32,7 @@ def test_which_prompts_hold_the_document():
     assert not holds_text_of("Which release reads large files?", doc)
     assert holds_text_of("Which release? Text: Release 1.9 fixed a crash on empty input.", doc)
     assert holds_text_of("anything at all", "")  # no document: nothing to quote
+    assert holds_text_of("Code in: The code is 7413.", "Vault.\nThe code is 7413.\nEnd.")
     assert holds_text_of("x" * 3000, doc)  # a long prompt carries its own material
     note = ungrounded_note(["Which release?", "Text: Release 2.0 reads files larger"], doc)
     assert note is not None and "1 of the 2 prompts" in note

@@ -12,6 +12,8 @@ from __future__ import annotations
 
 # A prompt holds the document's text when a run of this many characters of it is in `context`.
 WINDOW = 24
+# A whole line of the document this long, quoted in the prompt, is its text too.
+SHORT_LINE = 10
 # A prompt this long is taken to carry its own material (a fetched page, the model's notes).
 ENOUGH = 2000
 
@@ -24,12 +26,16 @@ NOTE = (
 
 
 def holds_text_of(prompt: str, document: str) -> bool:
-    """Whether `prompt` quotes `document` (a run of WINDOW characters), is long enough to carry
-    material of its own, or there is no document to quote."""
+    """Whether `prompt` quotes `document` (a run of WINDOW characters, or a whole line of it of
+    at least SHORT_LINE characters: "The vault code is 7413."), is long enough to carry material
+    of its own, or there is no document to quote."""
     if not document.strip() or len(prompt) >= ENOUGH:
         return True
     step = WINDOW // 3
-    return any(prompt[i : i + WINDOW] in document for i in range(0, len(prompt) - WINDOW + 1, step))
+    if any(prompt[i : i + WINDOW] in document for i in range(0, len(prompt) - WINDOW + 1, step)):
+        return True
+    short = (ln.strip() for ln in document.splitlines())
+    return any(len(ln) >= SHORT_LINE and ln in prompt for ln in short if len(ln) < WINDOW)
 
 
 def ungrounded_note(prompts: list[str], document: str) -> str | None:
