@@ -25,22 +25,34 @@ NOTE = (
 )
 
 
-def holds_text_of(prompt: str, document: str) -> bool:
+def holds_text_of(prompt: str, document: str, short_lines: frozenset[str] | None = None) -> bool:
     """Whether `prompt` quotes `document` (a run of WINDOW characters, or a whole line of it of
     at least SHORT_LINE characters: "The vault code is 7413."), is long enough to carry material
-    of its own, or there is no document to quote."""
+    of its own, or there is no document to quote. `short_lines`: the document's lines of
+    SHORT_LINE to WINDOW characters, when the caller has them already."""
     if not document.strip() or len(prompt) >= ENOUGH:
         return True
     step = WINDOW // 3
     if any(prompt[i : i + WINDOW] in document for i in range(0, len(prompt) - WINDOW + 1, step)):
         return True
-    short = (ln.strip() for ln in document.splitlines())
-    return any(len(ln) >= SHORT_LINE and ln in prompt for ln in short if len(ln) < WINDOW)
+    short = short_lines if short_lines is not None else short_lines_of(document)
+    return any(line in prompt for line in short)
+
+
+def short_lines_of(document: str) -> frozenset[str]:
+    stripped = (line.strip() for line in document.splitlines())
+    return frozenset(ln for ln in stripped if SHORT_LINE <= len(ln) < WINDOW)
 
 
 def ungrounded_note(prompts: list[str], document: str) -> str | None:
-    """The note for the prompts of one call that hold no text of the document, or None."""
-    bare = sum(not holds_text_of(p, document) for p in prompts)
+    """The note for the prompts of one call that hold no text of the document, or None. The
+    document's short lines are found once per call, not once per prompt."""
+    short: frozenset[str] | None = None
+    bare = 0
+    for prompt in prompts:
+        if short is None and document.strip() and len(prompt) < ENOUGH:
+            short = short_lines_of(document)
+        bare += not holds_text_of(prompt, document, short)
     if not bare:
         return None
     asked = "the prompt" if len(prompts) == 1 else f"{bare} of the {len(prompts)} prompts"

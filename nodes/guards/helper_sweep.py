@@ -64,17 +64,13 @@ def question_words(question: str) -> list[str]:
     return list(dict.fromkeys(w for w in words if len(w) >= 3 and w not in _COMMON))
 
 
-def pieces(
-    lines: list[str], headings: set[int], limit: int = PASSAGE_CHARS
-) -> list[tuple[int, int]]:
+def pieces(lines: list[str], limit: int = PASSAGE_CHARS) -> list[tuple[int, int]]:
     """The text cut into spans of whole lines (first, last; from 1) of at most `limit`
-    characters (a longer line is a span of its own), a new one started at a heading once a span
-    is half full."""
+    characters (a longer line is a span of its own): the parts a term's rarity is counted in."""
     spans: list[tuple[int, int]] = []
     start, size = 1, 0
     for n, line in enumerate(lines, 1):
-        full = size + len(line) + 1 > limit or (n in headings and size > limit // 2)
-        if full and n > start:
+        if size + len(line) + 1 > limit and n > start:
             spans.append((start, n - 1))
             start, size = n, 0
         size += len(line) + 1
@@ -90,7 +86,7 @@ def term_weights(lines: list[str], question: str) -> dict[re.Pattern[str], float
     word."""
     terms = [_word_term(w) for w in question_words(question)]
     terms += [_phrase_term(t) for t in literal_terms(question)]
-    texts = ["\n".join(lines[a - 1 : b]) for a, b in pieces(lines, set())]
+    texts = ["\n".join(lines[a - 1 : b]) for a, b in pieces(lines)]
     weight: dict[re.Pattern[str], float] = {}
     for term, factor in terms:
         n = sum(1 for text in texts if term.search(text))
