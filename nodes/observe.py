@@ -3,7 +3,6 @@ catch a stuck loop, and route: another turn, or `finalize`."""
 
 from __future__ import annotations
 
-import functools
 import hashlib
 import time
 from typing import Any, Literal
@@ -12,19 +11,13 @@ from langgraph.runtime import Runtime
 from langgraph.types import Command
 from rlm_research.graph.settings import Settings
 from rlm_research.graph.state import RLMState
-from rlm_research.graph.usage import reading_speed
 from rlm_research.nodes import guards, prompts
-from rlm_research.nodes.execute import budget_exhausted, remaining
+from rlm_research.nodes.execute import budget_exhausted
+from rlm_research.nodes.guard_evidence import guard_evidence
 from rlm_research.nodes.guards.base import clipped
-from rlm_research.nodes.level_start import repeated_heading_kinds
 from rlm_research.nodes.model_call import blob_store, emit, put_message, settings_of
-from rlm_research.tools.record_fields import field_labels
-from rlm_research.tools.text_search import (
-    GREP_FOUND_NOTHING,
-    Outline,
-    grep_lines,
-    join_sources,
-)
+from rlm_research.nodes.observation_text import cell_output, render_result, without_repeated_output
+from rlm_research.tools.text_search import GREP_FOUND_NOTHING
 
 
 def observe(
@@ -120,37 +113,6 @@ def run_for_model(
     return Command(update=update, goto="execute")
 
 
-# Outputs shorter than this are shown again: cheap, and a short number is easy to lose.
-REPEAT_SHOWN_BELOW = 600
-# A repeat keeps its start: a count or a first hit printed at the head stays in view.
-REPEAT_HEAD_CHARS = 200
-
-
-def without_repeated_output(state: RLMState, store: Any, shown: str, digest: str, text: str) -> str:
-    """`text` with the cell's output (`shown`) replaced by a short note when an earlier cell at
-    this level printed exactly the same long output. The stuck check and the guards read it
-    whole before this. A small model that runs `print(hits)` again would otherwise make the local
-    model read 20,000 characters again, minutes on two cores, for what it has in its messages."""
-    if len(shown) < REPEAT_SHOWN_BELOW or shown not in text:
-        return text
-    for ref in state.get("trajectory") or []:  # oldest first: the copy that was shown
-        earlier = store.get_json(ref)
-        if earlier.get("output_digest") == digest:
-            ago = state["turn"] - int(earlier.get("turn", 0))
-            head = output_head(shown)
-            note = prompts.SAME_OUTPUT.format(head=head, chars=len(shown), ago=ago)
-            return text.replace(shown, note, 1)
-    return text
-
-
-def output_head(shown: str) -> str:
-    """The start of an output, cut after a whole line or list item where one ends past half of
-    REPEAT_HEAD_CHARS (so "room 12" is not shown as "room 1")."""
-    head = shown[:REPEAT_HEAD_CHARS]
-    cut = max(head.rfind("\n"), head.rfind(", "))
-    return (head[:cut] if cut > REPEAT_HEAD_CHARS // 2 else head).rstrip(" ,")
-
-
 def before_the_end(
     state: RLMState,
     evidence: guards.Evidence,
@@ -232,46 +194,6 @@ def stuck_check(
     return stop, "the same error again" if cell_error(result) else "code and results you had before"
 
 
-def guard_evidence(
-    state: RLMState,
-    settings: Settings,
-    store: Any,
-    book: dict[str, Any],
-    question: str,
-    result: dict[str, Any] | None,
-    final: str | None,
-) -> guards.Evidence:
-    """The turn as the guards read it; what the level printed before is read only on demand."""
-    new_searches = cell_searches(result)
-    left = remaining(state, settings)
-
-    @functools.cache  # several guards may ask in one turn; the records are read once
-    def earlier_output() -> str:
-        records = (store.get_json(ref) for ref in state.get("trajectory") or [])
-        return "\n".join(str(r.get("observation", "")) for r in records)
-
-    return guards.Evidence(
-        question=question,
-        code=state.get("code") or [],
-        result=result,
-        final=final,
-        searches=((book.get("searches") or []) + new_searches)[-8:],
-        new_searches=new_searches,
-        after_empty=bool(book.get("after_empty")),
-        fired=list(book.get("fired") or []),
-        loop_ran=list(book.get("ran") or []),
-        sub_calls_left=left["sub_calls"],
-        seconds_left=left["deadline"] - time.time(),
-        reading_speed=reading_speed(state.get("usage")),
-        earlier_output=earlier_output,
-        search_lines=lambda pattern: search_lines(state, store, pattern),
-        heading_kinds=lambda: context_heading_kinds(state, store),
-        headings_at=functools.cache(lambda: context_headings(state, store)),
-        field_labels=functools.cache(lambda: context_field_labels(state, store)),
-        text_lines=functools.cache(lambda: context_text(state, store).splitlines()),
-    )
-
-
 def stop_reason(state: RLMState, settings: Settings) -> str | None:
     if state["turn"] >= settings.max_turns:
         return "budget:turns"
@@ -279,48 +201,6 @@ def stop_reason(state: RLMState, settings: Settings) -> str | None:
     if exhausted is not None:  # "token budget" -> "budget:token", "sub-call budget" -> ...
         return "budget:" + exhausted.split()[0]
     return None
-
-
-def cell_searches(result: dict[str, Any] | None) -> list[dict[str, Any]]:
-    """The cell's `grep` calls as the worker reported them, kept to their expected shape (the
-    worker's messages are checked, never trusted)."""
-    out = []
-    for item in ((result or {}).get("searches") or [])[-8:]:
-        if isinstance(item, dict) and isinstance(item.get("hits"), int):
-            pattern, over = str(item.get("pattern", ""))[:200], str(item.get("over", ""))[:10]
-            out.append({"pattern": pattern, "hits": item["hits"], "over": over})
-    return out
-
-
-def search_lines(state: RLMState, store: Any, pattern: str) -> list[str]:
-    """The lines of `context` that `grep(pattern)` returns, read by the host."""
-    refs = state.get("context_refs") or {}
-    if len(refs) != 1:  # several sources: `context` joins them with headers; keep it simple
-        return []
-    text = store.get_text(next(iter(refs.values())))
-    return grep_lines(pattern, text.splitlines())[:10_000]
-
-
-def context_headings(state: RLMState, store: Any) -> dict[int, str]:
-    """The heading lines of `context` by line number (from 1), as the worker's outline sees them."""
-    lines = context_text(state, store).splitlines()
-    return {i + 1: lines[i] for i in Outline(lines).at}
-
-
-def context_field_labels(state: RLMState, store: Any) -> list[str]:
-    """The labels that open a field in most lines of `context`, when its lines are records."""
-    return field_labels(context_text(state, store).splitlines())
-
-
-def context_heading_kinds(state: RLMState, store: Any) -> list[tuple[int, str]]:
-    """The repeated kinds of heading of `context`, as its first message listed them."""
-    return repeated_heading_kinds(context_text(state, store))
-
-
-def context_text(state: RLMState, store: Any) -> str:
-    """`context` as the worker sees it: the level's sources joined with their headers."""
-    refs = state.get("context_refs") or {}
-    return join_sources({name: store.get_text(ref) for name, ref in refs.items()})
 
 
 def cell_error(result: dict[str, Any] | None) -> str | None:
@@ -360,42 +240,3 @@ def goal(state: RLMState, store: Any) -> str:
     ref = state.get("question_ref")
     text = " ".join(store.get_text(ref).split()) if ref else ""
     return clipped(text)
-
-
-def render_result(result: dict[str, Any], output: str, question: str = "") -> str:
-    """The observation around `output`, what `cell_output` made of the result."""
-    if "died" in result:
-        return "Output:\n" + output
-    variables = ", ".join(result.get("vars", [])) or "none"
-    return prompts.OBSERVATION.format(output=output, variables=variables, question=question)
-
-
-def cell_output(result: dict[str, Any], limit: int) -> str:
-    """What the cell printed as the model reads it: cut to `limit`, with the REPL's notes."""
-    notes = []
-    if result.get("restored_without"):
-        names = ", ".join(result["restored_without"])
-        notes.append(f"[The REPL was restarted from its last snapshot without: {names}]")
-    if "died" in result:
-        notes.insert(0, f"[{result['died']}. The next cell starts from the variables as they were")
-        notes[0] += " before this cell.]"
-        return "\n".join(notes)
-    parts: list[str] = []
-    dropped = 0
-    for block in result.get("blocks", []):
-        parts += [block["stdout"], block["stderr"]]
-        if block.get("error"):
-            parts.append(block["error"])
-        dropped += block.get("dropped", 0)
-    if result.get("skipped"):
-        parts.append(f"[{result['skipped']} later code block(s) not run because of the error]")
-    # Small models read an empty result as license to guess; say what it means instead.
-    output = "\n".join(p.rstrip("\n") for p in parts if p).strip() or prompts.EMPTY_OUTPUT
-    if len(output) > limit:
-        dropped += len(output) - limit
-        output = output[:limit]
-    if dropped:
-        output += f"\n[... {dropped:,} more characters cut; print less, or slice]"
-    if notes:
-        output = "\n".join(notes) + "\n" + output
-    return output

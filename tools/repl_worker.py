@@ -1,8 +1,8 @@
 """The REPL worker: a separate Python process that runs the model's code.
 
-Standard library only, and started with `python -I`: it imports nothing of the project but
-`repl_text_api.py` (its reading helpers), `text_search.py`, `line_counting.py` and
-`record_fields.py` (bound beside it), sees no API key, and talks to the host over two pipes
+Standard library only, and started with `python -I`: it imports nothing of the project but the
+modules bound beside it (`sandbox.WORKER_MODULES`: its reading helpers, the grounding note, its
+process plumbing in `worker_process.py`), sees no API key, and talks to the host over two pipes
 (4-byte length + JSON; never pickle, so a hostile cell cannot make the host unpickle anything).
 The namespace persists across cells. `sub_lm` sends the requests to the host and blocks until
 the host sends the answers back; the host runs them as nested graph invocations meanwhile.
@@ -14,12 +14,9 @@ import ast
 import base64
 import hashlib
 import io
-import json
 import os
 import pickle
 import re
-import resource
-import struct
 import sys
 import threading
 import traceback
@@ -29,6 +26,7 @@ if __package__:  # imported by the host, as rlm_research.tools.repl_worker
     from .helper_grounding import ungrounded_note
     from .repl_text_api import Hit, Hits, TextApi
     from .text_search import REPL_HELPERS, header_name, join_sources, source_variables
+    from .worker_process import Channel, apply_limits, die_with_parent, drop_privileges
 else:  # run as a script (`python -I`): its modules lie beside it, in the sandbox too
     sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
     from helper_grounding import ungrounded_note  # type: ignore[no-redef]
@@ -38,6 +36,12 @@ else:  # run as a script (`python -I`): its modules lie beside it, in the sandbo
         header_name,
         join_sources,
         source_variables,
+    )
+    from worker_process import (  # type: ignore[no-redef]
+        Channel,
+        apply_limits,
+        die_with_parent,
+        drop_privileges,
     )
 
     del sys.path[0]  # the cell's own imports do not see the worker's folder
@@ -56,30 +60,6 @@ UNFILLED = re.compile(r"<your [a-z ,/-]{3,60}>")
 
 class WebError(Exception):
     """A web search or fetch failed (bad key, rate limit, timeout, unreachable page)."""
-
-
-class Channel:
-    def __init__(self, fd_in: int, fd_out: int) -> None:
-        self.r = os.fdopen(fd_in, "rb", buffering=0)
-        self.w = os.fdopen(fd_out, "wb", buffering=0)
-        self.lock = threading.Lock()
-
-    def _read_exact(self, n: int) -> bytes:
-        buf = bytearray()
-        while len(buf) < n:
-            chunk = self.r.read(n - len(buf))
-            if not chunk:
-                os._exit(0)  # the host is gone: nothing left to do
-            buf += chunk
-        return bytes(buf)
-
-    def recv(self) -> dict[str, Any]:
-        (n,) = struct.unpack(">I", self._read_exact(4))
-        return json.loads(self._read_exact(n))
-
-    def send(self, msg: dict[str, Any]) -> None:
-        data = json.dumps(msg, ensure_ascii=False, default=str).encode("utf-8", "replace")
-        self.w.write(struct.pack(">I", len(data)) + data)
 
 
 class BoundedText(io.TextIOBase):
@@ -364,64 +344,6 @@ def _format_error(e: BaseException, label: str) -> str:
     frames = [f for f in traceback.extract_tb(e.__traceback__) if f.filename.startswith("<cell")]
     lines = traceback.format_list(frames[-5:]) if frames else []
     return ("".join(lines) + "".join(traceback.format_exception_only(type(e), e))).strip()
-
-
-def apply_limits(limits: dict[str, int]) -> None:
-    """Best effort: a limit the system refuses is skipped, not fatal."""
-    table = {
-        "memory_bytes": resource.RLIMIT_AS,
-        "cpu_seconds": resource.RLIMIT_CPU,
-        "file_bytes": resource.RLIMIT_FSIZE,
-        "open_files": resource.RLIMIT_NOFILE,
-        "processes": resource.RLIMIT_NPROC,
-    }
-    for key, value in limits.items():
-        if key in table and value:
-            try:
-                resource.setrlimit(table[key], (value, value))
-            except (ValueError, OSError):
-                pass
-    # Limits are per process; if many processes together exhaust the machine's memory, the
-    # kernel's OOM killer should pick this worker (and its children), never the host.
-    try:
-        with open("/proc/self/oom_score_adj", "w") as f:
-            f.write("1000")
-    except OSError:
-        pass
-
-
-def drop_privileges(uid: int | None) -> None:
-    """No setuid program can give the cell new privileges; then, when the host is root and gave
-    the worker a uid of its own, become it for good (after the sources are read): RLIMIT_NPROC
-    then applies, and root's files and processes are out of reach."""
-    try:
-        import ctypes
-
-        libc = ctypes.CDLL(None, use_errno=True)
-        libc.prctl(38, 1, 0, 0, 0)  # PR_SET_NO_NEW_PRIVS
-    except (OSError, AttributeError):
-        pass
-    if uid is None or os.getuid() != 0:
-        return
-    os.setgroups([])
-    os.setresgid(uid, uid, uid)
-    os.setresuid(uid, uid, uid)
-    if os.getuid() != uid or os.geteuid() != uid:
-        raise RuntimeError("could not drop privileges")
-
-
-def die_with_parent() -> None:
-    """The worker runs in its own session (so a timeout can kill its whole process group), so it
-    does not get the host's signals: if the host is killed, exit instead of running on."""
-    parent = os.getppid()
-
-    def watch() -> None:
-        while True:
-            if os.getppid() != parent:
-                os._exit(1)
-            threading.Event().wait(0.5)
-
-    threading.Thread(target=watch, daemon=True, name="parent-watch").start()
 
 
 def main() -> None:

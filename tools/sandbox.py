@@ -49,6 +49,7 @@ WORKER_MODULES = (
     "line_counting.py",
     "record_fields.py",
     "helper_grounding.py",
+    "worker_process.py",
 )
 SCRATCH_DEST = "/scratch"
 CONTEXT_DEST = "/context"
