@@ -14,7 +14,8 @@ from rlm_research.nodes import guards
 from rlm_research.nodes.execute import remaining
 from rlm_research.nodes.level_start import repeated_heading_kinds
 from rlm_research.tools.record_fields import field_labels
-from rlm_research.tools.text_search import Outline, grep_lines, join_sources
+from rlm_research.tools.text_outline import Outline
+from rlm_research.tools.text_search import grep_lines, join_sources
 
 
 def guard_evidence(

@@ -12,13 +12,8 @@ from rlm_research.graph.settings import Settings
 from rlm_research.graph.state import Budget, RLMState
 from rlm_research.nodes import prompts
 from rlm_research.nodes.model_call import put_message
-from rlm_research.tools.text_search import (
-    Outline,
-    header_name,
-    heading_kinds,
-    join_sources,
-    source_variables,
-)
+from rlm_research.tools.text_outline import Outline, heading_kinds
+from rlm_research.tools.text_search import header_name, join_sources, source_variables
 
 OUTLINE_LISTED = 8  # a text with up to this many headings has them all listed, else by kind
 OUTLINE_KINDS = 5

@@ -14,7 +14,7 @@ from rlm_research.nodes.guards.helper_sweep import (
     heading_path,
     reading_spans,
 )
-from rlm_research.tools.text_search import Outline
+from rlm_research.tools.text_outline import Outline
 
 from tests.support.scripted_models import RuleModel, py, script
 from tests.test_guards import evidence

@@ -46,6 +46,7 @@ WORKER_DEST = f"{WORKER_DIR}/repl_worker.py"
 WORKER_MODULES = (
     "repl_text_api.py",
     "text_search.py",
+    "text_outline.py",
     "line_counting.py",
     "record_fields.py",
     "helper_grounding.py",

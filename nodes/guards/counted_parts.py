@@ -23,7 +23,8 @@ from rlm_research.nodes.guards.base import (
     offered_code,
 )
 from rlm_research.nodes.guards.counts import COUNT_QUESTION
-from rlm_research.tools.text_search import grep_pattern, heading_kind
+from rlm_research.tools.text_outline import heading_kind
+from rlm_research.tools.text_search import grep_pattern
 
 COUNT_IN_PARTS = """The question counts lines inside {where}. Count them in code: a helper \
 names how the counted lines start, and code finds them in those sections:

@@ -23,7 +23,7 @@ import re
 from rlm_research.nodes.guards.base import Evidence, Finding, Guard, offered_code
 from rlm_research.nodes.guards.counts import COUNT_QUESTION, literal_terms
 from rlm_research.nodes.guards.helper_read import ASK, PASSAGE_CHARS
-from rlm_research.tools.text_search import Outline
+from rlm_research.tools.text_outline import Outline
 
 # The most parts one sweep asks about: past this, the parts match the question less and a
 # 1.5B helper shown one that does not say the answer often replies a value from it anyway.
