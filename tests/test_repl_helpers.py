@@ -175,6 +175,22 @@ def test_section_is_the_whole_entry_a_hit_is_in(make_settings):
     assert "''" in shown(LOG, "print(repr(section(3)))", make_settings)
 
 
+def test_a_long_section_cut_to_a_limit_keeps_its_heading_and_the_hit(make_settings):
+    # A file of a code base is one section; its first 4,000 characters may never reach a class
+    # 300 lines down. With a limit, the file's header and the lines around the hit are kept.
+    body = "\n".join(f"def helper_{i}(x):\n    return x + {i}\n" for i in range(300))
+    tail = 'class Reader:\n    """Reads one record."""\n    limit = 4096\n'
+    doc = "=== tool/read.py ===\n" + body + tail + "=== tool/other.py ===\ny = 2\n"
+    code = "s = section(grep('class Reader')[0], limit=2000)\nprint(len(s) <= 2000)\nprint(s)"
+    out = shown(doc, code, make_settings)
+    assert "True" in out.splitlines()[1]
+    assert "=== tool/read.py ===" in out and "class Reader:" in out and "limit = 4096" in out
+    assert "lines of this section skipped" in out and "y = 2" not in out
+    # A section that fits is the same with or without the limit.
+    code = "print(section(grep('#990')[0], limit=4000) == section(grep('#990')[0]))"
+    assert "True" in shown(CHANGELOG, code, make_settings)
+
+
 def test_a_hit_keeps_its_headings_across_cells(make_settings):
     code = py("h = grep('#990')"), py("print(h[0].n, h)"), py("FINAL('x')")
     result = run("q", CHANGELOG, settings=make_settings(model=script(*code)))

@@ -116,7 +116,7 @@ def test_one_line_found_again_is_shown_with_its_headings_and_the_code_to_read_it
     hint = result.trajectory[1]["observation"]
     assert "found its one line again" in hint
     assert "It is under 9: '* Noteworthy changes in release 2.0 (2023-11-02) [stable]'" in hint
-    assert "print(section('tool now reads files larger than 4 GiB.')[:4000])" in hint
+    assert "print(section('tool now reads files larger than 4 GiB.', limit=4000))" in hint
     assert result.answer == "2.0"  # the hint sends nothing back
 
 
@@ -126,13 +126,13 @@ def test_the_section_code_the_model_already_ran_is_not_offered_again(make_settin
     doc = MANUAL + "--- page 30 ---\nIndex\ntool_read . . . . . . . 16\n"
     same = py("hits = grep('tool_read')\nprint(len(hits), hits)")
     line = "[Function]int tool_read (node root, const char * name)"
-    read = py(f"print(section({line!r})[:4000])\nprint(around({line!r}, before=5, after=10))")
+    read = py(f"print(section({line!r}, limit=4000))\nprint(around({line!r}, before=5, after=10))")
     root = script(same, same, read, read, py("FINAL('int')"))
     question = "What is the return type of the function tool_read?"
     helper = RuleModel(rules=[("Answer from this text only", "int")])
     result = run(question, doc, settings=make_settings(model=root, sub_model=helper))
     offered, again = result.trajectory[1]["observation"], result.trajectory[3]["observation"]
-    assert f"print(section({line!r})[:4000])" in offered
+    assert f"print(section({line!r}, limit=4000))" in offered
     # Read again: not the same code offered, but the section handed to a helper (helper_read.py).
     assert "repeating yourself" in again
     assert "print(section(" not in again.split("repeating yourself")[1]

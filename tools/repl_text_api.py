@@ -13,13 +13,14 @@ from __future__ import annotations
 from typing import Any, Protocol
 
 if __package__:  # imported by the host, as rlm_research.tools.repl_text_api
-    from . import line_counting, record_fields, text_search
+    from . import line_counting, record_fields, text_outline, text_search
 else:  # imported by the worker run as a script: its folder is on the path while it imports
     import line_counting  # type: ignore[no-redef]
     import record_fields  # type: ignore[no-redef]
+    import text_outline  # type: ignore[no-redef]
     import text_search  # type: ignore[no-redef]
 
-Outline = text_search.Outline
+Outline = text_outline.Outline
 grep_pattern, heading_path = text_search.grep_pattern, text_search.heading_path
 line_index, numbered = text_search.line_index, text_search.numbered
 nearest_headings, nearest_search = text_search.nearest_headings, text_search.nearest_search
@@ -109,6 +110,34 @@ def grep_hits(
     return Hits(Hit(lines[i], i + 1, heading_path(outline, lines, i)) for i in found)
 
 
+MARK_CHARS = 50  # room kept for each "[... N lines ...]" note of a section cut to a limit
+
+
+def lines_near(lines: list[str], hit: int, start: int, end: int, room: int) -> list[str]:
+    """The lines of `lines[start:end]` nearest line `hit` that fit in `room` characters, two
+    after the hit for each one before it (what a signature or an entry's first line leads to
+    follows it), with a note where lines are skipped."""
+    if start >= end:
+        return []
+    low = high = min(max(hit, start), end - 1)
+    used, step = len(lines[low]), 0
+    while used <= room:
+        later, earlier = high + 1 < end, low > start
+        if not (later or earlier):
+            break
+        k = high + 1 if later and (step % 3 != 0 or not earlier) else low - 1
+        if used + len(lines[k]) + 1 > room:
+            break
+        used, step = used + len(lines[k]) + 1, step + 1
+        low, high = min(low, k), max(high, k)
+    kept = lines[low : high + 1]  # the hit's own line at least, whatever the room
+    if low > start:
+        kept.insert(0, f"[... {low - start} lines of this section skipped ...]")
+    if high + 1 < end:
+        kept.append(f"[... {end - high - 1} more lines of this section ...]")
+    return kept
+
+
 class TextApi:
     """The reading helpers of one worker, with the outline of its `context` kept between calls
     (each grep would otherwise scan a long text for headings again)."""
@@ -167,17 +196,24 @@ class TextApi:
         lines, _, head = self.heading_above(where, text)
         return "" if head is None else Hit(lines[head], head + 1)
 
-    def section(self, where: Any, text: Any = None) -> str:
+    def section(self, where: Any, text: Any = None, limit: Any = None) -> str:
         """The whole section a hit (or a line number, or a text) is in: the headings above
         its own (a subsection alone does not say which release or chapter it belongs to),
         its nearest heading, then every line up to the next heading of the same or a higher
-        rank. "" if none."""
+        rank. "" if none. With `limit` (characters), a longer section keeps its headings and
+        the lines nearest the hit, the skipped lines marked: `section(hit)[:4000]` of a long
+        section may never reach the hit."""
         lines, outline, head = self.heading_above(where, text)
         if head is None or outline is None:
             return ""
         outer = [lines[i] for i in outline.path(head, include_self=False)]
-        body = lines[head : outline.end_of_section(head, len(lines))]
-        return "\n".join(outer + body)
+        end = outline.end_of_section(head, len(lines))
+        whole = "\n".join(outer + lines[head:end])
+        if limit is None or len(whole) <= int(limit):
+            return whole
+        hit = line_index(where, lines)
+        room = int(limit) - len("\n".join(outer + [lines[head]])) - 2 * MARK_CHARS
+        return "\n".join(outer + [lines[head]] + lines_near(lines, hit, head + 1, end, room))
 
     def headings(self, words: Any = None, text: Any = None) -> list[str]:
         """The heading lines of `text` (default `context`) with their line numbers; only

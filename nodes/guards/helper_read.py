@@ -31,7 +31,7 @@ PASSAGE_CHARS = 4000
 ASK = "Answer from this text only: reply with the answer itself, or NONE if the text does not say."
 HELPER_READ = """A helper can read that section alone and answer from it:
 ```python
-passage = section({where!r})[:{limit}]
+passage = section({where!r}, limit={limit})
 print(sub_lm("Text:\\n" + passage + "\\n\\nQuestion: " + {question!r} + "\\n" + {ask!r}))
 ```"""
 # Seconds a helper's reply and its call's overhead take beyond reading the passage.

@@ -100,7 +100,7 @@ answer with it."""
 FOLLOW_ANSWER = """{under}If that answers the question, write FINAL with the answer. If not, \
 what the question asks may be near it (the entry, section or lines it belongs to):
 ```python
-print(section({anchor!r})[:4000])
+print(section({anchor!r}, limit=4000))
 print(around({anchor!r}, before=5, after=10))
 ```"""
 
