@@ -23,8 +23,8 @@ from rlm_research.tools.chat_models import (
     model_label,
     parse_spec,
 )
+from rlm_research.tools.kv_state_cache import BoundedStateCache
 from rlm_research.tools.local_model import (
-    BoundedStateCache,
     EmbeddedChatModel,
     LocalWeights,
     WeightsError,
