@@ -13,7 +13,8 @@ class BoundedStateCache:
 
     llama-cpp-python's `LlamaRAMCache` counts only the KV bytes of an entry, but each state also
     carries a copy of the logits buffer (n_batch x n_vocab floats, ~300 MB for Qwen's vocabulary):
-    a "2 GB" cache grew to 18 GB. Here states are saved without it (see `local_model._make_llama_class`).
+    a "2 GB" cache grew to 18 GB. Here states are saved without it (see
+    `local_model._make_llama_class`).
 
     Eviction keeps conversations that are being continued: an entry that is a prefix of a newly
     saved one is dropped (the new one covers it) and hands on its reuse count; over the limits,
