@@ -186,6 +186,13 @@ def test_a_long_section_cut_to_a_limit_keeps_its_heading_and_the_hit(make_settin
     assert "True" in out.splitlines()[1]
     assert "=== tool/read.py ===" in out and "class Reader:" in out and "limit = 4096" in out
     assert "lines of this section skipped" in out and "y = 2" not in out
+    # A long changelog entry keeps its last line, where it is signed and dated.
+    changes = "\n".join(f"  * Fix typo number {i} in the manual" for i in range(200))
+    entry = "tool (2.0) unstable; urgency=low\n\n  * Add the --json flag\n" + changes
+    doc = entry + "\n\n -- Ann Lee <ann@example.org>  Mon, 05 Jun 2023 10:00:00 +0000\n"
+    out = shown(doc, "print(section(grep('--json')[0], limit=1500))", make_settings)
+    assert "tool (2.0)" in out and "--json" in out and "Mon, 05 Jun 2023" in out
+    assert "number 199" not in out and "more lines of this section" in out
     # A section that fits is the same with or without the limit.
     code = "print(section(grep('#990')[0], limit=4000) == section(grep('#990')[0]))"
     assert "True" in shown(CHANGELOG, code, make_settings)

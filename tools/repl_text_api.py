@@ -200,9 +200,10 @@ class TextApi:
         """The whole section a hit (or a line number, or a text) is in: the headings above
         its own (a subsection alone does not say which release or chapter it belongs to),
         its nearest heading, then every line up to the next heading of the same or a higher
-        rank. "" if none. With `limit` (characters), a longer section keeps its headings and
-        the lines nearest the hit, the skipped lines marked: `section(hit)[:4000]` of a long
-        section may never reach the hit."""
+        rank. "" if none. With `limit` (characters), a longer section keeps its headings,
+        the lines nearest the hit and its last line (where a changelog entry is signed and
+        dated), the skipped lines marked: `section(hit)[:4000]` of a long section may never
+        reach the hit."""
         lines, outline, head = self.heading_above(where, text)
         if head is None or outline is None:
             return ""
@@ -211,9 +212,12 @@ class TextApi:
         whole = "\n".join(outer + lines[head:end])
         if limit is None or len(whole) <= int(limit):
             return whole
-        hit = line_index(where, lines)
-        room = int(limit) - len("\n".join(outer + [lines[head]])) - 2 * MARK_CHARS
-        return "\n".join(outer + [lines[head]] + lines_near(lines, hit, head + 1, end, room))
+        hit = max(line_index(where, lines), head + 1)
+        last = next((i for i in range(end - 1, hit, -1) if lines[i].strip()), None)
+        closing = [] if last is None else [lines[last]]
+        room = int(limit) - len("\n".join([*outer, lines[head], *closing])) - 2 * MARK_CHARS
+        near = lines_near(lines, hit, head + 1, end if last is None else last, room)
+        return "\n".join(outer + [lines[head]] + near + closing)
 
     def headings(self, words: Any = None, text: Any = None) -> list[str]:
         """The heading lines of `text` (default `context`) with their line numbers; only
