@@ -224,3 +224,40 @@ H11 = TreePicks(
 
 def h11_questions(text: str) -> list[Question]:
     return tree_questions(text, H11)
+
+
+# Added in session 27, before any run over them: tenacity (a retry library) and Starlette (an
+# ASGI web framework), two code bases of another shape than the three above (many small classes
+# per file). Their held-out questions were first run on a frozen loop.
+TENACITY = TreePicks(
+    "tenacity's",
+    ("tenacity/after.py", "after_log", "sec_format"),
+    "tenacity/stop.py",
+    ("tenacity/_utils.py", "tenacity/before_sleep.py"),
+    "wait_random_exponential",
+    "TornadoRetrying",
+)
+STARLETTE = TreePicks(
+    "Starlette's",
+    ("starlette/authentication.py", "requires", "status_code"),
+    "starlette/convertors.py",
+    ("starlette/_utils.py", "starlette/routing.py"),
+    "CommaSeparatedStrings",
+    "NotModifiedResponse",
+)
+
+
+def read_tenacity() -> str:
+    return read_tree("tenacity")
+
+
+def read_starlette() -> str:
+    return read_tree("starlette")
+
+
+def tenacity_questions(text: str) -> list[Question]:
+    return tree_questions(text, TENACITY)
+
+
+def starlette_questions(text: str) -> list[Question]:
+    return tree_questions(text, STARLETTE)

@@ -7,8 +7,9 @@ Documents (`DOCUMENTS`; their questions in real_questions.py and real_code_quest
 apt's Debian changelog, coreutils' NEWS, the libtasn1 manual (a PDF), the PyYAML package's
 source tree, and, added in session 19 after the loop's changes of that session were made,
 GnuPG's NEWS and the attrs package's source tree; in session 25, the same way, GNU grep's NEWS
-and the h11 package's source tree. Their held-out questions were first run once, on a frozen
-loop, so they are the set's untouched part.
+and the h11 package's source tree; in session 27, the tenacity and Starlette source trees.
+Their held-out questions were first run once, on a frozen loop, so they are the set's
+untouched part.
 
 Families: `lookup` (one fact), `count` (how many of something), `sum` (a total over several
 sections), `section` (which section holds a line), `twohop` (find a thing, then a fact about
@@ -34,6 +35,10 @@ from rlm_research.bench.real_code_questions import (
     read_h11,
     read_libtasn1,
     read_pyyaml,
+    read_starlette,
+    read_tenacity,
+    starlette_questions,
+    tenacity_questions,
 )
 from rlm_research.bench.real_questions import (
     FAMILIES,
@@ -148,6 +153,22 @@ DOCUMENTS = (
         "ff41fb8b3007731350e817330f255331915f17f658eb64c6f7f6fd53599814fe",
         read_h11,
         h11_questions,
+    ),
+    Document(
+        "tenacity-source",
+        "pypi:tenacity",
+        "9.2.1",
+        "71e4d6cffb63148a25b4d8222f03f9889a4c6e1e40287c19d58217c15c812a47",
+        read_tenacity,
+        tenacity_questions,
+    ),
+    Document(
+        "starlette-source",
+        "pypi:starlette",
+        "1.10.0",
+        "325bf9c7651ac229b8f8f549aa938a1e04934d827d3cb36efa3f4e6d9d22df0d",
+        read_starlette,
+        starlette_questions,
     ),
 )
 

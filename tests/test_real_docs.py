@@ -1,4 +1,4 @@
-"""The real-document question set: 40 questions over eight pinned documents, gold answers
+"""The real-document question set: 50 questions over ten pinned documents, gold answers
 computed from the text, half held out with every family in both halves, and a document whose
 package moved to another version refused rather than rescored."""
 
@@ -15,10 +15,10 @@ except (real_docs.DocumentDrift, OSError, ImportError) as exc:  # another machin
     pytest.skip(f"the pinned documents are not on this machine: {exc}", allow_module_level=True)
 
 
-def test_forty_questions_half_held_out_in_every_family():
-    assert len(TASKS) == 40 and len({t.id for t in TASKS}) == 40
+def test_fifty_questions_half_held_out_in_every_family():
+    assert len(TASKS) == 50 and len({t.id for t in TASKS}) == 50
     splits = Counter((t.family, t.meta["split"]) for t in TASKS)
-    assert all(splits[(f, s)] == 4 for f in real_docs.FAMILIES for s in ("dev", "held_out"))
+    assert all(splits[(f, s)] == 5 for f in real_docs.FAMILIES for s in ("dev", "held_out"))
     per_doc = Counter((t.meta["doc"], t.meta["split"]) for t in TASKS)
     assert sorted(set(per_doc.values())) == [2, 3]
 
