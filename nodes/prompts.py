@@ -88,7 +88,7 @@ Variables: {variables}
 Question: {question}
 Next ```python block, or FINAL("...") when the output answers the question."""
 
-# An output the level has seen already is not shown again (observe.without_repeated_output).
+# An output the level has seen already is not shown again (nodes/observation_text.py).
 SAME_OUTPUT = """\
 {head} ...
 [The rest is not repeated here: this output is the same {chars:,} characters as the output \

@@ -193,6 +193,10 @@ def test_a_long_section_cut_to_a_limit_keeps_its_heading_and_the_hit(make_settin
     out = shown(doc, "print(section(grep('--json')[0], limit=1500))", make_settings)
     assert "tool (2.0)" in out and "--json" in out and "Mon, 05 Jun 2023" in out
     assert "number 199" not in out and "more lines of this section" in out
+    # Long lines (an unwrapped paragraph, a data literal) are cut: the limit holds.
+    doc = "# Notes\n" + "a" * 5000 + "\nthe needle line\n" + "c" * 3000 + "\nend\n"
+    code = "s = section(grep('needle')[0], limit=300)\nprint(len(s) <= 300, 'needle' in s)"
+    assert "True True" in shown(doc, code, make_settings)
     # A section that fits is the same with or without the limit.
     code = "print(section(grep('#990')[0], limit=4000) == section(grep('#990')[0]))"
     assert "True" in shown(CHANGELOG, code, make_settings)

@@ -140,6 +140,22 @@ def test_the_section_code_the_model_already_ran_is_not_offered_again(make_settin
     assert result.answer == "int"
 
 
+def test_with_no_helper_left_the_section_already_read_is_pointed_at_not_offered(make_settings):
+    from tests.test_guards import MANUAL
+
+    same = py("hits = grep('tool_read')\nprint(len(hits), hits)")
+    line = "[Function]int tool_read (node root, const char * name)"
+    read = py(f"print(section({line!r}, limit=4000))\nprint(around({line!r}, before=5, after=10))")
+    root = script(same, same, read, read, py("FINAL('int')"))
+    question = "What is the return type of the function tool_read?"
+    # 20 s left: no time for a helper to read the section (helper_read.can_pay).
+    result = run(question, MANUAL, settings=make_settings(model=root, max_seconds=20))
+    again = result.trajectory[3]["observation"]
+    assert "printed its section already" in again
+    assert "print(section(" not in again.split("repeating yourself")[1]
+    assert result.answer == "int"
+
+
 def test_a_model_that_repeats_an_empty_search_is_shown_the_section_the_notice_offers(make_settings):
     # The libtasn1 shape: the search names two functions at once and finds no line; its note
     # lists a line for each. The model searches again instead of reading; the loop reads the
@@ -259,5 +275,5 @@ def test_a_noted_line_with_only_a_common_word_of_the_search_is_not_offered(make_
     assert "the lines with the most of its words" in result.trajectory[0]["observation"]
     assert result.answer == "Bo Chan"
     # The loop reads no other line's section; it hands the one read again to a helper.
-    assert [t["code"][0].count("section(8)") for t in result.trajectory if t.get("by")] == [1]
+    assert [t["code"][0].count("section(8") for t in result.trajectory if t.get("by")] == [1]
     assert "also listed line" not in result.trajectory[2]["observation"]

@@ -116,21 +116,24 @@ MARK_CHARS = 50  # room kept for each "[... N lines ...]" note of a section cut 
 def lines_near(lines: list[str], hit: int, start: int, end: int, room: int) -> list[str]:
     """The lines of `lines[start:end]` nearest line `hit` that fit in `room` characters, two
     after the hit for each one before it (what a signature or an entry's first line leads to
-    follows it), with a note where lines are skipped."""
+    follows it), with a note where lines are skipped. A line too long for the room closes its
+    side; the hit's own line is cut to the room."""
     if start >= end:
         return []
-    low = high = min(max(hit, start), end - 1)
-    used, step = len(lines[low]), 0
-    while used <= room:
-        later, earlier = high + 1 < end, low > start
-        if not (later or earlier):
-            break
-        k = high + 1 if later and (step % 3 != 0 or not earlier) else low - 1
+    centre = low = high = min(max(hit, start), end - 1)
+    used, step, room = len(lines[low]), 0, max(room, 0)
+    later, earlier = high + 1 < end, low > start
+    while later or earlier:
+        after = later and (step % 3 != 2 or not earlier)
+        k = high + 1 if after else low - 1
         if used + len(lines[k]) + 1 > room:
-            break
+            later, earlier = (False, earlier) if after else (later, False)
+            continue
         used, step = used + len(lines[k]) + 1, step + 1
         low, high = min(low, k), max(high, k)
-    kept = lines[low : high + 1]  # the hit's own line at least, whatever the room
+        later, earlier = later and high + 1 < end, earlier and low > start
+    kept = lines[low : high + 1]
+    kept[centre - low] = lines[centre][:room]
     if low > start:
         kept.insert(0, f"[... {low - start} lines of this section skipped ...]")
     if high + 1 < end:
@@ -201,9 +204,9 @@ class TextApi:
         its own (a subsection alone does not say which release or chapter it belongs to),
         its nearest heading, then every line up to the next heading of the same or a higher
         rank. "" if none. With `limit` (characters), a longer section keeps its headings,
-        the lines nearest the hit and its last line (where a changelog entry is signed and
-        dated), the skipped lines marked: `section(hit)[:4000]` of a long section may never
-        reach the hit."""
+        the lines nearest the hit and its last non-blank line (where a changelog entry is
+        signed and dated), the skipped lines marked, in at most `limit` characters:
+        `section(hit)[:4000]` of a long section may never reach the hit."""
         lines, outline, head = self.heading_above(where, text)
         if head is None or outline is None:
             return ""
@@ -212,12 +215,12 @@ class TextApi:
         whole = "\n".join(outer + lines[head:end])
         if limit is None or len(whole) <= int(limit):
             return whole
-        hit = max(line_index(where, lines), head + 1)
+        hit, cap = max(line_index(where, lines), head + 1), max(int(limit), 0)
         last = next((i for i in range(end - 1, hit, -1) if lines[i].strip()), None)
-        closing = [] if last is None else [lines[last]]
-        room = int(limit) - len("\n".join([*outer, lines[head], *closing])) - 2 * MARK_CHARS
+        closing = [] if last is None else [lines[last][: cap // 4]]
+        room = cap - len("\n".join([*outer, lines[head], *closing])) - 2 * MARK_CHARS
         near = lines_near(lines, hit, head + 1, end if last is None else last, room)
-        return "\n".join(outer + [lines[head]] + near + closing)
+        return "\n".join(outer + [lines[head]] + near + closing)[:cap]
 
     def headings(self, words: Any = None, text: Any = None) -> list[str]:
         """The heading lines of `text` (default `context`) with their line numbers; only

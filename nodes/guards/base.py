@@ -82,8 +82,8 @@ class Guard:
     limit: int = 1  # at most this many send-backs (or notes) per level
 
 
-# A section read by line number in a cell's code: `print(section(472))`.
-SECTION_READ = re.compile(r"section\((\d+)\)")
+# A section read by line number in a cell's code: `print(section(472))`, `section(472, limit=4000)`.
+SECTION_READ = re.compile(r"section\((\d+)\s*[,)]")
 
 # The search offered for a name, as ready code (small models run offered code as written).
 SEARCH_CODE = """```python

@@ -234,7 +234,7 @@ def next_step(ev: Evidence) -> Finding | None:
         under = f"It is under {under}. " if under else ""
         anchor = line.strip()[:80]
         # Code the cell just ran is not offered again: it leads where the model already is.
-        ran = any(f"section({anchor!r})" in b for b in ev.code) and anchor[:60] in stdout
+        ran = any(f"section({anchor!r}" in b for b in ev.code) and anchor[:60] in stdout
         follow = (FOLLOW_READ if ran else FOLLOW_ANSWER).format(anchor=anchor, under=under)
     return reading(
         intro.format(line=line, follow=follow), f"the search's line most like it: {line!r}"
