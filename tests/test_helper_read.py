@@ -55,7 +55,7 @@ def test_a_manual_entry_read_by_its_line_text_is_handed_over_the_same_way(make_s
     question = "What is the return type of tool_read?"
     result = run(question, MANUAL, settings=make_settings(model=root, sub_model=helper))
     ran = loop_turns(result)
-    assert len(ran) == 1 and f"section({line.strip()!r})" in ran[0]["code"][0]
+    assert len(ran) == 1 and f"section({line.strip()!r}" in ran[0]["code"][0]
     assert len(helper.calls) == 1 and line.strip() in helper.calls[0]
 
 
