@@ -144,12 +144,14 @@ def test_a_hit_shows_the_headings_it_is_under(make_settings):
         "(in 9: '* Noteworthy changes in release 2.0 (2023-11-02) [stable]' > 11: '** Bug fixes')"
     )
     assert path in out
-    # A file among several, and a comment in its code that is not a heading.
+    # A file among several, and a comment in its code that is not a heading: the line is under
+    # its file and its function.
     doc = "=== tool/parse.py ===\n" + SOURCE.replace(
         "    return text", "    # why\n    return text"
     )
     out = shown(doc, "print(grep('split'))", make_settings)
-    assert "'    return text.split()' (in 1: '=== tool/parse.py ===')]" in out
+    under = "(in 1: '=== tool/parse.py ===' > 5: 'def parse(text, strict=False, limit=100):')]"
+    assert "'    return text.split()' " + under in out
 
 
 def test_hits_in_a_text_without_headings_print_as_before(make_settings):
@@ -173,6 +175,48 @@ def test_section_is_the_whole_entry_a_hit_is_in(make_settings):
     )
     assert "1 True False" in shown(NEWS, code, make_settings)
     assert "''" in shown(LOG, "print(repr(section(3)))", make_settings)
+
+
+CODE_FILE = """\
+=== tool/log.py ===
+import logging
+
+
+def after_log(
+    logger,
+    level: int,
+    sec_format: str = "%.3g",
+) -> None:
+    \"\"\"Log the attempt.\"\"\"
+    if level:
+        print(sec_format % 1.0)
+
+
+class Reader:
+    def read(
+        self,
+        size: int = 4096,
+    ) -> str:
+        return sec_format_of(size)
+"""
+
+
+def test_a_hit_in_code_names_the_function_or_class_it_sits_in(make_settings):
+    # A parameter's default is on a line of its own; the hit says whose parameter it is.
+    out = shown(CODE_FILE, "print(grep('sec_format'))", make_settings)
+    assert (
+        "8: '    sec_format: str = \"%.3g\",' (in 1: '=== tool/log.py ===' > 5: 'def after_log(')"
+        in out
+    )
+    assert "12: '        print(sec_format % 1.0)']" in out  # the same function: not repeated
+    # A method's body under the method (past a signature closed on its own line), a method
+    # under its class, a line at column 0 under the file alone.
+    out = shown(CODE_FILE, "print(grep('size'))", make_settings)
+    assert "(in 1: '=== tool/log.py ===' > 16: 'def read(')" in out
+    out = shown(CODE_FILE, "print(grep('def read'))", make_settings)
+    assert "> 15: 'class Reader:')" in out
+    out = shown(CODE_FILE, "print(grep('import logging'))", make_settings)
+    assert "2: 'import logging' (in 1: '=== tool/log.py ===')" in out
 
 
 def test_a_long_section_cut_to_a_limit_keeps_its_heading_and_the_hit(make_settings):

@@ -118,10 +118,38 @@ def matching_indices(pattern: Any, lines: list[str], whole_words: bool = True) -
 
 
 def heading_path(outline: Outline, lines: list[str], i: int) -> str:
-    """The headings above line `i` as a hit shows them: the outermost and the nearest."""
+    """The headings above line `i` as a hit shows them: the outermost and the nearest, where
+    the nearest is the `def` or `class` an indented line of code sits in when there is one
+    below the nearest heading (a parameter's default is on a line of its own, its function's
+    name lines above it)."""
     path = outline.path(i, include_self=False)
     shown = path if len(path) <= 2 else [path[0], path[-1]]
+    inner = enclosing_definition(lines, i, path[-1] if path else -1)
+    if inner is not None:
+        shown = [*shown[:1], inner]
     return " > ".join(f"{k + 1}: {lines[k].strip()[:100]!r}" for k in shown)
+
+
+_DEFINITION = re.compile(r"\s*(?:async\s+def|def|class)\s+\w")
+DEFINITION_REACH = 300  # lines looked at above a hit for the definition it sits in
+
+
+def enclosing_definition(lines: list[str], i: int, stop: int) -> int | None:
+    """The index of the `def`/`class` line that indented line `i` belongs to: the first line
+    above it, below `stop`, less indented than every line between, that opens a definition;
+    None for a line at column 0 or one under a less indented line of another kind."""
+    level = len(lines[i]) - len(lines[i].lstrip())
+    for k in range(i - 1, max(stop, i - DEFINITION_REACH - 1), -1):
+        text = lines[k]
+        indent = len(text) - len(text.lstrip())
+        if level == 0:
+            return None
+        if not text.strip() or indent >= level or text.lstrip()[0] in ")]}":
+            continue  # a blank or deeper line, or the close of a signature written on lines
+        if _DEFINITION.match(text):
+            return k
+        level = indent
+    return None
 
 
 # In a text with headings, an empty search's note ends with code that reads the best line's
