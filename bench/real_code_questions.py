@@ -97,18 +97,6 @@ def read_tree(package: str) -> str:
     return join_sources({f"{package}/{p.name}": p.read_text(encoding="utf-8") for p in files})
 
 
-def read_pyyaml() -> str:
-    return read_tree("yaml")
-
-
-def read_attrs() -> str:
-    return read_tree("attr")
-
-
-def read_h11() -> str:
-    return read_tree("h11")
-
-
 def source_files(text: str) -> dict[str, ast.Module]:
     pieces = re.split(r"^=== (\w+/\S+) ===\n", text, flags=re.M)
     return {pieces[i]: ast.parse(pieces[i + 1]) for i in range(1, len(pieces), 2)}
@@ -202,14 +190,6 @@ ATTRS = TreePicks(
 )
 
 
-def pyyaml_questions(text: str) -> list[Question]:
-    return tree_questions(text, PYYAML)
-
-
-def attrs_questions(text: str) -> list[Question]:
-    return tree_questions(text, ATTRS)
-
-
 # Added in session 25 after that session's loop changes (h11: httpx's HTTP/1.1 parser); its
 # held-out questions were first run on a frozen loop.
 H11 = TreePicks(
@@ -220,10 +200,6 @@ H11 = TreePicks(
     "ReceiveBuffer",
     "NEED_DATA",
 )
-
-
-def h11_questions(text: str) -> list[Question]:
-    return tree_questions(text, H11)
 
 
 # Added in session 27, before any run over them: tenacity (a retry library) and Starlette (an
@@ -245,19 +221,3 @@ STARLETTE = TreePicks(
     "CommaSeparatedStrings",
     "NotModifiedResponse",
 )
-
-
-def read_tenacity() -> str:
-    return read_tree("tenacity")
-
-
-def read_starlette() -> str:
-    return read_tree("starlette")
-
-
-def tenacity_questions(text: str) -> list[Question]:
-    return tree_questions(text, TENACITY)
-
-
-def starlette_questions(text: str) -> list[Question]:
-    return tree_questions(text, STARLETTE)

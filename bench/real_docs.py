@@ -24,21 +24,18 @@ import importlib.metadata
 import subprocess
 from collections.abc import Callable
 from dataclasses import dataclass
-from functools import cache
+from functools import cache, partial
 
 from rlm_research.bench.real_code_questions import (
-    attrs_questions,
-    h11_questions,
+    ATTRS,
+    H11,
+    PYYAML,
+    STARLETTE,
+    TENACITY,
     libtasn1_questions,
-    pyyaml_questions,
-    read_attrs,
-    read_h11,
     read_libtasn1,
-    read_pyyaml,
-    read_starlette,
-    read_tenacity,
-    starlette_questions,
-    tenacity_questions,
+    read_tree,
+    tree_questions,
 )
 from rlm_research.bench.real_questions import (
     FAMILIES,
@@ -119,8 +116,8 @@ DOCUMENTS = (
         "pypi:PyYAML",
         "6.0.4",
         "066969f2928dfcb0859e21598de44df40a98daa8e38d8478634e0faceb34534c",
-        read_pyyaml,
-        pyyaml_questions,
+        partial(read_tree, "yaml"),
+        partial(tree_questions, picks=PYYAML),
     ),
     Document(
         "gnupg-news",
@@ -135,8 +132,8 @@ DOCUMENTS = (
         "pypi:attrs",
         "26.1.0",
         "865afdb82ebdaf852c43cf35af4295b666ee8f6af4c264fdb702be2791b00f41",
-        read_attrs,
-        attrs_questions,
+        partial(read_tree, "attr"),
+        partial(tree_questions, picks=ATTRS),
     ),
     Document(
         "grep-news",
@@ -151,24 +148,24 @@ DOCUMENTS = (
         "pypi:h11",
         "0.16.0",
         "ff41fb8b3007731350e817330f255331915f17f658eb64c6f7f6fd53599814fe",
-        read_h11,
-        h11_questions,
+        partial(read_tree, "h11"),
+        partial(tree_questions, picks=H11),
     ),
     Document(
         "tenacity-source",
         "pypi:tenacity",
         "9.2.1",
         "71e4d6cffb63148a25b4d8222f03f9889a4c6e1e40287c19d58217c15c812a47",
-        read_tenacity,
-        tenacity_questions,
+        partial(read_tree, "tenacity"),
+        partial(tree_questions, picks=TENACITY),
     ),
     Document(
         "starlette-source",
         "pypi:starlette",
         "1.10.0",
         "325bf9c7651ac229b8f8f549aa938a1e04934d827d3cb36efa3f4e6d9d22df0d",
-        read_starlette,
-        starlette_questions,
+        partial(read_tree, "starlette"),
+        partial(tree_questions, picks=STARLETTE),
     ),
 )
 
