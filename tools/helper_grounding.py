@@ -10,6 +10,8 @@ word of the text) rightly answer with words the document lacks.
 
 from __future__ import annotations
 
+import functools
+
 # A prompt holds the document's text when a run of this many characters of it is in `context`.
 WINDOW = 24
 # A whole line of the document this long, quoted in the prompt, is its text too.
@@ -25,34 +27,29 @@ NOTE = (
 )
 
 
-def holds_text_of(prompt: str, document: str, short_lines: frozenset[str] | None = None) -> bool:
+def holds_text_of(prompt: str, document: str) -> bool:
     """Whether `prompt` quotes `document` (a run of WINDOW characters, or a whole line of it of
     at least SHORT_LINE characters: "The vault code is 7413."), is long enough to carry material
-    of its own, or there is no document to quote. `short_lines`: the document's lines of
-    SHORT_LINE to WINDOW characters, when the caller has them already."""
+    of its own, or there is no document to quote."""
     if not document.strip() or len(prompt) >= ENOUGH:
         return True
     step = WINDOW // 3
     if any(prompt[i : i + WINDOW] in document for i in range(0, len(prompt) - WINDOW + 1, step)):
         return True
-    short = short_lines if short_lines is not None else short_lines_of(document)
-    return any(line in prompt for line in short)
+    return any(line in prompt for line in short_lines_of(document))
 
 
+# One document per worker (its `context`): split once, not once per prompt or per call (a str
+# caches its hash, so the lookup of a 10M text is cheap after the first).
+@functools.lru_cache(maxsize=2)
 def short_lines_of(document: str) -> frozenset[str]:
     stripped = (line.strip() for line in document.splitlines())
     return frozenset(ln for ln in stripped if SHORT_LINE <= len(ln) < WINDOW)
 
 
 def ungrounded_note(prompts: list[str], document: str) -> str | None:
-    """The note for the prompts of one call that hold no text of the document, or None. The
-    document's short lines are found once per call, not once per prompt."""
-    short: frozenset[str] | None = None
-    bare = 0
-    for prompt in prompts:
-        if short is None and document.strip() and len(prompt) < ENOUGH:
-            short = short_lines_of(document)
-        bare += not holds_text_of(prompt, document, short)
+    """The note for the prompts of one call that hold no text of the document, or None."""
+    bare = sum(not holds_text_of(prompt, document) for prompt in prompts)
     if not bare:
         return None
     asked = "the prompt" if len(prompts) == 1 else f"{bare} of the {len(prompts)} prompts"

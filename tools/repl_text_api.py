@@ -187,16 +187,19 @@ class TextApi:
         start = max(0, i - int(before))
         return numbered(lines[start : i + int(after) + 1], start)
 
-    def heading_above(self, where: Any, text: Any) -> tuple[list[str], Outline | None, int | None]:
+    def heading_above(
+        self, where: Any, text: Any
+    ) -> tuple[list[str], Outline | None, int, int | None]:
+        """The text's lines and outline, the index of `where`'s line, and of its heading."""
         lines, outline = self.lines_and_outline(text)
         i = min(line_index(where, lines), len(lines) - 1)
         path = outline.path(i) if outline is not None and i >= 0 else []
-        return lines, outline, (path[-1] if path else None)
+        return lines, outline, i, (path[-1] if path else None)
 
     def section_of(self, where: Any, text: Any = None) -> str:
         """The nearest heading at or above a hit (or a line number, or a text): markdown #,
         numbered, underlined or ALL CAPS headings, changelog versions. "" if none."""
-        lines, _, head = self.heading_above(where, text)
+        lines, _, _, head = self.heading_above(where, text)
         return "" if head is None else Hit(lines[head], head + 1)
 
     def section(self, where: Any, text: Any = None, limit: Any = None) -> str:
@@ -207,7 +210,7 @@ class TextApi:
         the lines nearest the hit and its last non-blank line (where a changelog entry is
         signed and dated), the skipped lines marked, in at most `limit` characters:
         `section(hit)[:4000]` of a long section may never reach the hit."""
-        lines, outline, head = self.heading_above(where, text)
+        lines, outline, at, head = self.heading_above(where, text)
         if head is None or outline is None:
             return ""
         outer = [lines[i] for i in outline.path(head, include_self=False)]
@@ -215,7 +218,7 @@ class TextApi:
         whole = "\n".join(outer + lines[head:end])
         if limit is None or len(whole) <= int(limit):
             return whole
-        hit, cap = max(line_index(where, lines), head + 1), max(int(limit), 0)
+        hit, cap = max(at, head + 1), max(int(limit), 0)
         last = next((i for i in range(end - 1, hit, -1) if lines[i].strip()), None)
         closing = [] if last is None else [lines[last][: cap // 4]]
         room = cap - len("\n".join([*outer, lines[head], *closing])) - 2 * MARK_CHARS
