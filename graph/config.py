@@ -68,6 +68,9 @@ class _DeclaredConfig(BaseModel):
     max_total_tokens: int | None = Field(None, ge=1)
     max_seconds: float | None = Field(None, gt=0)
     max_parallel: int | None = Field(None, ge=1)
+    reuse_sub_answers: bool | None = Field(
+        None, description="answer a repeated sub_lm request from the level's earlier answer"
+    )
     cell_timeout: float | None = Field(None, gt=0)
     max_output_chars: int | None = Field(None, ge=100)
     stuck_after: int | None = Field(None, ge=1)

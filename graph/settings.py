@@ -47,6 +47,10 @@ class Settings:
     max_total_tokens: int = 5_000_000
     max_seconds: float = 4 * 3600.0
     max_parallel: int = 16  # sub-calls of one batch that run at once
+    # A sub_lm request identical to one this level already had answered (same prompt, same
+    # context) takes that answer without a model call: a model that runs its helper code again
+    # paid for the same answer each time. False samples each request anew (votes by repetition).
+    reuse_sub_answers: bool = True
 
     # The REPL.
     cell_timeout: float = 120.0  # seconds of a cell's own work, not counting sub-calls

@@ -64,8 +64,10 @@ class RLMState(RLMInput, total=False):
     cell_result_ref: str | None
     snapshot_ref: str | None  # the REPL namespace after the last finished cell
     journal_ref: str | None  # sub-calls answered so far in the current cell
+    answers_ref: str | None  # {request hash: answer ref} of the level's answered sub-calls
     recent: list[str]  # signatures of recent turns, for stuck detection
     hinted: bool
+    hint_offers: bool  # the stuck notice's advice offered a value as FINAL
     answer_asked_at: int  # the turn after which the loop asked for the answer in words
     guards: dict[str, Any]  # the guards' bookkeeping at this level (nodes/guards)
     child_trees: Annotated[list[str], operator.add]  # one ref per batch: a list of tree refs

@@ -34,6 +34,7 @@ CLIENT_KEYS = (
     "max_depth", "max_turns", "max_sub_calls", "max_total_tokens", "max_seconds",
     "max_parallel", "max_web_calls", "cell_timeout", "max_output_chars",
     "max_completion_tokens", "temperature", "stuck_after", "stuck_temperature", "web",
+    "reuse_sub_answers",
 )  # fmt: skip
 MODEL_KEYS = ("model", "sub_model")
 DEFAULT_CAPS: dict[str, float] = {

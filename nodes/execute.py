@@ -70,6 +70,8 @@ def execute(
         ]
         update.update(pending_ref=None, batch_results_ref=None, sub_results=None)
         update["journal_ref"] = store.put_json(journal)
+        if settings.reuse_sub_answers:
+            update["answers_ref"] = remember_answers(state, store, pending, results)
         trees = [results[r["id"]]["tree_ref"] for r in pending if results[r["id"]]["tree_ref"]]
         update["child_trees"] = [store.put_json(trees)] if trees else []
     cell, seq = state["cell"], state.get("seq", 0)
@@ -135,7 +137,8 @@ def answered_without_a_model(
     store: BlobStore,
 ) -> dict[str, SubResult]:
     """The requests that need no model: answered before (a cell run again after a crash takes
-    them from the journal) or refused because a budget ran out."""
+    them from the journal; an identical request of an earlier cell, its answer), or refused
+    because a budget ran out."""
     prefilled: dict[str, SubResult] = {}
     for req in requests:
         stored = take(replay, req["request_hash"])
@@ -145,9 +148,31 @@ def answered_without_a_model(
                 "stop_reason": "replayed",
                 "tree_ref": "",
             }
+    answers = load_json(store, state.get("answers_ref"), {}) if settings.reuse_sub_answers else {}
+    for req in requests:
+        if req["id"] not in prefilled and req["request_hash"] in answers:
+            ref = answers[req["request_hash"]]
+            prefilled[req["id"]] = {"answer_ref": ref, "stop_reason": "reused", "tree_ref": ""}
     waiting = [r for r in requests if r["id"] not in prefilled]
     prefilled.update(refusals(waiting, state, settings, store))
     return prefilled
+
+
+def remember_answers(
+    state: RLMState, store: BlobStore, pending: list[SubRequest], results: dict[str, SubResult]
+) -> str | None:
+    """The level's answered requests by hash, with this batch's answers added. Only answers a
+    child gave with FINAL count: a child that ended stuck or out of budget may do better when
+    asked again (its later turns sample warmer)."""
+    answers = load_json(store, state.get("answers_ref"), {})
+    new = {
+        r["request_hash"]: results[r["id"]]["answer_ref"]
+        for r in pending
+        if results[r["id"]]["stop_reason"] == "answered"
+    }
+    if not new or new.items() <= answers.items():
+        return state.get("answers_ref")
+    return store.put_json({**answers, **new})
 
 
 def cell_result(

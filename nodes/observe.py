@@ -43,11 +43,13 @@ def observe(
         text += "".join("\n\n" + found.message for _, found in spoke)
     stop = "answered" if final is not None else stop_reason(state, settings)
 
-    stop, what = stuck_check(state, settings, result, text, stop, update)
+    by_loop = book.get("ran_at") == state["turn"]
+    stop, what = stuck_check(state, settings, (result, shown, text, by_loop), stop, update)
     step = None
     if what is not None:  # the loop's notice, with the stuck guard's advice if it is on
         advice = guards.review(evidence, on, "stuck")
         spoke += advice
+        update["hint_offers"] = any(guards.offers_answer(found.message) for _, found in advice)
         step = step_to_run(advice, book.get("ran") or [])
         text += "\n\n" + stuck_notice(what, advice, step)
     stop = last_chance(state, stop, update, book)
@@ -62,7 +64,7 @@ def observe(
     )
     update["guards"] = book
     record = {"depth": state["depth"], "turn": state["turn"], "code": state.get("code") or []}
-    if book.get("ran_at") == state["turn"]:
+    if by_loop:
         record["by"] = "loop"  # the advice's code, run in the model's place
     record["output_digest"] = digest = hashlib.sha256(shown.encode()).hexdigest()[:16]
     text = without_repeated_output(state, store, shown, digest, text)
@@ -171,20 +173,29 @@ def last_chance(
 def stuck_check(
     state: RLMState,
     settings: Settings,
-    result: dict[str, Any] | None,
-    text: str,
+    turn: tuple[dict[str, Any] | None, str, str, bool],
     stop: str | None,
     update: dict[str, Any],
 ) -> tuple[str | None, str | None]:
     """The loop's stuck detection: the run's stop reason (`stuck` after a notice and two more
-    repeats), and what the model repeated when it earns a notice now (else None)."""
+    repeats, one when the notice offered a value as the answer), and what the model repeated
+    when it earns a notice now (else None). `turn`: the cell's result, its output as shown, the
+    observation so far, and whether the loop ran the cell in the model's place."""
+    result, shown, text, by_loop = turn
     signature = turn_signature(state.get("code") or [], result, text)
-    recent = (state.get("recent") or [])[-8:] + [signature]
+    recent = (state.get("recent") or [])[-8:]
+    # A loop-run cell is known by its output: a model that prints that output again, with code
+    # of its own, repeats it (it reran the count the loop ran, four times, and never answered).
+    echo = "out\x00" + hashlib.sha256(shown.encode()).hexdigest()[:16]
+    if shown.strip() and not cell_error(result) and (by_loop or echo in recent):
+        signature = echo
+    recent = recent + [signature]
     repeats = trailing_repeats(recent)
     update["recent"] = recent
     if repeats == 0 and state.get("hinted"):
         update["hinted"] = False  # it moved on; a later loop earns a notice of its own
-    if stop is None and state.get("hinted") and repeats >= settings.stuck_after + 2:
+    more = 1 if state.get("hint_offers") else 2
+    if stop is None and state.get("hinted") and repeats >= settings.stuck_after + more:
         return "stuck", None
     if stop is not None or repeats < settings.stuck_after or state.get("hinted"):
         return stop, None

@@ -127,6 +127,22 @@ def test_turn_budget_ends_with_one_closing_call(make_settings):
     assert result.usage["models"][next(iter(result.usage["models"]))]["calls"] == 4
 
 
+def test_a_helper_question_asked_again_reuses_its_answer(make_settings):
+    sub = RuleModel(fn=lambda msgs: "answer " + str(len(msgs)))
+    root = script(
+        py("a = sub_lm('Which town?', context='Ada: Tarn.')\nprint(a)"),
+        py("b = sub_lm('Which town?', context='Ada: Tarn.')\nc = sub_lm('Other')\nprint(b)"),
+        py("FINAL(a + '|' + b + '|' + c)"),
+    )
+    result = run("q", DOC, settings=make_settings(model=root, sub_model=sub))
+    a, b, c = result.answer.split("|")
+    assert a == b and c.startswith("answer")
+    assert len(sub.calls) == 2  # the repeated request cost no model call
+    assert result.usage["sub_calls"] == 2
+    fresh = make_settings(model=root, sub_model=sub, reuse_sub_answers=False)
+    assert run("q", DOC, settings=fresh).usage["sub_calls"] == 3
+
+
 def test_sub_call_budget_refuses_extra_calls(make_settings):
     sub = RuleModel(default="yes")
     root = script(
@@ -149,7 +165,7 @@ def test_token_budget_stops_the_run(make_settings):
 
 
 def test_stuck_loop_gets_a_hint_then_ends(make_settings):
-    same = py("print(context[:10])")
+    same = py("print(context[:200])")
     root = script(same, same, same, same, "final guess")
     result = run("q", DOC, settings=make_settings(model=root, max_turns=20))
     assert "repeating yourself" in result.trajectory[1]["observation"]
@@ -159,6 +175,15 @@ def test_stuck_loop_gets_a_hint_then_ends(make_settings):
     assert result.status == "no_answer" and result.answer == ""
     assert result.unaccepted == "final guess" and "stuck" in result.error
     assert len(result.trajectory) == 5
+
+
+def test_a_repeat_after_the_hint_offered_its_value_asks_for_the_answer_at_once(make_settings):
+    same = py("print(context[:10])")
+    root = script(same, same, same, "Intro line")
+    result = run("q", DOC, settings=make_settings(model=root, max_turns=20))
+    assert "FINAL('Intro line')" in result.trajectory[1]["observation"]
+    # One repeat after the offer, not two, brings the request for the answer in words.
+    assert result.answer == "Intro line" and len(result.trajectory) == 4
 
 
 def test_a_long_output_printed_again_is_not_shown_again(make_settings):

@@ -123,10 +123,11 @@ def test_a_model_that_runs_the_grouping_again_is_offered_its_groups(make_setting
     result = run(SAME, PACKAGES, settings=make_settings(model=root))
     offer = "FINAL('(libfoo, barkit), (zedutil, quxlib)')"
     turns = [t for t in result.trajectory if t.get("by") != "loop"]
-    # The loop's cell copied until it repeats, and the model's own grouping repeated: each time
-    # the advice offers the groups (the note spoke once, under the loop's own run).
-    assert turns[3]["code"] == [code] and offer in turns[3]["observation"]
-    assert offer not in turns[4]["observation"] and offer in turns[5]["observation"]
+    # The loop's cell copied prints what the loop's run printed: a repeat at once, and the
+    # advice offers the groups (the note spoke once, under the loop's own run); copied again
+    # after that offer, the loop asks for the answer in words.
+    assert turns[2]["code"] == [code] and offer in turns[2]["observation"]
+    assert "search stops here" in turns[3]["observation"]
 
 
 def test_groups_of_log_lines_that_open_with_the_same_word_are_not_named_by_it(make_settings):

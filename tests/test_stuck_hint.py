@@ -37,9 +37,10 @@ def test_the_hint_follows_the_chain_through_lines_the_model_did_not_print(make_s
     assert "hits = grep('Omaoma')" in on_firm
     # The model repeated itself: the loop ran that search in its place.
     assert result.trajectory[3]["by"] == "loop" and "1678" in result.trajectory[3]["observation"]
-    # On the town: of the town's line and a firm's (two words of the question each), the line
-    # about the searched name, and the value after the question's word.
-    on_town = result.trajectory[5]["observation"]
+    # On the town, whose search the model ran again with code of its own (the same output as
+    # the loop's run, so a repeat): of the town's line and a firm's (two words of the question
+    # each), the line about the searched name, and the value after the question's word.
+    on_town = result.trajectory[4]["observation"]
     assert "It says \"founded in 1678\": if that answers the question, write FINAL('1678')" in (
         on_town
     )

@@ -8,7 +8,7 @@ docs/guards.md lists them with their presets and measurements.
 
 from __future__ import annotations
 
-from rlm_research.nodes.guards.base import Evidence, Finding, Guard, Moment
+from rlm_research.nodes.guards.base import Evidence, Finding, Guard, Moment, offers_answer
 from rlm_research.nodes.guards.chain import NEXT_HOP_GUARD
 from rlm_research.nodes.guards.counted_headings import COUNTED_HEADINGS_GUARD
 from rlm_research.nodes.guards.counts import COUNT_GUARD, UNPRINTED_GUARD
@@ -48,7 +48,10 @@ PRESETS: dict[str, tuple[str, ...]] = {
     "off": (),
 }
 
-__all__ = ["BY_NAME", "GUARDS", "PRESETS", "Evidence", "Finding", "Guard", "enabled", "review"]
+__all__ = [
+    "BY_NAME", "GUARDS", "PRESETS", "Evidence", "Finding", "Guard", "enabled", "offers_answer",
+    "review",
+]  # fmt: skip
 
 
 def enabled(setting: str | list[str] | tuple[str, ...] | None) -> tuple[str, ...]:

@@ -98,6 +98,11 @@ def offered_code(message: str) -> str | None:
     return blocks[0].strip() if len(blocks) == 1 else None
 
 
+def offers_answer(message: str) -> bool:
+    """Whether a guard's message offers a value as the answer: `FINAL('6')`, not `FINAL(...)`."""
+    return re.search(r"FINAL\((['\"])", message) is not None
+
+
 def cell_stdout(result: dict[str, Any] | None) -> str:
     """Everything the cell's blocks printed, in order."""
     return "".join(b.get("stdout", "") for b in (result or {}).get("blocks", []))
