@@ -278,3 +278,22 @@ def test_a_noted_line_with_only_a_common_word_of_the_search_is_not_offered(make_
     # The loop reads no other line's section; it hands the one read again to a helper.
     assert [t["code"][0].count("section(8") for t in result.trajectory if t.get("by")] == [1]
     assert "also listed line" not in result.trajectory[2]["observation"]
+
+
+SOURCE = "\n".join(
+    ["=== pkg/after.py ===", "", "def after_log(", "    logger,", '    sec_format: str = "%.3g",']
+    + ["):", '    return f"after {sec_format % secs}(s)"', ""]
+    + ["=== pkg/before.py ===", "", "def before_log(", "    logger,", '    sec_format: str = "%.1f",']
+    + ["):", '    return f"in {sec_format % secs} seconds as it returned {value}."']
+)
+
+
+def test_in_code_the_hint_points_at_the_hit_inside_the_function_the_question_names(make_settings):
+    same = py('hits = grep("sec_format")\nprint(len(hits), hits)')
+    root = script(same, same, py("FINAL('%.3g')"))
+    question = "What is the default value of the sec_format parameter of after_log?"
+    result = run(question, SOURCE, settings=make_settings(model=root))
+    hint = result.trajectory[1]["observation"]
+    # Not the f-string that shares "value" with the question: the parameter under after_log.
+    assert "this one has the most words of the question: '    sec_format: str = \"%.3g\",'" in hint
+    assert "def after_log(" in hint.split("most words of the question")[1]

@@ -14,8 +14,10 @@ shown as code was not followed, and a line quoted without its value was not answ
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 
 from rlm_research.nodes.guards.base import clipped
+from rlm_research.tools.text_search import grep_pattern
 
 # Words every question has; they say nothing about which line matters.
 _COMMON_WORDS = """
@@ -60,25 +62,46 @@ def printed_lines(printed: str) -> list[str]:
 
 
 def closest_line(
-    lines: list[str], question: str, searched: list[str], subject: str = ""
+    lines: list[str],
+    question: str,
+    searched: list[str],
+    subject: str = "",
+    under: Callable[[str], str] = lambda line: "",
 ) -> str | None:
-    """The line with the most distinct words of the question that were not searched for (at
-    least one: a person's line shares only "grew" with "...where X grew up?"). A tie goes to
-    the line that names `subject` (the last search) nearest its start, the line about it; a
-    tie that remains gives None."""
+    """The line that, with the headings it was printed under (`under`), names the most of the
+    question's code names not searched for (`after_log`, `yaml/constructor.py`: a hit inside
+    the function the question names), then has the most distinct words of the question that
+    were not searched for (at least one, or one name: a person's line shares only "grew" with
+    "...where X grew up?"). A tie goes to the line that names `subject` (the last search)
+    nearest its start, the line about it; a tie that remains gives None."""
     wanted = question_words(question, searched)
-    if not wanted:
+    names = [grep_pattern(re.escape(n)) for n in question_names(question, searched)]
+    if not wanted and not names:
         return None
     scored = []
     for line in lines:
         at = line.lower().find(subject.lower()) if subject else -1
         overlap = len(wanted & set(_WORD.findall(line.lower())))
-        scored.append((overlap, -(at if at >= 0 else len(line)), line))
-    scored.sort(key=lambda s: (-s[0], -s[1]))
-    if not scored or scored[0][0] < 1 or (len(scored) > 1 and scored[1][:2] == scored[0][:2]):
+        where = line + " " + under(line)
+        named = sum(1 for rx in names if rx.search(where))
+        scored.append((named, overlap, -(at if at >= 0 else len(line)), line))
+    scored.sort(key=lambda s: (-s[0], -s[1], -s[2]))
+    if not scored or scored[0][0] + scored[0][1] < 1:
         return None
-    line = scored[0][2]
-    return clipped(line)
+    if len(scored) > 1 and scored[1][:3] == scored[0][:3]:
+        return None
+    return clipped(scored[0][3])
+
+
+# A name in code: a word joined to another by "_", ".", "/" ("after_log", "yaml/scanner.py").
+_CODE_NAME = re.compile(r"(?<![\w./-])[A-Za-z_]\w*(?:[_./]\w+)+")
+
+
+def question_names(question: str, searched: list[str]) -> list[str]:
+    """The question's code names that no search looked for (those every hit has)."""
+    taken = " ".join(searched).lower()
+    found = (n.rstrip("._/") for n in _CODE_NAME.findall(question))
+    return [n for n in dict.fromkeys(found) if len(n) >= 4 and n.lower() not in taken]
 
 
 def question_words(question: str, searched: list[str]) -> set[str]:
@@ -116,10 +139,14 @@ def next_link(line: str, question: str, searched: list[str]) -> tuple[str, str] 
 
 
 def closest_with_link(
-    lines: list[str], question: str, searched: list[str], subject: str
+    lines: list[str],
+    question: str,
+    searched: list[str],
+    subject: str,
+    under: Callable[[str], str] = lambda line: "",
 ) -> tuple[str, tuple[str, str] | None] | None:
     """The line most like the question (see `closest_line`) and the link it gives, if any."""
-    line = closest_line(lines, question, searched, subject)
+    line = closest_line(lines, question, searched, subject, under)
     if not line:
         return None
     return line, next_link(line, question, searched)

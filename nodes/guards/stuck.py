@@ -215,7 +215,13 @@ def next_step(ev: Evidence) -> Finding | None:
     found = last_search_lines(ev) or printed_lines(stdout)
     searched = [s["pattern"] for s in ev.searches]
     distinct = list(dict.fromkeys(found))
-    best = closest_with_link(distinct, ev.question, searched, (searched or [""])[-1])
+    best = closest_with_link(
+        distinct,
+        ev.question,
+        searched,
+        (searched or [""])[-1],
+        lambda line: headings_printed_with(line, stdout),
+    )
     intro = LINE
     if best is None and len(distinct) == 1 and ev.new_searches:
         best, intro = (distinct[0], None), ONE_LINE  # found again: where it is, not a search
