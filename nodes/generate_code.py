@@ -27,7 +27,7 @@ from rlm_research.nodes.model_call import (
     put_message,
     settings_of,
 )
-from rlm_research.nodes.plain_answer import plain_answer, printed_output
+from rlm_research.nodes.plain_answer import fenced_reply, plain_answer, printed_output
 
 # Where a reply that goes on to invent the REPL's output stops (see `cut_invented_turns`): sent
 # as stop sequences to models known to take them, so the invention is not even generated.
@@ -101,10 +101,13 @@ def cell_code(reply: str, state: RLMState, store: BlobStore) -> list[str]:
     final = final_outside_code(reply)
     if final:
         code += [f"FINAL({final[1]!r})" if final[0] == "text" else f"FINAL_VAR({final[1]!r})"]
-    elif not code and state.get("answer_asked_at") == state["turn"]:
+    elif state.get("answer_asked_at") == state["turn"]:
+        # Asked for the answer in words, a small model may still put it in a fence.
+        words = fenced_reply(code) if code else reply
         records = (store.get_json(ref) for ref in state.get("trajectory") or [])
         printed = printed_output(str(r.get("observation", "")) for r in records)
-        answer, _why = plain_answer(reply, printed, store.get_text(state["question_ref"]))
+        question = store.get_text(state["question_ref"])
+        answer, _why = plain_answer(words, printed, question) if words else (None, "")
         if answer is not None:
             code = [f"# the plain-text answer the loop asked for\nFINAL({answer!r})"]
     return code

@@ -13,6 +13,7 @@ were about to end without an answer are changed.
 
 from __future__ import annotations
 
+import ast
 import re
 from collections.abc import Iterable
 
@@ -115,3 +116,31 @@ def held_by(answer: str, printed: str, question: str = "") -> bool:
     if not any(w in hay for w in new):
         return False
     return 3 * sum(w in hay for w in others) >= 2 * len(others)
+
+
+def fenced_reply(code: list[str]) -> str | None:
+    """The answer a reply to the request for one in plain words wrapped in a code fence anyway:
+    a one-line block that is a literal (`6`, `'%.3g'`), prints one (`print("2.5.3")`), or is no
+    Python at all (`2022-05-17 (Tue)`). None for anything else: code that does work runs."""
+    if len(code) != 1 or "\n" in code[0].strip() or not code[0].strip():
+        return None
+    line = code[0].strip()
+    try:
+        tree = ast.parse(line)
+    except SyntaxError:
+        return line
+    node = tree.body[0] if len(tree.body) == 1 else None
+    if not isinstance(node, ast.Expr):
+        return None
+    value = node.value
+    if (
+        isinstance(value, ast.Call)
+        and isinstance(value.func, ast.Name)
+        and value.func.id == "print"
+        and len(value.args) == 1
+        and not value.keywords
+    ):
+        value = value.args[0]
+    if isinstance(value, ast.Constant) and isinstance(value.value, (str, int, float)):
+        return str(value.value)
+    return None

@@ -61,6 +61,17 @@ def test_final_in_code_after_the_request_is_an_answer_and_prose_before_it_is_not
     assert "I found no code block" in result.trajectory[0]["observation"]
 
 
+FENCED = ["```\n2.0\n```", py("'2.0'"), py("print('2.0')"), py("Release 2.0")]
+
+
+@pytest.mark.parametrize("reply", FENCED)
+def test_an_answer_in_words_put_in_a_code_fence_anyway_is_the_answer(make_settings, reply):
+    root = script(*STUCK, reply)
+    result = run(QUESTION, NEWS, settings=make_settings(model=root, guards="off"))
+    assert result.status == "answered" and result.answer in ("2.0", "Release 2.0")
+    assert calls(result) == 5
+
+
 def test_only_what_the_cells_printed_holds_an_answer():
     observation = (
         "Output:\n1 [9: '* Noteworthy changes in release 2.0 (2023-11-02) [stable]']\n"

@@ -283,7 +283,8 @@ def test_a_noted_line_with_only_a_common_word_of_the_search_is_not_offered(make_
 SOURCE = "\n".join(
     ["=== pkg/after.py ===", "", "def after_log(", "    logger,", '    sec_format: str = "%.3g",']
     + ["):", '    return f"after {sec_format % secs}(s)"', ""]
-    + ["=== pkg/before.py ===", "", "def before_log(", "    logger,", '    sec_format: str = "%.1f",']
+    + ["=== pkg/before.py ===", "", "def before_log(", "    logger,"]
+    + ['    sec_format: str = "%.1f",']
     + ["):", '    return f"in {sec_format % secs} seconds as it returned {value}."']
 )
 
