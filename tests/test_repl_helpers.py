@@ -219,6 +219,15 @@ def test_a_hit_in_code_names_the_function_or_class_it_sits_in(make_settings):
     assert "2: 'import logging' (in 1: '=== tool/log.py ===')" in out
 
 
+def test_an_empty_search_in_code_says_where_the_lines_it_lists_are(make_settings):
+    # The note's lines, like hits, name their file and function: "class X(Base):" alone does
+    # not say which file defines it.
+    out = shown(CODE_FILE, "print(grep('sec_format default for the reader'))", make_settings)
+    assert "rarest first" in out
+    where = "(in 1: '=== tool/log.py ===' > 5: 'def after_log(')"
+    assert f'8:     sec_format: str = "%.3g", {where}' in out
+
+
 def test_a_long_section_cut_to_a_limit_keeps_its_heading_and_the_hit(make_settings):
     # A file of a code base is one section; its first 4,000 characters may never reach a class
     # 300 lines down. With a limit, the file's header and the lines around the hit are kept.

@@ -170,13 +170,15 @@ _NOTE_ROWS = re.compile(r"(?:rarest first \([^\n]*\)|such as):\n((?:\d+: [^\n]*(
 
 
 _NOTE_WORDS = re.compile(r"rarest first \(([^\n]*)\):\n")
+# Where a noted row is, after its text: " (in 3: 'Chapter 2' > 9: '2.1 Setup')".
+_ROW_WITHIN = re.compile(r" \(in \d+: ['\"].*\)$")
 
 
 def noted_lines(output: str) -> list[tuple[int, str]]:
     """The (line number, text) rows that the last empty search's note in `output` listed."""
     notes = _NOTE_ROWS.findall(output)
     rows = [row.split(": ", 1) for row in notes[-1].splitlines()] if notes else []
-    return [(int(n), text) for n, text in rows]
+    return [(int(n), _ROW_WITHIN.sub("", text)) for n, text in rows]
 
 
 def noted_words(output: str) -> list[str]:
@@ -198,7 +200,7 @@ def _rarest_words_note(
     heads = set(outline.at) if outline is not None else set()
     best = sorted(score, key=lambda n: (-round(score[n], 6), n - 1 not in heads, n))[:3]
     rare = ", ".join(repr(w) for w in sorted(weight, key=lambda w: -weight[w]))
-    shown = "\n".join(f"{n}: {lines[n - 1][:300]}" for n in best)
+    shown = "\n".join(f"{n}: {lines[n - 1][:300]}{_within(outline, lines, n - 1)}" for n in best)
     read = f"\nTo read the first in full: {READ_SECTION.format(n=best[0])}" if heads else ""
     read = read if whole else ""
     return (
@@ -260,8 +262,7 @@ def _found_instead(
     read = ""
     if outline is not None and outline.at:
         for k, i in enumerate(found[:3]):
-            within = heading_path(outline, lines, i)
-            shown[k] = f"{i + 1}: {shown[k]}" + (f" (in {within})" if within else "")
+            shown[k] = f"{i + 1}: {shown[k]}{_within(outline, lines, i)}"
         if whole and outline.path(found[0]):
             read = f"\nTo read the first in full: {READ_SECTION.format(n=found[0] + 1)}"
     return (
@@ -269,6 +270,12 @@ def _found_instead(
         + "\n".join(shown)
         + f"{read})"
     )
+
+
+def _within(outline: Outline | None, lines: list[str], i: int) -> str:
+    """" (in 3: 'Chapter 2' > 9: 'def f(')": where line `i` is, as a hit shows it, or ""."""
+    path = heading_path(outline, lines, i) if outline is not None and outline.at else ""
+    return f" (in {path})" if path else ""
 
 
 def join_sources(texts: dict[str, str]) -> str:
