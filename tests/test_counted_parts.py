@@ -116,6 +116,32 @@ def test_two_named_versions_are_counted_together(make_settings):
     assert result.answer == "4"
 
 
+def test_the_second_file_of_a_sum_is_counted_too_though_no_output_showed_it(make_settings):
+    # The tenacity shape: asked about two files together, the model found the first file's
+    # header only and searched it again; the second file's one header is counted in as well.
+    question = "How many top-level functions do tool/a.py and tool/b.py define together?"
+    printed = "1 [1: '=== tool/a.py ===']"
+    result = {"blocks": [{"stdout": printed, "stderr": "", "error": None}], "final": None}
+    heads = {1: "=== tool/a.py ===", 7: "=== tool/b.py ===", 12: "=== tool/c.py ==="}
+    ev = guards.Evidence(
+        question=question,
+        code=["print(grep('tool/a.py'))"],
+        result=result,
+        final=None,
+        searches=[],
+        new_searches=[],
+        after_empty=False,
+        sub_calls_left=5,
+        headings_at=lambda: heads,
+    )
+    found = count_in_parts(ev)
+    assert found is not None and '"\\n".join([section(1), section(7)])' in found.message
+    assert "section(12)" not in found.message
+    # A part named by no output and by no heading, or by several, is not guessed at.
+    ev.question = "How many functions do tool/a.py and tool/d.py define together?"
+    assert "part = section(1)\n" in count_in_parts(ev).message
+
+
 def test_a_stuck_model_that_printed_its_own_count_is_offered_that_count(make_settings):
     # A count the model's code printed again is what the advice offers; nothing is counted anew.
     same = py("n = len(grep('^class ', section(grep('pkg/a.py')[0])))\nprint(n)")

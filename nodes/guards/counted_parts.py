@@ -63,7 +63,8 @@ def part_terms(question: str) -> list[str]:
 
 def shown_parts(ev: Evidence) -> list[tuple[int, str]]:
     """The heading lines the level's outputs showed (as a hit, a noted line, or the heading a
-    hit is under) that hold a word of the question naming a part, in the text's order."""
+    hit is under) that hold a word of the question naming a part, with the one heading that
+    names each other part the question names, in the text's order."""
     terms = part_terms(ev.question)
     if not terms:
         return []
@@ -76,6 +77,15 @@ def shown_parts(ev: Evidence) -> list[tuple[int, str]]:
         for n in sorted(numbers)
         if n in headings and any(rx.search(headings[n]) for rx in rxs)
     ]
+    if not found:
+        return []
+    # A part the question names that no output showed yet, but that one heading alone names
+    # (the second of two files counted "together"): its heading too.
+    for rx in rxs:
+        if not any(rx.search(text) for _, text in found):
+            named = [(n, h) for n, h in headings.items() if rx.search(h)]
+            found += named if len(named) == 1 else []
+    found.sort()
     return parts_in_range(ev.question, found, headings) or found
 
 

@@ -119,11 +119,16 @@ print(total)
 ```"""
 
 
+# A line number as hits, headings and notes print it: "[181: 'text'", "(in 5: '4.2 Reading'",
+# a note's row "6: [Function]int tool_read": where a line is, not a value the text holds.
+_LINE_NUMBER = re.compile(r"""(?:(?<=[\[(,>])\s*|(?<=\bin )|^)\d{1,7}: (?=['"\[\w])""", re.M)
+
+
 def shown_numbers(text: str) -> set[str]:
     """The numbers in what the model was shown, leaving out the lines every observation ends
-    with (the variables' sizes, the question)."""
+    with (the variables' sizes, the question) and line numbers."""
     kept = (x for x in text.splitlines() if not x.startswith(("Variables: ", "Question: ")))
-    return numbers_in("\n".join(kept))
+    return numbers_in(_LINE_NUMBER.sub(" ", "\n".join(kept)))
 
 
 def check_unprinted(ev: Evidence) -> Finding | None:
