@@ -273,7 +273,7 @@ def _found_instead(
 
 
 def _within(outline: Outline | None, lines: list[str], i: int) -> str:
-    """" (in 3: 'Chapter 2' > 9: 'def f(')": where line `i` is, as a hit shows it, or ""."""
+    """ " (in 3: 'Chapter 2' > 9: 'def f(')": where line `i` is, as a hit shows it, or ""."""
     path = heading_path(outline, lines, i) if outline is not None and outline.at else ""
     return f" (in {path})" if path else ""
 
