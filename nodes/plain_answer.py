@@ -19,6 +19,7 @@ from collections.abc import Iterable
 
 from rlm_research.graph.outcome import not_an_answer
 from rlm_research.tools.calendar_dates import dates_in, without_dates
+from rlm_research.tools.text_search import without_line_numbers
 
 MAX_CHARS = 300  # an answer, not a paragraph
 _REFUSAL = re.compile(
@@ -109,7 +110,9 @@ def held_by(answer: str, printed: str, question: str = "") -> bool:
     words = _words(answer)
     hay = " ".join(printed.lower().split())
     numbers = [w for w in words if any(c.isdigit() for c in w)]
-    if any(w not in hay for w in numbers):
+    # A number whole, not a line's number: "7" is not held by "177" or by "7: 'class A:'".
+    values = " ".join(without_line_numbers(printed).lower().split())
+    if any(not re.search(rf"(?<![\w.]){re.escape(w)}(?!\w|\.\d)", values) for w in numbers):
         return False
     new = [w for w in words if w not in asked]
     others = [w for w in new if w not in numbers]

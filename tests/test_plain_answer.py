@@ -91,6 +91,13 @@ def test_only_what_the_cells_printed_holds_an_answer():
     assert plain_answer("The text does not mention a release.", printed)[0] is None
 
 
+def test_a_number_is_held_whole_and_not_by_a_line_number():
+    hits = "3 [177: 'class A:', 7: 'class B:' (in 1: '=== a.py ===')]\n6: [Function]int f (x)"
+    assert not held_by("7", hits) and not held_by("1", hits) and not held_by("6", hits)
+    assert held_by("3", hits) and held_by("14", "14 lines start with it")
+    assert not held_by("2.5", "apt (2.5.3) unstable")
+
+
 def test_a_date_the_output_wrote_another_way_is_held():
     # A changelog's trailer writes "Tue, 17 May 2022"; the model answers in ISO form.
     printed = " -- Julian Andres Klode <jak@debian.org>  Tue, 17 May 2022 18:50:45 +0200"

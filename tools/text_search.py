@@ -158,6 +158,16 @@ READ_SECTION = "print(section({n}))"
 _READ_SECTION = re.compile(r"print\(section\(\d+\)\)")
 
 
+# A line number as hits, headings and notes print it: "[181: 'text'", "(in 5: '4.2 Reading'",
+# a note's row "6: [Function]int tool_read": where a line is, not a value the text holds.
+_LINE_NUMBER = re.compile(r"""(?:(?<=[\[(,>])\s*|(?<=\bin )|^)\d{1,7}: (?=['"\[\w])""", re.M)
+
+
+def without_line_numbers(output: str) -> str:
+    """`output` without the line numbers of its hits, headings and notes."""
+    return _LINE_NUMBER.sub(" ", output)
+
+
 def suggested_read(output: str) -> str | None:
     """The last section-reading code an empty search's note suggested in `output`, if any."""
     found = _READ_SECTION.findall(output)

@@ -24,6 +24,7 @@ from rlm_research.nodes.guards.base import (
     only_number,
     printed_before_final,
 )
+from rlm_research.tools.text_search import without_line_numbers
 
 COUNT_QUESTION = re.compile(r"\bhow many\b|\bnumber of\b|\bcount\b", re.I)
 # Quoted terms, and tokens that mix letters or digits with code characters (label=ERROR, E-42).
@@ -119,16 +120,11 @@ print(total)
 ```"""
 
 
-# A line number as hits, headings and notes print it: "[181: 'text'", "(in 5: '4.2 Reading'",
-# a note's row "6: [Function]int tool_read": where a line is, not a value the text holds.
-_LINE_NUMBER = re.compile(r"""(?:(?<=[\[(,>])\s*|(?<=\bin )|^)\d{1,7}: (?=['"\[\w])""", re.M)
-
-
 def shown_numbers(text: str) -> set[str]:
     """The numbers in what the model was shown, leaving out the lines every observation ends
     with (the variables' sizes, the question) and line numbers."""
     kept = (x for x in text.splitlines() if not x.startswith(("Variables: ", "Question: ")))
-    return numbers_in(_LINE_NUMBER.sub(" ", "\n".join(kept)))
+    return numbers_in(without_line_numbers("\n".join(kept)))
 
 
 def check_unprinted(ev: Evidence) -> Finding | None:

@@ -22,6 +22,7 @@ reads the text, or asks one helper, is run by the loop (`Finding.run`).
 from __future__ import annotations
 
 import re
+from collections.abc import Iterator
 
 from rlm_research.nodes.guards.base import (
     SEARCH_CODE,
@@ -175,43 +176,55 @@ output answers the question, write FINAL with the answer; if not, search for ano
 
 
 def check_stuck(ev: Evidence) -> Finding | None:
-    found = next_step(ev)
-    if found is not None and found.run and found.run in ev.loop_ran:
-        first = found.run.splitlines()[0]
-        return Finding(LOOP_RAN.format(code=first), found.why + "; the loop ran its code before")
-    return found
+    """The first advice in order whose code the loop has not run at this level; when all of it
+    ran, a word that it ran (a model that reran the loop's count was pointed back at the
+    outline's headings the loop had counted before, and answered their number)."""
+    ran: Finding | None = None
+    for found in advice_in_order(ev):
+        if not (found.run and found.run in ev.loop_ran):
+            return found
+        ran = ran or found
+    if ran is None or ran.run is None:
+        return None
+    first = ran.run.splitlines()[0]
+    return Finding(LOOP_RAN.format(code=first), ran.why + "; the loop ran its code before")
 
 
-def next_step(ev: Evidence) -> Finding | None:
+def advice_in_order(ev: Evidence) -> Iterator[Finding]:
     names = unsearched_names(ev.question, ev.searches, lambda: printed_so_far(ev))
     if names:
-        return reading(QUESTION_NAME.format(name=names[0]), "the question's name never searched")
+        yield reading(QUESTION_NAME.format(name=names[0]), "the question's name never searched")
     # The outline is read (the whole text) only for a question that counts something.
     counted = counted_noun(ev.question) and counted_heading_kinds(ev.question, ev.heading_kinds())
     if counted and not any("headings(" in block for block in ev.code):
         noun, word, kinds = counted
         message = COUNTED_HEADINGS.format(noun=noun, kinds=listed_kinds(kinds), word=word)
-        return reading(message, f"the question counts {noun}; {len(kinds)} kinds of heading say it")
+        yield reading(message, f"the question counts {noun}; {len(kinds)} kinds of heading say it")
     if ev.result is None or any(b.get("error") for b in ev.result.get("blocks", [])):
-        return Finding(EARLIER, "the same error or no code again")
+        yield Finding(EARLIER, "the same error or no code again")
+        return
     value = printed_value(ev)
     if value is not None:
-        return Finding(PRINTED.format(printed=value), f"the code printed {value!r} again")
-    following = (
-        count_printed(ev)
-        or next_noted_read(ev)
-        or count_in_parts(ev)
-        or read_by_helper(ev)
-        or group_shared(ev)
-    )
-    if following is not None:
-        return following
+        yield Finding(PRINTED.format(printed=value), f"the code printed {value!r} again")
+        return
+    for follow in (count_printed, next_noted_read, count_in_parts, read_by_helper, group_shared):
+        found = follow(ev)
+        if found is not None:
+            yield found
+    yield from closest_advice(ev)
+
+
+def closest_advice(ev: Evidence) -> Iterator[Finding]:
+    """After empty searches, the lines their note named or helpers over chunks; else the line
+    of the last search most like the question, and where it leads."""
     stdout = cell_stdout(ev.result)
     if ev.new_searches and all(s["hits"] == 0 for s in ev.new_searches):
         read = suggested_read(stdout)
         if read:  # the note named the lines that hold the search's rarest words
-            return reading(EMPTY_READ.format(read=read), "the empty search's note named lines")
-        return Finding(EMPTY.format(question=ev.question), "every search of the cell was empty")
+            yield reading(EMPTY_READ.format(read=read), "the empty search's note named lines")
+        else:
+            yield Finding(EMPTY.format(question=ev.question), "every search of the cell was empty")
+        return
     found = last_search_lines(ev) or printed_lines(stdout)
     searched = [s["pattern"] for s in ev.searches]
     distinct = list(dict.fromkeys(found))
@@ -226,7 +239,8 @@ def next_step(ev: Evidence) -> Finding | None:
     if best is None and len(distinct) == 1 and ev.new_searches:
         best, intro = (distinct[0], None), ONE_LINE  # found again: where it is, not a search
     if best is None:
-        return Finding(EARLIER, "no line stands out")
+        yield Finding(EARLIER, "no line stands out")
+        return
     line, link = best
     if link and link[0] == "name":
         follow = FOLLOW_NAME.format(name=link[1])
@@ -242,7 +256,7 @@ def next_step(ev: Evidence) -> Finding | None:
         # Code the cell just ran is not offered again: it leads where the model already is.
         ran = any(f"section({anchor!r}" in b for b in ev.code) and anchor[:60] in stdout
         follow = (FOLLOW_READ if ran else FOLLOW_ANSWER).format(anchor=anchor, under=under)
-    return reading(
+    yield reading(
         intro.format(line=line, follow=follow), f"the search's line most like it: {line!r}"
     )
 
