@@ -182,7 +182,9 @@ def stuck_check(
     when it earns a notice now (else None). `turn`: the cell's result, its output as shown, the
     observation so far, and whether the loop ran the cell in the model's place."""
     result, shown, text, by_loop = turn
-    signature = turn_signature(state.get("code") or [], result, text)
+    # What the cell printed, not the whole observation: the variables line grows when the loop
+    # runs a cell, and a rerun search is the same search whatever else the namespace holds.
+    signature = turn_signature(state.get("code") or [], result, shown if result else text)
     recent = (state.get("recent") or [])[-8:]
     # A loop-run cell is known by its output: a model that prints that output again, with code
     # of its own, repeats it (it reran the count the loop ran, four times, and never answered).
