@@ -29,6 +29,22 @@ def mark_helper(mark: str) -> RuleModel:
     return RuleModel(rules=[("starts with the same word or mark", f"`{mark}`")])
 
 
+def after_search(question: str, printed: str, heads: dict[int, str]) -> guards.Evidence:
+    """A stuck turn whose search printed `printed`, over a text with headings `heads`."""
+    result = {"blocks": [{"stdout": printed, "stderr": "", "error": None}], "final": None}
+    return guards.Evidence(
+        question=question,
+        code=["print(grep('x'))"],
+        result=result,
+        final=None,
+        searches=[],
+        new_searches=[],
+        after_empty=False,
+        sub_calls_left=5,
+        headings_at=lambda: heads,
+    )
+
+
 def root_calls(result) -> int:
     return result.usage["models"]["fakelistchatmodel"]["calls"]
 
@@ -120,20 +136,8 @@ def test_the_second_file_of_a_sum_is_counted_too_though_no_output_showed_it(make
     # The tenacity shape: asked about two files together, the model found the first file's
     # header only and searched it again; the second file's one header is counted in as well.
     question = "How many top-level functions do tool/a.py and tool/b.py define together?"
-    printed = "1 [1: '=== tool/a.py ===']"
-    result = {"blocks": [{"stdout": printed, "stderr": "", "error": None}], "final": None}
     heads = {1: "=== tool/a.py ===", 7: "=== tool/b.py ===", 12: "=== tool/c.py ==="}
-    ev = guards.Evidence(
-        question=question,
-        code=["print(grep('tool/a.py'))"],
-        result=result,
-        final=None,
-        searches=[],
-        new_searches=[],
-        after_empty=False,
-        sub_calls_left=5,
-        headings_at=lambda: heads,
-    )
+    ev = after_search(question, "1 [1: '=== tool/a.py ===']", heads)
     found = count_in_parts(ev)
     assert found is not None and '"\\n".join([section(1), section(7)])' in found.message
     assert "section(12)" not in found.message
@@ -172,19 +176,8 @@ def test_only_headings_that_hold_a_named_part_are_counted_in():
         "2 [3: '# Abstract classes.' (in 1: '=== yaml/events.py ==='), "
         "9: 'class A:' (in 7: '=== yaml/constructor.py ===')]"
     )
-    result = {"blocks": [{"stdout": printed, "stderr": "", "error": None}], "final": None}
-    ev = guards.Evidence(
-        question=question,
-        code=["print(grep('classes'))"],
-        result=result,
-        final=None,
-        searches=[],
-        new_searches=[],
-        after_empty=False,
-        sub_calls_left=5,
-        headings_at=lambda: {1: "=== yaml/events.py ===", 7: "=== yaml/constructor.py ==="},
-    )
-    found = count_in_parts(ev)
+    heads = {1: "=== yaml/events.py ===", 7: "=== yaml/constructor.py ==="}
+    found = count_in_parts(after_search(question, printed, heads))
     assert found is not None and "part = section(7)" in found.message
     # The helper is asked about "this text": the part's name is where, not what, it counts.
     assert "'How many classes are defined at the top level of this text?'" in found.message
