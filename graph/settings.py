@@ -49,7 +49,8 @@ class Settings:
     max_parallel: int = 16  # sub-calls of one batch that run at once
     # A sub_lm request identical to one this level already had answered (same prompt, same
     # context) takes that answer without a model call: a model that runs its helper code again
-    # paid for the same answer each time. False samples each request anew (votes by repetition).
+    # paid for the same answer each time. Repeats within one batch still go out each on its
+    # own. False samples every request anew (votes by repetition).
     reuse_sub_answers: bool = True
 
     # The REPL.

@@ -109,7 +109,8 @@ def execute(
                 update["usage"] = update["own_usage"] = {"web_calls": web_calls}
             continue
         requests = to_requests(event, f"{cell}.{seq}", state, store)
-        prefilled = answered_without_a_model(requests, worker.replay, state, settings, store)
+        known = update.get("answers_ref", state.get("answers_ref"))  # this step's answers too
+        prefilled = answered_without_a_model(requests, worker.replay, known, state, settings, store)
         todo = [r for r in requests if r["id"] not in prefilled]
         if not todo:  # nothing needs a model: answer at once, no round trip through the graph
             event = worker.answer(
@@ -132,6 +133,7 @@ def execute(
 def answered_without_a_model(
     requests: list[SubRequest],
     replay: dict[str, list[list[Any]]],
+    answers_ref: str | None,
     state: RLMState,
     settings: Settings,
     store: BlobStore,
@@ -148,7 +150,7 @@ def answered_without_a_model(
                 "stop_reason": "replayed",
                 "tree_ref": "",
             }
-    answers = load_json(store, state.get("answers_ref"), {}) if settings.reuse_sub_answers else {}
+    answers = load_json(store, answers_ref, {}) if settings.reuse_sub_answers else {}
     for req in requests:
         if req["id"] not in prefilled and req["request_hash"] in answers:
             ref = answers[req["request_hash"]]

@@ -47,11 +47,8 @@ def observe(
     stop, what = stuck_check(state, settings, (result, shown, text, by_loop), stop, update)
     step = None
     if what is not None:  # the loop's notice, with the stuck guard's advice if it is on
-        advice = guards.review(evidence, on, "stuck")
-        spoke += advice
-        update["hint_offers"] = any(guards.offers_answer(found.message) for _, found in advice)
-        step = step_to_run(advice, book.get("ran") or [])
-        text += "\n\n" + stuck_notice(what, advice, step)
+        notice, step, advice = notice_and_step(evidence, on, book, what, update)
+        text, spoke = text + notice, spoke + advice
     stop = last_chance(state, stop, update, book)
     text, step, stop, last = before_the_end(state, evidence, on, book, stop, text, step)
     spoke += last
@@ -82,6 +79,21 @@ def observe(
     if step is not None:
         return run_for_model(state, store, step, update)
     return Command(update=update, goto="generate_code")
+
+
+def notice_and_step(
+    evidence: guards.Evidence,
+    on: tuple[str, ...],
+    book: dict[str, Any],
+    what: str,
+    update: dict[str, Any],
+) -> tuple[str, str | None, list[tuple[str, guards.Finding]]]:
+    """The loop's notice with the stuck guard's advice, the advice's code for the loop to run
+    (or None), and the advice; notes in `update` whether it offered a value as FINAL."""
+    advice = guards.review(evidence, on, "stuck")
+    update["hint_offers"] = any(guards.offers_answer(found.message) for _, found in advice)
+    step = step_to_run(advice, book.get("ran") or [])
+    return "\n\n" + stuck_notice(what, advice, step), step, advice
 
 
 def stuck_notice(what: str, advice: list[tuple[str, guards.Finding]], step: str | None) -> str:
@@ -170,6 +182,11 @@ def last_chance(
     return stop
 
 
+# A loop-run cell's output shorter than this ("0", "None") is no sign that a model's other code
+# printing it too repeated that cell.
+ECHO_CHARS = 40
+
+
 def stuck_check(
     state: RLMState,
     settings: Settings,
@@ -189,7 +206,7 @@ def stuck_check(
     # A loop-run cell is known by its output: a model that prints that output again, with code
     # of its own, repeats it (it reran the count the loop ran, four times, and never answered).
     echo = "out\x00" + hashlib.sha256(shown.encode()).hexdigest()[:16]
-    if shown.strip() and not cell_error(result) and (by_loop or echo in recent):
+    if len(shown.strip()) >= ECHO_CHARS and not cell_error(result) and (by_loop or echo in recent):
         signature = echo
     recent = recent + [signature]
     repeats = trailing_repeats(recent)

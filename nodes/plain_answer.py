@@ -65,6 +65,7 @@ _COMMON = frozenset(
         "lines",
     ]
 )
+_NUMBER_TOKEN = re.compile(r"[^\W_]*\d[\w.:/+,-]*")  # "7,500", "2.5.3", "v2"
 _OUTPUT = re.compile(r"^Output:\n(.*?)(?:\nVariables: |\Z)", re.S | re.M)
 
 
@@ -110,15 +111,22 @@ def held_by(answer: str, printed: str, question: str = "") -> bool:
     words = _words(answer)
     hay = " ".join(printed.lower().split())
     numbers = [w for w in words if any(c.isdigit() for c in w)]
-    # A number whole, not a line's number: "7" is not held by "177" or by "7: 'class A:'".
+    # A number whole, not a line's number: "7" is not held by "177", "7,500" or "7: 'class A:'".
     values = " ".join(without_line_numbers(printed).lower().split())
-    if any(not re.search(rf"(?<![\w.]){re.escape(w)}(?!\w|\.\d)", values) for w in numbers):
+    whole = (t.rstrip(".:/+,-") for t in _NUMBER_TOKEN.findall(answer.lower()))
+    if any(not re.search(rf"(?<![\w.,]){re.escape(t)}(?!\w|[.,]\d)", values) for t in whole):
         return False
     new = [w for w in words if w not in asked]
     others = [w for w in new if w not in numbers]
     if not any(w in hay for w in new):
         return False
     return 3 * sum(w in hay for w in others) >= 2 * len(others)
+
+
+# Broken code, not words: a call (`print(section(472)`), an assignment, a block's colon.
+_LOOKS_LIKE_CODE = re.compile(
+    r"[\w\])]\(|(?<![=!<>])=(?!=)|:\s*$|^(?:def|class|for|while|if|import)\b"
+)
 
 
 def fenced_reply(code: list[str]) -> str | None:
@@ -131,7 +139,7 @@ def fenced_reply(code: list[str]) -> str | None:
     try:
         tree = ast.parse(line)
     except SyntaxError:
-        return line
+        return None if _LOOKS_LIKE_CODE.search(line) else line
     node = tree.body[0] if len(tree.body) == 1 else None
     if not isinstance(node, ast.Expr):
         return None
@@ -144,6 +152,7 @@ def fenced_reply(code: list[str]) -> str | None:
         and not value.keywords
     ):
         value = value.args[0]
-    if isinstance(value, ast.Constant) and isinstance(value.value, (str, int, float)):
-        return str(value.value)
+    literal = value.value if isinstance(value, ast.Constant) else None
+    if isinstance(literal, (str, int, float)) and not isinstance(literal, bool):
+        return line if isinstance(literal, float) else str(literal)  # 1e400 is not "inf"
     return None

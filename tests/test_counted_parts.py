@@ -141,8 +141,12 @@ def test_the_second_file_of_a_sum_is_counted_too_though_no_output_showed_it(make
     found = count_in_parts(ev)
     assert found is not None and '"\\n".join([section(1), section(7)])' in found.message
     assert "section(12)" not in found.message
-    # A part named by no output and by no heading, or by several, is not guessed at.
+    # A part named by no output and by no heading, or by several, is not guessed at; nor is
+    # a heading of another kind (the function the counted lines call, not a file).
     ev.question = "How many functions do tool/a.py and tool/d.py define together?"
+    assert "part = section(1)\n" in count_in_parts(ev).message
+    heads[3] = "def log_event(x):"
+    ev.question = "How many functions in tool/a.py call log_event?"
     assert "part = section(1)\n" in count_in_parts(ev).message
 
 

@@ -141,6 +141,9 @@ def test_a_helper_question_asked_again_reuses_its_answer(make_settings):
     assert result.usage["sub_calls"] == 2
     fresh = make_settings(model=root, sub_model=sub, reuse_sub_answers=False)
     assert run("q", DOC, settings=fresh).usage["sub_calls"] == 3
+    # Asked twice in one cell, once: the second call comes after the first one's answer.
+    twice = script(py("a = sub_lm('Which town?')\nb = sub_lm('Which town?')\nFINAL(a + b)"))
+    assert run("q", DOC, settings=make_settings(model=twice, sub_model=sub)).usage["sub_calls"] == 1
 
 
 def test_sub_call_budget_refuses_extra_calls(make_settings):

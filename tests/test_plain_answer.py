@@ -62,6 +62,7 @@ def test_final_in_code_after_the_request_is_an_answer_and_prose_before_it_is_not
 
 
 FENCED = ["```\n2.0\n```", py("'2.0'"), py("print('2.0')"), py("Release 2.0")]
+NOT_WORDS = [py("print(section(9)"), py("True"), py("x = 2.0"), py("for r in rows:")]
 
 
 @pytest.mark.parametrize("reply", FENCED)
@@ -91,11 +92,21 @@ def test_only_what_the_cells_printed_holds_an_answer():
     assert plain_answer("The text does not mention a release.", printed)[0] is None
 
 
+@pytest.mark.parametrize("reply", NOT_WORDS)
+def test_broken_code_in_a_fence_is_no_answer_in_words(make_settings, reply):
+    root = script(*STUCK, reply)
+    result = run(QUESTION, NEWS, settings=make_settings(model=root, guards="off"))
+    assert result.status == "no_answer" and result.stop_reason == "stuck"
+
+
 def test_a_number_is_held_whole_and_not_by_a_line_number():
-    hits = "3 [177: 'class A:', 7: 'class B:' (in 1: '=== a.py ===')]\n6: [Function]int f (x)"
-    assert not held_by("7", hits) and not held_by("1", hits) and not held_by("6", hits)
+    hits = "3 [177: 'class A:', 7: 'class B:' (in 1: '=== a.py ===')]"
+    note = "the lines with the most of its words, rarest first ('f'):\n6: [Function]int f (x)"
+    assert not held_by("7", hits) and not held_by("1", hits) and not held_by("6", note)
     assert held_by("3", hits) and held_by("14", "14 lines start with it")
-    assert not held_by("2.5", "apt (2.5.3) unstable")
+    assert not held_by("2.5", "apt (2.5.3) unstable") and not held_by("7", "7,500 people")
+    # A number the text holds before a colon is a value, not a line's number.
+    assert held_by("2019", "2019: Acquired by Initech") and held_by("7,500", "7,500 people")
 
 
 def test_a_date_the_output_wrote_another_way_is_held():

@@ -158,14 +158,18 @@ READ_SECTION = "print(section({n}))"
 _READ_SECTION = re.compile(r"print\(section\(\d+\)\)")
 
 
-# A line number as hits, headings and notes print it: "[181: 'text'", "(in 5: '4.2 Reading'",
-# a note's row "6: [Function]int tool_read": where a line is, not a value the text holds.
-_LINE_NUMBER = re.compile(r"""(?:(?<=[\[(,>])\s*|(?<=\bin )|^)\d{1,7}: (?=['"\[\w])""", re.M)
+# A line number as hits and headings print it: "[181: 'text'", ", 200: 'text'", "(in 5: '4.2
+# Reading'", "> 9: 'def f('": where a line is, not a value the text holds. Only before a quote,
+# so "2019: Acquired by Initech" and "{2021: 14, 2022: 9}" keep their numbers.
+_LINE_NUMBER = re.compile(r"""(?:(?<=[\[(,>])\s?|(?<=\bin ))\d{1,7}: (?=['"])""")
+_ROW_NUMBER = re.compile(r"^\d{1,7}: ", re.M)
 
 
 def without_line_numbers(output: str) -> str:
-    """`output` without the line numbers of its hits, headings and notes."""
-    return _LINE_NUMBER.sub(" ", output)
+    """`output` without the line numbers of its hits and headings, nor those of the rows an
+    empty search's note listed."""
+    bare = _NOTE_ROWS.sub(lambda m: _ROW_NUMBER.sub("", m.group(0)), output)
+    return _LINE_NUMBER.sub("", bare)
 
 
 def suggested_read(output: str) -> str | None:
@@ -181,14 +185,22 @@ _NOTE_ROWS = re.compile(r"(?:rarest first \([^\n]*\)|such as):\n((?:\d+: [^\n]*(
 
 _NOTE_WORDS = re.compile(r"rarest first \(([^\n]*)\):\n")
 # Where a noted row is, after its text: " (in 3: 'Chapter 2' > 9: '2.1 Setup')".
-_ROW_WITHIN = re.compile(r" \(in \d+: ['\"].*\)$")
+_ROW_WITHIN = re.compile(r""" \(in \d+: (?:'[^']*'|"[^"]*")(?: > \d+: (?:'[^']*'|"[^"]*"))?\)""")
 
 
 def noted_lines(output: str) -> list[tuple[int, str]]:
     """The (line number, text) rows that the last empty search's note in `output` listed."""
     notes = _NOTE_ROWS.findall(output)
     rows = [row.split(": ", 1) for row in notes[-1].splitlines()] if notes else []
-    return [(int(n), _ROW_WITHIN.sub("", text)) for n, text in rows]
+    return [(int(n), _without_place(text)) for n, text in rows]
+
+
+def _without_place(row: str) -> str:
+    """A noted row's text without the place the note gave after it (" (in 3: 'Chapter 2')")."""
+    at = row.rfind(" (in ")
+    while at > 0 and not _ROW_WITHIN.fullmatch(row, at):
+        at = row.rfind(" (in ", 0, at)
+    return row[:at] if at > 0 else row
 
 
 def noted_words(output: str) -> list[str]:

@@ -82,7 +82,7 @@ def closest_line(
     for line in lines:
         at = line.lower().find(subject.lower()) if subject else -1
         overlap = len(wanted & set(_WORD.findall(line.lower())))
-        where = line + " " + under(line)
+        where = line + " " + under(line) if names else ""
         named = sum(1 for rx in names if rx.search(where))
         scored.append((named, overlap, -(at if at >= 0 else len(line)), line))
     scored.sort(key=lambda s: (-s[0], -s[1], -s[2]))

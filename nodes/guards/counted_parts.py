@@ -79,12 +79,15 @@ def shown_parts(ev: Evidence) -> list[tuple[int, str]]:
     ]
     if not found:
         return []
-    # A part the question names that no output showed yet, but that one heading alone names
-    # (the second of two files counted "together"): its heading too.
+    # A part the question names that no output showed yet, but that one heading alone names,
+    # a heading of the same kind as those found (the second of two files counted "together",
+    # not a function the counted lines call): its heading too.
+    kinds = {heading_kind(text) for _, text in found}
     for rx in rxs:
         if not any(rx.search(text) for _, text in found):
             named = [(n, h) for n, h in headings.items() if rx.search(h)]
-            found += named if len(named) == 1 else []
+            if len(named) == 1 and heading_kind(named[0][1]) in kinds:
+                found.append(named[0])
     found.sort()
     return parts_in_range(ev.question, found, headings) or found
 
