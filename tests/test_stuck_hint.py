@@ -298,3 +298,9 @@ def test_in_code_the_hint_points_at_the_hit_inside_the_function_the_question_nam
     # Not the f-string that shares "value" with the question: the parameter under after_log.
     assert "this one has the most words of the question: '    sec_format: str = \"%.3g\",'" in hint
     assert "def after_log(" in hint.split("most words of the question")[1]
+    # Turns later, with a helper's NONE printed in between, the hint still knows whose line it is.
+    later = script(same, py("print('NONE')"), py("print('NONE')"), py("FINAL('%.3g')"))
+    result = run(question, SOURCE, settings=make_settings(model=later))
+    hint = result.trajectory[2]["observation"]
+    assert "most words of the question: '    sec_format: str = \"%.3g\",'" in hint
+    assert "It is under 1: '=== pkg/after.py ===' > 3: 'def after_log('" in hint

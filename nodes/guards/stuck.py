@@ -233,7 +233,7 @@ def closest_advice(ev: Evidence) -> Iterator[Finding]:
         ev.question,
         searched,
         (searched or [""])[-1],
-        lambda line: headings_printed_with(line, stdout),
+        lambda line: shown_under(ev, line, stdout),
     )
     intro = LINE
     if best is None and len(distinct) == 1 and ev.new_searches:
@@ -250,7 +250,7 @@ def closest_advice(ev: Evidence) -> Iterator[Finding]:
         template = FOLLOW_PRINTED_VALUE if shown else FOLLOW_VALUE
         follow = template.format(phrase=link[1], value=link[1].split()[-1])
     else:
-        under = headings_printed_with(line, stdout)
+        under = shown_under(ev, line, stdout)
         under = f"It is under {under}. " if under else ""
         anchor = line.strip()[:80]
         # Code the cell just ran is not offered again: it leads where the model already is.
@@ -259,6 +259,12 @@ def closest_advice(ev: Evidence) -> Iterator[Finding]:
     yield reading(
         intro.format(line=line, follow=follow), f"the search's line most like it: {line!r}"
     )
+
+
+def shown_under(ev: Evidence, line: str, stdout: str) -> str:
+    """The headings grep printed with `line`, in this cell's output or else an earlier one (a
+    helper's NONE printed now; the search that showed the line's function, turns before)."""
+    return headings_printed_with(line, stdout) or headings_printed_with(line, ev.earlier_output())
 
 
 STUCK_GUARD = Guard(
