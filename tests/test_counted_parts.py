@@ -127,7 +127,7 @@ def test_two_named_versions_are_counted_together(make_settings):
     assert ran["by"] == "loop"
     assert '"\\n".join([section(1), section(8)])' in ran["code"][0]
     assert "start with '*'; 4 lines start with it" in ran["observation"]
-    assert "1.2.0" not in helper.calls[0] and "mytool these texts" in helper.calls[0]
+    assert "1.2.0" not in helper.calls[0] and "mytool this text and this text" in helper.calls[0]
     assert "\n4 [" in ran["observation"]
     assert result.answer == "4"
 

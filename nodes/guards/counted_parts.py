@@ -133,12 +133,7 @@ def within_parts(question: str, headings: list[str]) -> str:
         rx = grep_pattern(re.escape(term))
         if any(rx.search(h) for h in headings):
             question = rx.sub("this text", question)
-    # "this text and this text" asked a 1.5B helper which mark starts tenacity's functions: it
-    # named "=", as if the two names were a formula; "these texts" it reads as words.
-    return _SEVERAL.sub("these texts", question)
-
-
-_SEVERAL = re.compile(r"this text(?:(?:\s*,\s*|\s+(?:and|or|to|through|until)\s+)this text)+")
+    return question
 
 
 def count_printed(ev: Evidence) -> Finding | None:
