@@ -104,10 +104,11 @@ def cell_code(reply: str, state: RLMState, store: BlobStore) -> list[str]:
     elif state.get("answer_asked_at") == state["turn"]:
         # Asked for the answer in words, a small model may still put it in a fence.
         words = fenced_reply(code) if code else reply
+        if not words:
+            return code
         records = (store.get_json(ref) for ref in state.get("trajectory") or [])
         printed = printed_output(str(r.get("observation", "")) for r in records)
-        question = store.get_text(state["question_ref"])
-        answer, _why = plain_answer(words, printed, question) if words else (None, "")
+        answer, _why = plain_answer(words, printed, store.get_text(state["question_ref"]))
         if answer is not None:
             code = [f"# the plain-text answer the loop asked for\nFINAL({answer!r})"]
     return code

@@ -184,8 +184,9 @@ _NOTE_ROWS = re.compile(r"(?:rarest first \([^\n]*\)|such as):\n((?:\d+: [^\n]*(
 
 
 _NOTE_WORDS = re.compile(r"rarest first \(([^\n]*)\):\n")
-# Where a noted row is, after its text: " (in 3: 'Chapter 2' > 9: '2.1 Setup')".
-_ROW_WITHIN = re.compile(r""" \(in \d+: (?:'[^']*'|"[^"]*")(?: > \d+: (?:'[^']*'|"[^"]*"))?\)""")
+# Where a hit or a noted row is, as printed after its text: " (in 3: 'Chapter 2' > 9: '2.1')".
+_QUOTED = r"""(?:'(?:[^'\\]|\\.)*'|"(?:[^"\\]|\\.)*")"""
+HEADINGS_SHOWN = re.compile(rf" \(in \d+: {_QUOTED}(?: > \d+: {_QUOTED})?\)")
 
 
 def noted_lines(output: str) -> list[tuple[int, str]]:
@@ -198,7 +199,7 @@ def noted_lines(output: str) -> list[tuple[int, str]]:
 def _without_place(row: str) -> str:
     """A noted row's text without the place the note gave after it (" (in 3: 'Chapter 2')")."""
     at = row.rfind(" (in ")
-    while at > 0 and not _ROW_WITHIN.fullmatch(row, at):
+    while at > 0 and not HEADINGS_SHOWN.fullmatch(row, at):
         at = row.rfind(" (in ", 0, at)
     return row[:at] if at > 0 else row
 

@@ -17,7 +17,7 @@ import re
 from collections.abc import Callable
 
 from rlm_research.nodes.guards.base import clipped
-from rlm_research.tools.text_search import grep_pattern
+from rlm_research.tools.text_search import HEADINGS_SHOWN, grep_pattern
 
 # Words every question has; they say nothing about which line matters.
 _COMMON_WORDS = """
@@ -33,9 +33,6 @@ _SEPARATOR = re.compile(
 )
 _NUMBERED = re.compile(r"""^\d+:\s*['"]""")
 _HIT = re.compile(r"""(?:^|[\[,])\s*\d+:\s*['"]""")
-# The headings a printed hit is under: "12: 'line' (in 3: 'Chapter 2' > 9: '2.1 Setup')".
-_QUOTED = r"""(?:'(?:[^'\\]|\\.)*'|"(?:[^"\\]|\\.)*")"""
-_HEADINGS_SHOWN = re.compile(rf" \(in \d+: {_QUOTED}(?: > \d+: {_QUOTED})?\)")
 
 
 def has_printed_hits(printed: str) -> bool:
@@ -48,7 +45,7 @@ def headings_printed_with(line: str, printed: str) -> str:
     at = printed.find(line[:200])
     if at < 0:
         return ""
-    shown = _HEADINGS_SHOWN.search(printed, at + len(line[:200]))
+    shown = HEADINGS_SHOWN.search(printed, at + len(line[:200]))
     if shown is None or shown.start() > at + len(line) + 3:  # the hit's closing quote, then it
         return ""
     return shown.group(0)[len(" (in ") : -1]
@@ -56,7 +53,7 @@ def headings_printed_with(line: str, printed: str) -> str:
 
 def printed_lines(printed: str) -> list[str]:
     """A cell's output split into lines, a printed list of strings into its items."""
-    printed = _HEADINGS_SHOWN.sub("", printed)
+    printed = HEADINGS_SHOWN.sub("", printed)
     parts = (_NUMBERED.sub("", part.strip()).strip("'\"[]") for part in _SEPARATOR.split(printed))
     return [part for part in parts if part]
 
