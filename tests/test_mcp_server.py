@@ -375,8 +375,10 @@ def test_options_override_config_and_are_checked(clean_env: Path) -> None:
     assert settings.sub_model is None
     assert settings.data_dir == str(clean_env / "db")  # the server's database, not the config's
     assert loaded.max_source_bytes > 0
+    assert research.run_settings({"reuse_sub_answers": "false"})[0].reuse_sub_answers is False
 
     bad = {
+        "reuse_sub_answers": ("sometimes", "option 'reuse_sub_answers': "),
         "max_depth": (-1, "option 'max_depth': "),
         "web": ("maybe", "option 'web': "),
         "model": ("nonsense", "option 'model': this server's operator chooses the model"),
